@@ -1,0 +1,108 @@
+"""The Gradio front end: a thin layer that maps widgets onto `ChatService`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from bot.backends import BackendError
+from bot.service import ChatService, Reply
+from bot.ui.options import OptionControls
+
+DEFAULT_BACKEND = "base"
+
+
+def _info_line(reply: Reply, backend_name: str) -> str:
+    return f"{backend_name} · {reply.tokens} tokens · {reply.latency_s:.1f} s"
+
+
+def _sources_markdown(sources: list[dict[str, Any]]) -> str:
+    lines = []
+    for number, source in enumerate(sources, start=1):
+        where = source.get("source", "?")
+        if source.get("location"):
+            where += f", {source['location']}"
+        score = f" (score {source['score']:.2f})" if "score" in source else ""
+        snippet = " ".join(str(source.get("text", "")).split())[:240]
+        lines.append(f"**[{number}]** `{where}`{score}  \n{snippet}")
+    return "\n\n".join(lines)
+
+
+def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
+    """While streaming: the text so far. At the end: the answer, then a small info line
+    naming the backend (with the sources, when there are any, folded inside it)."""
+    if not reply.done:
+        return reply.answer
+    info = {
+        "role": "assistant",
+        "content": _sources_markdown(reply.sources) or "Answered without retrieved sources.",
+        "metadata": {"title": _info_line(reply, backend_name), "status": "done"},
+    }
+    return [{"role": "assistant", "content": reply.answer}, info]
+
+
+def build_app(service: ChatService) -> gr.Blocks:
+    backends = list(service.registry)
+    names = {backend.id: backend.name for backend in backends}
+
+    def chat(
+        message: str, history: list[dict[str, Any]], backend: str, options: dict[str, Any] | None
+    ) -> Iterator[str | list[dict[str, Any]]]:
+        try:
+            for reply in service.reply(message, history, backend, options):
+                yield render_reply(reply, names[reply.backend])
+        except BackendError as error:
+            raise gr.Error(str(error)) from None
+
+    with gr.Blocks(title="Knowledge Bot") as app:
+        with gr.Sidebar(open=True):
+            gr.Markdown("## Knowledge Bot")
+            backend = gr.Dropdown(
+                choices=[(b.name, b.id) for b in backends],
+                value=DEFAULT_BACKEND,
+                label="Backend",
+                info="Belongs to this conversation; other tabs keep their own.",
+                elem_id="backend",
+                allow_custom_value=True,  # so an unknown id gets our error, naming the choices
+            )
+            description = gr.Markdown(service.registry.get(DEFAULT_BACKEND).description)
+            controls = OptionControls(backends, service.resources, DEFAULT_BACKEND)
+            # The options of the selected backend, as one JSON value: the API takes it as-is.
+            options = gr.JSON(value={}, visible=False, label="options")
+
+        with gr.Tab("Chat"):
+            gr.ChatInterface(
+                chat,
+                additional_inputs=[backend, options],
+                api_name="chat",
+                concurrency_limit=8,
+                fill_height=True,
+            )
+
+        def on_backend(backend_id: str, *values: Any) -> list[Any]:
+            return [
+                service.registry.get(backend_id).description,
+                controls.options_for(backend_id, *values),
+                *controls.visibility(backend_id),
+            ]
+
+        backend.change(
+            on_backend,
+            [backend, *controls.components],
+            [description, options, *controls.groups.values()],
+            api_visibility="private",
+        )
+        for control in controls.components:
+            control.change(
+                controls.options_for,
+                [backend, *controls.components],
+                options,
+                api_visibility="private",
+            )
+        if controls.components:
+            app.load(
+                controls.refreshed_choices, None, controls.components, api_visibility="private"
+            )
+    return app

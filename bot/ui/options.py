@@ -1,0 +1,72 @@
+"""Gradio controls built from a backend's `Options` model, so new backends need no UI code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from pydantic.fields import FieldInfo
+
+from bot.backends import Backend
+from bot.resources import Resources
+
+
+def _control(
+    backend: Backend, resources: Resources, name: str, field: FieldInfo
+) -> gr.components.Component:
+    label = field.title or name.replace("_", " ").capitalize()
+    info = field.description
+    default = None if field.is_required() else field.get_default(call_default_factory=True)
+    choices = backend.option_choices(resources, name)
+    if choices is not None:
+        return gr.Dropdown(choices=choices, value=default, label=label, info=info)
+    if field.annotation is bool:
+        return gr.Checkbox(value=bool(default), label=label, info=info)
+    if field.annotation in (int, float):
+        return gr.Number(
+            value=default, label=label, info=info, precision=0 if field.annotation is int else None
+        )
+    return gr.Textbox(value=default or "", label=label, info=info)
+
+
+class OptionControls:
+    """All backends' option controls; only the selected backend's group is visible."""
+
+    def __init__(self, backends: list[Backend], resources: Resources, selected: str) -> None:
+        self.backends = backends
+        self.resources = resources
+        self.groups: dict[str, gr.Group] = {}
+        self.controls: list[tuple[str, str, gr.components.Component]] = []
+        for backend in backends:
+            fields = backend.Options.model_fields
+            with gr.Group(visible=backend.id == selected and bool(fields)) as group:
+                for name, field in fields.items():
+                    control = _control(backend, resources, name, field)
+                    self.controls.append((backend.id, name, control))
+            self.groups[backend.id] = group
+
+    @property
+    def components(self) -> list[gr.components.Component]:
+        return [component for _, _, component in self.controls]
+
+    def options_for(self, backend_id: str, *values: Any) -> dict[str, Any]:
+        return {
+            name: value
+            for (owner, name, _), value in zip(self.controls, values, strict=True)
+            if owner == backend_id and value not in (None, "")
+        }
+
+    def visibility(self, backend_id: str) -> list[Any]:
+        return [
+            gr.Group(visible=backend.id == backend_id and bool(backend.Options.model_fields))
+            for backend in self.backends
+        ]
+
+    def refreshed_choices(self) -> list[Any]:
+        """Fresh dropdown choices (collections and adapters change while the app runs)."""
+        updates: list[Any] = []
+        by_id = {backend.id: backend for backend in self.backends}
+        for owner, name, _ in self.controls:
+            choices = by_id[owner].option_choices(self.resources, name)
+            updates.append(gr.Dropdown(choices=choices) if choices is not None else gr.skip())
+        return updates

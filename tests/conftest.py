@@ -1,0 +1,44 @@
+"""Shared fixtures. Everything is offline and real: the packaged model, a launched Gradio server,
+Debian's Chromium. The model is loaded once per test session, as the app does."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import socket  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from bot.resources import Resources  # noqa: E402
+from bot.settings import Settings, load_settings  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def kbot_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data folder for the session, so the packaged model is converted only once."""
+    return tmp_path_factory.mktemp("kbot-home")
+
+
+@pytest.fixture(scope="session")
+def settings(kbot_home: Path) -> Settings:
+    return load_settings(home=kbot_home, temperature=0.0, max_new_tokens=48)
+
+
+@pytest.fixture(scope="session")
+def resources(settings: Settings) -> Iterator[Resources]:
+    yield Resources(settings).load()

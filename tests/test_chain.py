@@ -1,0 +1,61 @@
+"""The chain and the chat core, with an echo backend where the model's words don't matter."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from bot.backends import BackendRegistry
+from bot.backends.base import chat_prompt
+from bot.resources import Resources
+from bot.service import EMPTY_MESSAGE_REPLY, ChatService, history_messages
+from bot.settings import load_settings
+from tests.test_registry import Echo
+
+
+def echo_service(**settings: object) -> ChatService:
+    registry = BackendRegistry()
+    registry.register(Echo())
+    return ChatService(Resources(load_settings(**settings)), registry)
+
+
+def test_prompt_holds_system_history_and_question_in_order() -> None:
+    history = [HumanMessage("Hi"), AIMessage("Hello!")]
+    messages = chat_prompt("Be brief.").invoke({"history": history, "question": "Why?"}).messages
+    assert [type(m) for m in messages] == [SystemMessage, HumanMessage, AIMessage, HumanMessage]
+    assert [m.content for m in messages] == ["Be brief.", "Hi", "Hello!", "Why?"]
+
+
+def test_braces_in_a_question_are_text_not_template_fields() -> None:
+    messages = chat_prompt("S").invoke({"history": [], "question": "What is {x}?"}).messages
+    assert messages[-1].content == "What is {x}?"
+
+
+def test_history_skips_info_lines_and_empty_turns() -> None:
+    history = [
+        {"role": "user", "content": "Q1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "assistant", "content": "sources", "metadata": {"title": "Base · 3 tokens"}},
+        {"role": "user", "content": [{"type": "text", "text": "Q2"}]},
+        {"role": "assistant", "content": ""},
+    ]
+    messages = history_messages(history)
+    assert [(m.type, m.content) for m in messages] == [
+        ("human", "Q1"),
+        ("ai", "A1"),
+        ("human", "Q2"),
+    ]
+
+
+def test_reply_streams_through_the_chosen_backend_with_its_options() -> None:
+    replies = list(echo_service().reply("ping", backend="echo", options={"prefix": "> "}))
+    assert replies[-1].done and replies[-1].answer == "> ping"
+    assert replies[-1].backend == "echo"
+    assert all(not r.done for r in replies[:-1])
+
+
+def test_empty_and_oversized_messages_get_a_helpful_reply() -> None:
+    service = echo_service(max_message_chars=50)
+    (empty,) = service.reply("   ", backend="echo")
+    assert empty.done and empty.answer == EMPTY_MESSAGE_REPLY
+    (huge,) = service.reply("x" * 51, backend="echo")
+    assert huge.done and "limit is 50" in huge.answer and "KBOT_MAX_MESSAGE_CHARS" in huge.answer
