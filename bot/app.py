@@ -76,6 +76,14 @@ def build_app(service: ChatService) -> gr.Blocks:
             gr.ChatInterface(
                 chat,
                 additional_inputs=[backend, options],
+                chatbot=gr.Chatbot(elem_id="chatbot", label="Conversation", height="65vh"),
+                textbox=gr.Textbox(
+                    elem_id="message",
+                    placeholder="Ask something…",
+                    show_label=False,
+                    submit_btn=True,
+                    stop_btn=True,
+                ),
                 api_name="chat",
                 concurrency_limit=8,
                 fill_height=True,
@@ -101,8 +109,6 @@ def build_app(service: ChatService) -> gr.Blocks:
                 options,
                 api_visibility="private",
             )
-        if controls.components:
-            app.load(
-                controls.refreshed_choices, None, controls.components, api_visibility="private"
-            )
+        if controls.dropdowns:
+            app.load(controls.refreshed_choices, None, controls.dropdowns, api_visibility="private")
     return app

@@ -42,3 +42,21 @@ def settings(kbot_home: Path) -> Settings:
 @pytest.fixture(scope="session")
 def resources(settings: Settings) -> Iterator[Resources]:
     yield Resources(settings).load()
+
+
+@pytest.fixture(scope="session")
+def server(resources: Resources) -> Iterator[str]:
+    """A real Gradio server on the real model, with an echo backend beside the built-ins so
+    that routing (which backend answered) is visible without guessing the model's words."""
+    from bot.app import build_app
+    from bot.backends import default_registry
+    from bot.service import ChatService
+    from tests.test_registry import Echo
+
+    registry = default_registry()
+    registry.register(Echo())
+    app = build_app(ChatService(resources, registry)).queue()
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()

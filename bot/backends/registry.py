@@ -43,6 +43,13 @@ class Backend(ABC):
         return None
 
     def parse_options(self, options: dict | None) -> BaseModel:
+        unknown = sorted(set(options or {}) - set(self.Options.model_fields))
+        if unknown:
+            known = ", ".join(self.Options.model_fields) or "none"
+            raise BackendError(
+                f"Invalid options for backend {self.id!r}: {', '.join(unknown)} "
+                f"(unknown; this backend takes: {known})"
+            )
         try:
             return self.Options.model_validate(options or {})
         except ValidationError as error:

@@ -62,11 +62,16 @@ class OptionControls:
             for backend in self.backends
         ]
 
-    def refreshed_choices(self) -> list[Any]:
+    @property
+    def dropdowns(self) -> list[gr.Dropdown]:
+        return [c for _, _, c in self.controls if isinstance(c, gr.Dropdown)]
+
+    def refreshed_choices(self) -> Any:
         """Fresh dropdown choices (collections and adapters change while the app runs)."""
-        updates: list[Any] = []
         by_id = {backend.id: backend for backend in self.backends}
-        for owner, name, _ in self.controls:
-            choices = by_id[owner].option_choices(self.resources, name)
-            updates.append(gr.Dropdown(choices=choices) if choices is not None else gr.skip())
-        return updates
+        updates = [
+            gr.Dropdown(choices=by_id[owner].option_choices(self.resources, name))
+            for owner, name, control in self.controls
+            if isinstance(control, gr.Dropdown)
+        ]
+        return updates[0] if len(updates) == 1 else updates  # Gradio's rule for one output

@@ -1,0 +1,107 @@
+"""A launched Gradio server, driven through its public API with gradio_client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from bot.settings import Settings
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Client:
+    return Client(server, verbose=False)
+
+
+def answer_and_info(result: list[dict]) -> tuple[str, str]:
+    answer, info = result
+    return answer["content"], info["metadata"]["title"]
+
+
+def test_chat_endpoint_answers_with_the_real_model(client: Client) -> None:
+    result = client.predict("What is the capital of France?", "base", {}, api_name="/chat")
+    answer, info = answer_and_info(result)
+    assert "Paris" in answer
+    assert info.startswith("Base model ·") and "tokens" in info
+
+
+def test_chat_streams_growing_partial_answers(client: Client) -> None:
+    job = client.submit("Name three colours of the rainbow.", "base", {}, api_name="/chat")
+    partials = [output for output in job if isinstance(output, str)]
+    assert len(partials) >= 3
+    assert all(a in b for a, b in zip(partials, partials[1:], strict=False))
+
+
+def test_backend_and_options_belong_to_the_request(client: Client) -> None:
+    result = client.predict("ping", "echo", {"prefix": "echo: "}, api_name="/chat")
+    answer, info = answer_and_info(result)
+    assert answer == "echo: ping" and info.startswith("Echo ·")
+
+
+def test_unknown_backend_gets_a_clear_error(client: Client) -> None:
+    with pytest.raises(Exception, match=r"Unknown backend 'nope'\. Available: .*base"):
+        client.predict("hi", "nope", {}, api_name="/chat")
+
+
+def test_bad_options_get_a_clear_error(client: Client) -> None:
+    with pytest.raises(Exception, match=r"Invalid options for backend 'echo': colour"):
+        client.predict("hi", "echo", {"colour": "red"}, api_name="/chat")
+
+
+def test_empty_message_gets_a_helpful_reply(client: Client) -> None:
+    answer, _ = answer_and_info(client.predict("", "base", {}, api_name="/chat"))
+    assert "empty" in answer.lower()
+
+
+def _wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def test_launch_with_share_offline_says_why_and_keeps_serving(settings: Settings) -> None:
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(root / "launch.py"),
+            "--home",
+            str(settings.home),
+            "--port",
+            str(port),
+            "--share",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=root,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/", process)
+        answer, _ = answer_and_info(
+            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+                "What is the capital of France?", "base", {}, api_name="/chat"
+            )
+        )
+        assert "Paris" in answer
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    share_lines = [line for line in output.splitlines() if "share link" in line.lower()]
+    assert len(share_lines) == 1, output
+    assert share_lines[0].startswith("No share link:") and "serving locally" in share_lines[0]
