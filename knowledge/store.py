@@ -1,0 +1,137 @@
+"""The only module that talks to Chroma: one persistent client under KBOT_HOME, one Chroma
+collection per knowledge collection. Reads go through langchain-chroma; writes take vectors
+we computed ourselves (outside the collection lock), which langchain-chroma cannot.
+
+Chroma's embedded client keeps each vector index in memory and does not see what another
+process (the CLI beside a running app) wrote. Every write therefore leaves a new token in a
+`generation` file; a client that finds a token it did not write reopens itself first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import chromadb
+from chromadb.api.client import SharedSystemClient
+from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
+from langchain_core.embeddings import Embeddings
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    text: str
+    metadata: dict[str, Any]
+    score: float
+
+
+class ChromaStore:
+    def __init__(self, path: Path, embedder: Embeddings) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._generation_file = path / "generation"
+        self._embedder = embedder
+        self._lock = threading.RLock()
+        self._open()
+
+    def _open(self) -> None:
+        self._seen = self._read_generation()
+        self._client = chromadb.PersistentClient(
+            path=str(self._path), settings=ChromaSettings(anonymized_telemetry=False)
+        )
+        self._max_batch = self._client.get_max_batch_size()
+
+    def _read_generation(self) -> str:
+        try:
+            return self._generation_file.read_text()
+        except FileNotFoundError:
+            return ""
+
+    @contextmanager
+    def _using(self, *, writes: bool) -> Iterator[None]:
+        """Serialise this process's access, reopen after other processes' writes, and tell
+        other processes about ours."""
+        with self._lock:
+            if self._read_generation() != self._seen:
+                SharedSystemClient.clear_system_cache()
+                self._open()
+            yield
+            if writes:
+                self._seen = uuid.uuid4().hex
+                staging = self._generation_file.with_suffix(f".{os.getpid()}.tmp")
+                staging.write_text(self._seen)
+                os.replace(staging, self._generation_file)
+
+    @staticmethod
+    def _chroma_name(collection: str) -> str:
+        return f"kb-{collection}"  # Chroma wants 3+ characters; user names may be shorter
+
+    def _vectorstore(self, collection: str) -> Chroma:
+        return Chroma(
+            client=self._client,
+            collection_name=self._chroma_name(collection),
+            embedding_function=self._embedder,
+            collection_configuration={"hnsw": {"space": "cosine"}},
+        )
+
+    def _collection(self, collection: str) -> chromadb.Collection:
+        return self._vectorstore(collection)._collection
+
+    def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        vectors: Sequence[Sequence[float]],
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        with self._using(writes=True):
+            target = self._collection(collection)
+            for start in range(0, len(ids), self._max_batch):
+                end = start + self._max_batch
+                target.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=[list(v) for v in vectors[start:end]],
+                    documents=list(texts[start:end]),
+                    metadatas=list(metadatas[start:end]),
+                )
+
+    def delete(self, collection: str, where: dict[str, Any]) -> None:
+        with self._using(writes=True):
+            self._collection(collection).delete(where=where)
+
+    def vectors(self, collection: str, where: dict[str, Any]) -> dict[str, list[float]]:
+        """Stored vectors by their chunk's content hash (to reuse them when a file changes)."""
+        with self._using(writes=False):
+            found = self._collection(collection).get(
+                where=where, include=["embeddings", "metadatas"]
+            )
+        return {
+            meta["chunk_hash"]: list(vector)
+            for meta, vector in zip(found["metadatas"], found["embeddings"], strict=True)
+        }
+
+    def count(self, collection: str) -> int:
+        with self._using(writes=False):
+            return self._collection(collection).count()
+
+    def search(self, collection: str, vector: Sequence[float], k: int) -> list[StoredChunk]:
+        """The `k` nearest chunks, best first; `score` is the cosine similarity."""
+        # Despite its name, this returns Chroma's raw (cosine) distance, not a relevance.
+        with self._using(writes=False):
+            store = self._vectorstore(collection)
+            hits = store.similarity_search_by_vector_with_relevance_scores(list(vector), k=k)
+        return [StoredChunk(doc.page_content, doc.metadata, 1.0 - dist) for doc, dist in hits]
+
+    def drop(self, collection: str) -> None:
+        name = self._chroma_name(collection)
+        with self._using(writes=True):
+            if name in {c.name for c in self._client.list_collections()}:
+                self._client.delete_collection(name)
