@@ -9,6 +9,7 @@ import gradio as gr
 
 from bot.backends import BackendError
 from bot.service import ChatService, Reply
+from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
 
 DEFAULT_BACKEND = "base"
@@ -88,6 +89,8 @@ def build_app(service: ChatService) -> gr.Blocks:
                 concurrency_limit=8,
                 fill_height=True,
             )
+
+        knowledge_tab(service.resources, controls.dropdowns, controls.refreshed_choices)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [

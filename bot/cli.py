@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings, load_settings
@@ -52,6 +53,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     printed = 0
     reply = None
     options = dict(args.option or [])
+    if args.collection:
+        options["collection"] = args.collection
     for reply in service.reply(args.question, backend=args.backend, options=options):
         if args.json:
             continue
@@ -64,6 +67,110 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(reply.as_json(), ensure_ascii=False))
     else:
         print()
+    return 0
+
+
+def _knowledge(args: argparse.Namespace):
+    from bot.resources import Resources
+
+    return Resources(_settings(args)).knowledge
+
+
+def _progress_bar(enabled: bool):
+    """A tqdm bar on stderr for long ingestions (stdout stays clean for --json)."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, unit="‰", file=sys.stderr, leave=False, bar_format="{l_bar}{bar}")
+
+    def update(fraction: float, label: str) -> None:
+        bar.set_description(label[:40])
+        bar.n = int(fraction * 1000)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from knowledge.base import expand_paths
+
+    knowledge = _knowledge(args)
+    update, close = _progress_bar(sys.stderr.isatty())
+    result = knowledge.ingest(args.collection, expand_paths(args.paths), update)
+    close()
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        print(
+            f"{result.collection}: {result.files} files, {result.chunks_added} chunks added, "
+            f"{result.chunks_unchanged} unchanged, {result.chunks_removed} removed"
+        )
+        for error in result.errors:
+            print(f"  error: {error['error']}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    knowledge = _knowledge(args)
+    rows = [
+        {
+            "collection": name,
+            "documents": len(docs := knowledge.documents(name)),
+            "chunks": sum(d["chunks"] for d in docs),
+        }
+        for name in knowledge.collections()
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        for row in rows:
+            print(f"{row['collection']}\t{row['documents']} documents\t{row['chunks']} chunks")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    removed = _knowledge(args).forget(args.collection, args.source)
+    print(f"removed {args.source} ({removed} chunks) from {args.collection}")
+    return 0
+
+
+def _read_queries(path: str) -> list[dict[str, Any]]:
+    queries = []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            queries.append({"id": item["id"], "text": str(item["text"])})
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f'{path}, line {number}: expected {{"id", "text"}}: {error}') from None
+    return queries
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    knowledge = _knowledge(args)
+    if args.queries:
+        queries = _read_queries(args.queries)
+        batch = 256  # embed many queries at once: thousands run in one process
+        for start in range(0, len(queries), batch):
+            chunk = queries[start : start + batch]
+            vectors = knowledge.embed_queries([q["text"] for q in chunk])
+            for query, vector in zip(chunk, vectors, strict=True):
+                hits = knowledge.search_vector(args.collection, vector, args.k)
+                line = {"id": query["id"], "results": [h.as_json() for h in hits]}
+                print(json.dumps(line, ensure_ascii=False))
+        return 0
+    if not args.query:
+        raise ValueError("give a QUERY or --queries FILE.jsonl")
+    hits = knowledge.search(args.collection, args.query, args.k)
+    if args.json:
+        print(json.dumps([h.as_json() for h in hits], ensure_ascii=False))
+    else:
+        for number, hit in enumerate(hits, start=1):
+            where = f"{hit.source}" + (f" ({hit.location})" if hit.location else "")
+            print(f"[{number}] {hit.score:.3f} {where}\n    {' '.join(hit.text.split())[:200]}")
     return 0
 
 
@@ -89,8 +196,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a backend option (repeatable)",
     )
+    ask.add_argument("--collection", help="knowledge collection (rag backends)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.set_defaults(run=cmd_ask)
+
+    ingest = commands.add_parser("ingest", parents=[settings], help="add files to a collection")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
+    ingest.add_argument("--collection", required=True)
+    ingest.add_argument("--json", action="store_true")
+    ingest.set_defaults(run=cmd_ingest)
+
+    collections = commands.add_parser("collections", parents=[settings], help="list collections")
+    collections.add_argument("--json", action="store_true")
+    collections.set_defaults(run=cmd_collections)
+
+    forget = commands.add_parser("forget", parents=[settings], help="remove a source")
+    forget.add_argument("--collection", required=True)
+    forget.add_argument("--source", required=True, help="the file's path, as ingested")
+    forget.set_defaults(run=cmd_forget)
+
+    retrieve = commands.add_parser("retrieve", parents=[settings], help="nearest chunks")
+    retrieve.add_argument("query", nargs="?")
+    retrieve.add_argument("--queries", metavar="FILE.jsonl", help='lines {"id", "text"}')
+    retrieve.add_argument("--collection", required=True)
+    retrieve.add_argument("-k", type=int, default=5)
+    retrieve.add_argument("--json", action="store_true")
+    retrieve.set_defaults(run=cmd_retrieve)
 
     serve = commands.add_parser("serve", parents=[settings], help="start the chat server")
     serve.add_argument("--host")
@@ -107,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (BackendError, ModelLoadError) as error:
+    except (BackendError, ModelLoadError, ValueError, LookupError) as error:
         print(f"kbot: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,346 @@
+"""Knowledge collections with the real embedder and a real persistent Chroma in temp folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from bot.names import InvalidNameError
+from bot.settings import Settings
+from knowledge.base import KnowledgeBase, UnknownCollectionError, expand_paths
+from knowledge.embeddings import load_embedder
+from tests.documents import write_facts, write_pdf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class CountingEmbedder(Embeddings):
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.embedded = 0
+        self.fail_after: int | None = None
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.fail_after is not None and self.embedded + len(texts) > self.fail_after:
+            raise RuntimeError("embedding failed halfway")
+        self.embedded += len(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+@pytest.fixture(scope="session")
+def embedder(settings: Settings) -> Embeddings:
+    return load_embedder(settings)
+
+
+@pytest.fixture
+def counting(embedder: Embeddings) -> CountingEmbedder:
+    return CountingEmbedder(embedder)
+
+
+@pytest.fixture
+def kb(tmp_path: Path, counting: CountingEmbedder) -> KnowledgeBase:
+    return KnowledgeBase(tmp_path / "kb", counting, chunk_size=400, chunk_overlap=50)
+
+
+def top_source(kb: KnowledgeBase, query: str, name: str = "facts") -> str:
+    return Path(kb.search(name, query, 1)[0].source).name
+
+
+def test_every_format_is_ingested_with_its_metadata(kb: KnowledgeBase, tmp_path: Path) -> None:
+    paths = write_facts(tmp_path / "docs")
+    result = kb.ingest("facts", paths)
+    assert result.errors == [] and result.files == len(paths)
+    assert result.chunks_added == kb.store.count("facts") > len(paths)
+    hits = kb.search("facts", "In which year was the Tollow bridge finished?", 1)
+    assert Path(hits[0].source).name == "bridges.pdf" and hits[0].location == "page 2"
+    assert top_source(kb, "What colour do glimmerfish glow at night?") == "lake.md"
+    assert top_source(kb, "Which key do Brassmoor kettles whistle in?") == "kettles.rst"
+    assert top_source(kb, "What do saffron owls eat?") == "owls.html"
+    assert top_source(kb, "Who is the captain of the Heron?") == "ships.csv"
+    assert top_source(kb, "What bread does the Pennick bakery sell?") == "bakery.docx"
+    stored = kb.store._collection("facts").get(include=["metadatas"])["metadatas"]
+    for metadata in stored:
+        assert {"source", "chunk_index", "chunk_hash", "file_hash", "ingested_at"} <= set(metadata)
+    sections = {m.get("section") for m in stored if m["source"].endswith("owls.html")}
+    assert any(s and "Saffron owls" in s for s in sections)
+
+
+def test_scores_are_cosine_similarities_best_first(kb: KnowledgeBase, tmp_path: Path) -> None:
+    kb.ingest("facts", write_facts(tmp_path / "docs"))
+    hits = kb.search("facts", "zorblax festival in Quillby", 5)
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and -1 <= scores[-1] <= scores[0] <= 1
+    assert Path(hits[0].source).name == "quillby.txt" and scores[0] > 0.5
+
+
+def test_reingesting_unchanged_files_embeds_nothing(
+    kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path
+) -> None:
+    paths = write_facts(tmp_path / "docs")
+    first = kb.ingest("facts", paths)
+    embedded = counting.embedded
+    again = kb.ingest("facts", paths)
+    assert counting.embedded == embedded
+    assert (again.chunks_added, again.chunks_removed) == (0, 0)
+    assert again.chunks_unchanged == first.chunks_added == kb.store.count("facts")
+
+
+def test_a_changed_file_replaces_its_chunks_and_reuses_unchanged_ones(
+    kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path
+) -> None:
+    doc = tmp_path / "guide.md"
+    sections = [f"## Part {i}\n\nPart {i} is about topic number {i} of many." for i in range(6)]
+    doc.write_text("\n\n".join(sections))
+    first = kb.ingest("facts", [doc])
+    before = counting.embedded
+    doc.write_text("\n\n".join([*sections[:5], "## Part 5\n\nThe vault key hides under a stone."]))
+    second = kb.ingest("facts", [doc])
+    assert second.chunks_removed == first.chunks_added
+    assert counting.embedded - before < second.chunks_added, "unchanged chunks were re-embedded"
+    assert kb.store.count("facts") == second.chunks_added
+    texts = [h.text for h in kb.search("facts", "where is the vault key", 10)]
+    assert any("vault key" in t for t in texts)
+    assert not any("topic number 5" in t for t in texts)
+
+
+def test_forget_removes_a_source(kb: KnowledgeBase, tmp_path: Path) -> None:
+    paths = write_facts(tmp_path / "docs")
+    kb.ingest("facts", paths)
+    total = kb.store.count("facts")
+    removed = kb.forget("facts", str(paths[0]))
+    assert kb.store.count("facts") == total - removed
+    assert all(Path(h.source).name != "quillby.txt" for h in kb.search("facts", "zorblax", 10))
+    with pytest.raises(LookupError, match="not in collection"):
+        kb.forget("facts", str(paths[0]))
+
+
+def test_bad_files_get_clear_errors_and_the_others_are_ingested(
+    tmp_path: Path, counting: CountingEmbedder
+) -> None:
+    kb = KnowledgeBase(tmp_path / "kb", counting, max_file_bytes=20_000)
+    good = write_facts(tmp_path / "docs")
+    kb.ingest("facts", good[:2])
+    before = kb.store.count("facts")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (bad / "empty.txt").write_text("")
+    (bad / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\ngarbage")
+    (bad / "binary.txt").write_bytes(os.urandom(4096))
+    (bad / "huge.txt").write_text("word " * 10_000)
+    (bad / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (bad / "fake.docx").write_text("not a zip")
+    result = kb.ingest("facts", sorted(bad.iterdir()) + good[2:4])
+    errors = {Path(e["path"]).name: e["error"] for e in result.errors}
+    assert set(errors) == {p.name for p in bad.iterdir()}
+    assert "unsupported file type '.png'" in errors["image.png"]
+    assert "is empty" in errors["empty.txt"]
+    assert "damaged PDF" in errors["broken.pdf"]
+    assert "binary" in errors["binary.txt"] or "UTF-8" in errors["binary.txt"]
+    assert "over the 0 MB limit" in errors["huge.txt"] and "KBOT_MAX_FILE_MB" in errors["huge.txt"]
+    assert "not valid UTF-8" in errors["latin1.txt"]
+    assert "not a .docx" in errors["fake.docx"]
+    assert result.files == 2 and kb.store.count("facts") > before
+    assert {Path(d["source"]).name for d in kb.documents("facts")} == {p.name for p in good[:4]}
+
+
+@pytest.mark.parametrize("name", ["a/b", "../etc", "..", "", "x" * 80, "name with space"])
+def test_bad_collection_names_are_refused(kb: KnowledgeBase, tmp_path: Path, name: str) -> None:
+    with pytest.raises(InvalidNameError, match="Invalid collection name"):
+        kb.ingest(name, write_facts(tmp_path / "docs")[:1])
+    assert not (tmp_path / "etc").exists()
+
+
+def test_unknown_collections_are_named_in_the_error(kb: KnowledgeBase, tmp_path: Path) -> None:
+    kb.ingest("facts", write_facts(tmp_path / "docs")[:1])
+    with pytest.raises(UnknownCollectionError, match=r"Unknown collection 'nope'.*facts"):
+        kb.search("nope", "anything", 3)
+
+
+def test_an_exception_halfway_keeps_the_previous_version(
+    kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path
+) -> None:
+    doc = tmp_path / "notes.txt"
+    doc.write_text("The old password is heron.")
+    kb.ingest("facts", [doc])
+    doc.write_text("\n\n".join(f"New paragraph {i} says the password is otter." for i in range(40)))
+    counting.fail_after = counting.embedded + 5
+    result = kb.ingest("facts", [doc])
+    assert result.errors and "embedding failed halfway" in result.errors[0]["error"]
+    assert [h.text for h in kb.search("facts", "password", 5)] == ["The old password is heron."]
+    assert kb.store.count("facts") == 1
+
+
+KILL_DURING_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from knowledge.base import KnowledgeBase
+from knowledge.embeddings import load_embedder
+from knowledge.store import ChromaStore
+from bot.settings import load_settings
+
+real_upsert = ChromaStore.upsert
+def upsert_half_then_die(self, collection, ids, vectors, texts, metadatas):
+    half = len(ids) // 2
+    real_upsert(self, collection, ids[:half], vectors[:half], texts[:half], metadatas[:half])
+    os.kill(os.getpid(), signal.SIGKILL)
+ChromaStore.upsert = upsert_half_then_die
+kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(load_settings()), chunk_size=200)
+kb.ingest("facts", [Path(sys.argv[2])])
+"""
+
+
+def test_a_killed_ingestion_keeps_the_previous_version(kb: KnowledgeBase, tmp_path: Path) -> None:
+    doc = tmp_path / "notes.txt"
+    doc.write_text("The old password is heron.")
+    kb.ingest("facts", [doc])
+    doc.write_text("\n\n".join(f"New paragraph {i} says the password is otter." for i in range(40)))
+    died = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_WRITE, str(kb.root), str(doc)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert died.returncode == -9, died.stderr
+    fresh = KnowledgeBase(kb.root, kb.embedder, chunk_size=200)
+    assert [h.text for h in fresh.search("facts", "password", 5)] == ["The old password is heron."]
+    # The next write sweeps the half-written version away, then the new one goes in whole.
+    result = fresh.ingest("facts", [doc])
+    assert result.errors == [] and fresh.store.count("facts") == result.chunks_added
+    assert all("otter" in h.text for h in fresh.search("facts", "password", 5))
+
+
+CONCURRENT_INGEST = """
+import sys
+from pathlib import Path
+from knowledge.base import KnowledgeBase, expand_paths
+from knowledge.embeddings import load_embedder
+from bot.settings import load_settings
+kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(load_settings()), chunk_size=400)
+print(kb.ingest("facts", expand_paths([Path(sys.argv[2])])).chunks_added)
+"""
+
+
+def test_two_processes_ingesting_at_once_lose_and_duplicate_nothing(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_facts(docs)
+    for i in range(6):
+        (docs / f"extra{i}.txt").write_text(f"Extra fact {i}: the number {i} is lucky in Quillby.")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_INGEST, str(kb.root), str(docs)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    added = [int(w.communicate(timeout=300)[0].strip().splitlines()[-1]) for w in workers]
+    expected = KnowledgeBase(tmp_path / "solo", kb.embedder, chunk_size=400).ingest(
+        "facts", expand_paths([docs])
+    )
+    assert sum(added) == expected.chunks_added
+    assert kb.store.count("facts") == expected.chunks_added
+    stored = kb.store._collection("facts").get(include=["documents", "metadatas"])
+    keys = [(m["source"], m["chunk_index"]) for m in stored["metadatas"]]
+    assert len(keys) == len(set(keys))
+    assert len(kb.documents("facts")) == len(expand_paths([docs]))
+
+
+def test_a_running_app_sees_what_another_process_ingested(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    docs = write_facts(tmp_path / "docs")
+    kb.ingest("facts", docs[:1])
+    kb.search("facts", "zorblax", 1)  # this process now holds the index in memory
+    subprocess.run(
+        [sys.executable, "-c", CONCURRENT_INGEST, str(kb.root), str(docs[5])],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    assert top_source(kb, "What is the Tollow bridge made of?") == "bridges.pdf"
+
+
+def kbot(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args, "--home", str(home)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_ingest_retrieve_collections_forget(tmp_path: Path) -> None:
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    write_facts(docs)
+    (docs / "empty.txt").write_text("")
+    result = kbot("ingest", str(docs), "--collection", "facts", "--json", home=home)
+    data = json.loads(result.stdout)
+    assert set(data) == {
+        "collection",
+        "files",
+        "chunks_added",
+        "chunks_unchanged",
+        "chunks_removed",
+        "errors",
+    }
+    assert data["files"] == 7 and data["chunks_added"] > 0 and result.returncode == 1
+    assert [Path(e["path"]).name for e in data["errors"]] == ["empty.txt"]
+
+    hits = json.loads(
+        kbot(
+            "retrieve",
+            "Tollow bridge granite",
+            "--collection",
+            "facts",
+            "-k",
+            "2",
+            "--json",
+            home=home,
+        ).stdout
+    )
+    assert len(hits) == 2 and set(hits[0]) >= {"source", "text", "score"}
+    assert hits[0]["source"].endswith("bridges.pdf")
+
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"id": "q1", "text": "saffron owls"}\n{"id": 2, "text": "rye bread"}\n')
+    lines = kbot(
+        "retrieve", "--queries", str(queries), "--collection", "facts", "-k", "3", home=home
+    ).stdout.splitlines()
+    results = [json.loads(line) for line in lines]
+    assert [r["id"] for r in results] == ["q1", 2] and all(len(r["results"]) == 3 for r in results)
+    assert results[0]["results"][0]["source"].endswith("owls.html")
+
+    listed = json.loads(kbot("collections", "--json", home=home).stdout)
+    assert listed == [{"collection": "facts", "documents": 7, "chunks": data["chunks_added"]}]
+    forget = kbot("forget", "--collection", "facts", "--source", str(docs / "owls.html"), home=home)
+    assert forget.returncode == 0, forget.stderr
+    assert json.loads(kbot("collections", "--json", home=home).stdout)[0]["documents"] == 6
+    bad = kbot("retrieve", "x", "--collection", "../up", home=home)
+    assert bad.returncode == 2 and "Invalid collection name '../up'" in bad.stderr
+
+
+def test_folders_recurse_and_skip_hidden_and_unsupported(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "deep.md").write_text("# Deep")
+    (tmp_path / "a" / ".git").mkdir()
+    (tmp_path / "a" / ".git" / "HEAD.txt").write_text("ref")
+    (tmp_path / "a" / "logo.png").write_bytes(b"png")
+    write_pdf(tmp_path / "a" / "p.pdf", ["x"])
+    assert [p.name for p in expand_paths([tmp_path / "a"])] == ["deep.md", "p.pdf"]
