@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -22,7 +23,7 @@ def _info_line(reply: Reply, backend_name: str) -> str:
 def _sources_markdown(sources: list[dict[str, Any]]) -> str:
     lines = []
     for number, source in enumerate(sources, start=1):
-        where = source.get("source", "?")
+        where = Path(source.get("source", "?")).name
         if source.get("location"):
             where += f", {source['location']}"
         score = f" (score {source['score']:.2f})" if "score" in source else ""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from functools import cached_property
+from typing import Any
 
 from bot.llm import LocalChatModel
 from bot.model import GenerationParams, LoadedModel, load_model
@@ -47,7 +49,10 @@ class Resources:
             _ = self.model
         return self
 
-    def chat_model(self) -> LocalChatModel:
+    def chat_model(self, **overrides: Any) -> LocalChatModel:
+        """A LangChain chat model over the shared model; `overrides` change generation
+        parameters for one chain (the model itself is never copied)."""
         with self._lock:
             loaded = self.model
-        return LocalChatModel(loaded=loaded, params=GenerationParams.from_settings(self.settings))
+        params = replace(GenerationParams.from_settings(self.settings), **overrides)
+        return LocalChatModel(loaded=loaded, params=params)

@@ -81,7 +81,10 @@ def write_facts(folder: Path) -> list[Path]:
     paths.append(
         write_pdf(
             folder / "bridges.pdf",
-            ["The Tollow bridge is made of blue granite.", "The Tollow bridge was finished in the year 1732."],
+            [
+                "The Tollow bridge is made of blue granite.",
+                "The Tollow bridge was finished in the year 1732.",
+            ],
         )
     )
     paths.append(write_docx(folder / "bakery.docx", ["The Pennick bakery sells rye moon bread."]))

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +65,10 @@ def wait_for_answer(page: Page, count: int, timeout_s: float = 120) -> list[str]
     seen: list[str] = []
     deadline = time.monotonic() + timeout_s
     while len(info_lines(page)) < count:
-        assert time.monotonic() < deadline, f"no answer {count} after {timeout_s}s"
+        if time.monotonic() > deadline:
+            toasts = page.locator(".toast-body").all_inner_texts()
+            page.screenshot(path="/tmp/kbot-browser-failure.png")
+            raise AssertionError(f"no answer {count} after {timeout_s}s; messages: {toasts}")
         answers = bot_answers(page)
         if len(answers) >= count and (not seen or answers[count - 1] != seen[-1]):
             seen.append(answers[count - 1])
@@ -106,3 +109,39 @@ def test_two_conversations_keep_their_own_backend(browser: Browser, server: str)
     assert info_lines(base)[1].startswith("Base model ·")
     for page in (echo, base):
         page.context.close()
+
+
+def choose(page: Page, dropdown: str, value: str) -> None:
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=value).click()
+    page.locator(f"{dropdown} input").blur()
+
+
+def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
+    browser: Browser, server: str, tmp_path
+) -> None:
+    doc = tmp_path / "lighthouse.md"
+    doc.write_text(
+        "# The Korrin lighthouse\n\nThe Korrin lighthouse keeper is named Elspeth Varrow. "
+        "The lamp is lit every evening at seven."
+    )
+    page = open_chat(browser, server)
+    page.get_by_role("tab", name="Knowledge").click()
+    collection = page.locator("#kb-collection input")
+    collection.fill("browser-docs")
+    collection.press("Enter")
+    page.locator("#kb-files input[type=file]").set_input_files(str(doc))
+    page.locator("#kb-add").click()
+    page.locator("#kb-status").get_by_text("chunks added").wait_for(timeout=120_000)
+    expect(page.locator("#kb-documents")).to_contain_text("lighthouse.md")
+
+    page.get_by_role("tab", name="Chat").click()
+    choose(page, "#backend", "RAG (retrieval)")
+    choose(page, "#option-rag-collection", "browser-docs")
+    send(page, "Who is the keeper of the Korrin lighthouse?")
+    wait_for_answer(page, 1, timeout_s=60)
+    assert info_lines(page)[0].startswith("RAG (retrieval) ·")
+    page.locator("#chatbot .thought .title").first.click()
+    sources = page.locator("#chatbot .thought").first.inner_text()
+    assert "[1]" in sources and "lighthouse.md" in sources and "Elspeth Varrow" in sources
+    page.context.close()

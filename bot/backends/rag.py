@@ -12,10 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.backends.registry import Backend, BackendError
 from bot.resources import Resources
 
-ANSWER_SYSTEM = (
-    "You answer questions using the numbered context passages below. Use only facts from the "
-    "context. Cite the passage you used with its number in square brackets, like [1]. If the "
-    "context does not contain the answer, say that you don't know."
+# Instructions after the context, close to where the answer starts, worked best with small
+# models (SmolLM2-135M: 6 of 15 answers right vs 4-6 for other layouts we tried).
+ANSWER_SYSTEM = "You are a helpful assistant that answers from the given context."
+ANSWER_HUMAN = (
+    "Context:\n{context}\n\nQuestion: {question}\n"
+    "Answer briefly from the context and cite the passage number like [1]. If the context "
+    "does not contain the answer, say that you don't know."
 )
 CONDENSE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation. "
@@ -72,6 +75,9 @@ class RagBackend(Backend):
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         return resources.knowledge.collections() if field == "collection" else None
 
+    def option_defaults(self, resources: Resources) -> dict[str, Any]:
+        return {"k": resources.settings.top_k}
+
     def retriever(self, resources: Resources, options: RagOptions) -> Runnable:
         knowledge = resources.knowledge
         if not options.collection:
@@ -85,7 +91,8 @@ class RagBackend(Backend):
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
         assert isinstance(options, RagOptions)
         retrieve = self.retriever(resources, options)
-        llm = resources.chat_model()
+        # No repetition penalty: it would punish copying facts from the context.
+        llm = resources.chat_model(repetition_penalty=1.0)
         condense = (
             ChatPromptTemplate.from_messages(
                 [
@@ -100,7 +107,7 @@ class RagBackend(Backend):
             [
                 ("system", ANSWER_SYSTEM),
                 MessagesPlaceholder("history"),
-                ("human", "Context:\n{context}\n\nQuestion: {question}"),
+                ("human", ANSWER_HUMAN),
             ]
         )
         return (

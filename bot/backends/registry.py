@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -41,6 +41,10 @@ class Backend(ABC):
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         """Allowed values of a text option (collections, adapters...), or None for free input."""
         return None
+
+    def option_defaults(self, resources: Resources) -> dict[str, Any]:
+        """Values to prefill in the UI where an option's default comes from the settings."""
+        return {}
 
     def parse_options(self, options: dict | None) -> BaseModel:
         unknown = sorted(set(options or {}) - set(self.Options.model_fields))

@@ -54,7 +54,9 @@ def knowledge_tab(
         )
         add = gr.Button("Add to collection", variant="primary", elem_id="kb-add")
         status = gr.Markdown(elem_id="kb-status")
-        table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, label="Documents")
+        table = gr.Dataframe(
+            headers=COLUMNS, value=[], interactive=False, label="Documents", elem_id="kb-documents"
+        )
         with gr.Row():
             document = gr.Dropdown(label="Document", choices=[], scale=3)
             delete = gr.Button("Delete document", variant="stop", scale=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import gradio as gr
@@ -15,18 +16,34 @@ def _control(
     backend: Backend, resources: Resources, name: str, field: FieldInfo
 ) -> gr.components.Component:
     label = field.title or name.replace("_", " ").capitalize()
+    elem_id = f"option-{backend.id}-{name}"
     info = field.description
-    default = None if field.is_required() else field.get_default(call_default_factory=True)
+    default = backend.option_defaults(resources).get(name)
+    if default is None and not field.is_required():
+        default = field.get_default(call_default_factory=True)
     choices = backend.option_choices(resources, name)
     if choices is not None:
-        return gr.Dropdown(choices=choices, value=default, label=label, info=info)
-    if field.annotation is bool:
-        return gr.Checkbox(value=bool(default), label=label, info=info)
-    if field.annotation in (int, float):
-        return gr.Number(
-            value=default, label=label, info=info, precision=0 if field.annotation is int else None
+        return gr.Dropdown(
+            choices=choices, value=default or None, label=label, info=info, elem_id=elem_id
         )
-    return gr.Textbox(value=default or "", label=label, info=info)
+    kind = _plain_type(field.annotation)
+    if kind is bool:
+        return gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id)
+    if kind in (int, float):
+        return gr.Number(
+            value=default,
+            label=label,
+            info=info,
+            precision=0 if kind is int else None,
+            elem_id=elem_id,
+        )
+    return gr.Textbox(value=default or "", label=label, info=info, elem_id=elem_id)
+
+
+def _plain_type(annotation: Any) -> Any:
+    """`int | None` -> int: optional options are shown as their plain type, left empty."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 else annotation
 
 
 class OptionControls:

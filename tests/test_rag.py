@@ -1,0 +1,84 @@
+"""The RAG backend end to end: real embedder, real Chroma, real model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.backends import BackendError
+from bot.resources import Resources
+from bot.service import ChatService
+from tests.documents import write_facts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def facts(resources: Resources, tmp_path_factory: pytest.TempPathFactory) -> str:
+    result = resources.knowledge.ingest("rag-facts", write_facts(tmp_path_factory.mktemp("docs")))
+    assert result.errors == []
+    return "rag-facts"
+
+
+def ask(resources: Resources, question: str, history=(), **options):
+    return list(ChatService(resources).reply(question, history, "rag", options))[-1]
+
+
+def test_answer_comes_from_the_retrieved_passage_and_cites_its_source(
+    resources: Resources, facts: str
+) -> None:
+    reply = ask(resources, "Where does the zorblax festival happen?", collection=facts, k=2)
+    assert "Quillby" in reply.answer
+    assert len(reply.sources) == 2
+    assert Path(reply.sources[0]["source"]).name == "quillby.txt"
+    assert reply.sources[0]["score"] >= reply.sources[1]["score"]
+    assert "zorblax festival" in reply.sources[0]["text"]
+
+
+def test_follow_up_questions_retrieve_with_the_history(resources: Resources, facts: str) -> None:
+    history = [
+        {"role": "user", "content": "Where do glimmerfish live?"},
+        {"role": "assistant", "content": "Glimmerfish live only in lake Varnu [1]."},
+    ]
+    reply = ask(resources, "What colour do they glow at night?", history, collection=facts, k=1)
+    assert Path(reply.sources[0]["source"]).name == "lake.md"
+
+
+def test_unknown_or_missing_collection_is_a_clear_error(resources: Resources, facts: str) -> None:
+    with pytest.raises(BackendError, match=r"Unknown collection 'nope'\. Existing: .*rag-facts"):
+        ask(resources, "hi", collection="nope")
+    with pytest.raises(BackendError, match="needs a collection"):
+        ask(resources, "hi")
+
+
+def test_cli_ask_rag_json_has_sources(resources: Resources, facts: str) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "ask",
+            "Who is the captain of the Heron?",
+            "--backend",
+            "rag",
+            "--collection",
+            facts,
+            "--json",
+            "--home",
+            str(resources.settings.home),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"answer", "backend", "latency_s", "tokens", "sources"}
+    assert data["backend"] == "rag" and data["tokens"] > 0
+    assert Path(data["sources"][0]["source"]).name == "ships.csv"
+    assert "Bo Trask" in data["sources"][0]["text"]
