@@ -53,8 +53,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     printed = 0
     reply = None
     options = dict(args.option or [])
-    if args.collection:
-        options["collection"] = args.collection
+    for option in ("collection", "adapter", "checkpoint"):
+        if getattr(args, option):
+            options[option] = getattr(args, option)
     for reply in service.reply(args.question, backend=args.backend, options=options):
         if args.json:
             continue
@@ -174,6 +175,64 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from adapters.train import TrainConfig
+    from bot.resources import Resources
+    from bot.training import run_training, training_data
+
+    resources = Resources(_settings(args))
+    config = TrainConfig(
+        method=args.method,
+        name=args.name,
+        max_steps=args.max_steps,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        lora_r=args.rank,
+        lora_alpha=args.alpha or 2 * args.rank,
+        lora_targets=args.targets,
+        overwrite=args.overwrite,
+        resume=args.resume,
+    )
+    resources.artifacts.check_free(config.name, config.overwrite)  # fail before loading data
+    data = training_data(resources, args.data, args.collection)
+    update, close = _progress_bar(sys.stderr.isatty())
+    result = run_training(resources, config, data, update)
+    close()
+    meta = {"name": config.name, "status": result.status, **result.meta}
+    if args.json:
+        print(json.dumps({k: v for k, v in meta.items() if k != "loss_history"}))
+    else:
+        print(
+            f"{config.name}: {config.method}, {meta['steps']} steps in {meta['train_seconds']} s, "
+            f"final loss {meta['final_train_loss']}, {meta['trainable_params']:,} of "
+            f"{meta['total_params']:,} parameters trained, {meta['file_bytes'] / 1e6:.1f} MB "
+            f"saved to {result.path}"
+        )
+    return 0
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from bot.resources import Resources
+
+    artifacts = Resources(_settings(args)).artifacts
+    if args.delete:
+        artifacts.delete(args.delete)
+        print(f"deleted {args.delete}")
+        return 0
+    rows = [{k: v for k, v in meta.items() if k != "loss_history"} for meta in artifacts.all()]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(
+                f"{row['name']}\t{row['method']}\t{row['file_bytes'] / 1e6:.1f} MB\t"
+                f"{row['trainable_params']:,} trained\tloss {row['final_train_loss']}\t"
+                f"{row['created_at']}"
+            )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.serve import serve
 
@@ -197,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a backend option (repeatable)",
     )
     ask.add_argument("--collection", help="knowledge collection (rag backends)")
+    ask.add_argument("--adapter", help="LoRA adapter (lora backends)")
+    ask.add_argument("--checkpoint", help="fully fine-tuned checkpoint (full backend)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.set_defaults(run=cmd_ask)
 
@@ -223,6 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--json", action="store_true")
     retrieve.set_defaults(run=cmd_retrieve)
 
+    train = commands.add_parser("train", parents=[settings], help="train LoRA or full")
+    train.add_argument("--method", choices=["lora", "full"], required=True)
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, nargs="+", help="Q/A .jsonl, or documents")
+    source.add_argument("--collection", help="train on a knowledge collection's documents")
+    train.add_argument("--name", required=True)
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--lr", type=float, help="default 1e-3 (lora), 5e-5 (full)")
+    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    train.add_argument("--alpha", type=int, help="LoRA alpha (default 2 x rank)")
+    train.add_argument("--targets", default="all-linear", help="LoRA target modules")
+    train.add_argument("--overwrite", action="store_true")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(run=cmd_train)
+
+    adapters = commands.add_parser("adapters", parents=[settings], help="trained artifacts")
+    adapters.add_argument("--delete", metavar="NAME")
+    adapters.add_argument("--json", action="store_true")
+    adapters.set_defaults(run=cmd_adapters)
+
     serve = commands.add_parser("serve", parents=[settings], help="start the chat server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
@@ -238,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (BackendError, ModelLoadError, ValueError, LookupError) as error:
+    except (BackendError, ModelLoadError, ValueError, LookupError, FileExistsError) as error:
         print(f"kbot: error: {error}", file=sys.stderr)
         return 2
 

@@ -32,6 +32,7 @@ class LocalChatModel(BaseChatModel):
 
     loaded: InstanceOf[LoadedModel]
     params: GenerationParams = GenerationParams()
+    adapter: str | None = None  # a LoRA adapter key on `loaded`, or None for the plain model
 
     @property
     def _llm_type(self) -> str:
@@ -39,7 +40,7 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.loaded.name, **self.params.__dict__}
+        return {"model": self.loaded.name, "adapter": self.adapter, **self.params.__dict__}
 
     def _stream(
         self,
@@ -49,7 +50,10 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         stats = GenerationStats()
-        for piece in self.loaded.stream(to_chat_dicts(messages), self.params, stats):
+        pieces = self.loaded.stream(
+            to_chat_dicts(messages), self.params, stats, adapter=self.adapter
+        )
+        for piece in pieces:
             if run_manager:
                 run_manager.on_llm_new_token(piece)
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))

@@ -13,7 +13,9 @@ import os
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +104,13 @@ def model_location(settings: Settings) -> str:
 
 
 class LoadedModel:
-    """The shared base model with its tokenizer and the lock that serialises generation."""
+    """A model with its tokenizer and the lock that serialises generation on it.
+
+    LoRA adapters ride on the one base model: PEFT injects each adapter's small matrices
+    next to the base weights once, and a generation picks its adapter (or none) while it
+    holds the lock, so conversations never see each other's adapter and the base is never
+    reloaded or copied.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, name: str, load_seconds: float) -> None:
         self.model = model
@@ -110,6 +118,39 @@ class LoadedModel:
         self.name = name
         self.load_seconds = load_seconds
         self.lock = threading.Lock()
+        self.peft: Any = None  # the PeftModel around `model`, once an adapter is loaded
+        self.adapters: dict[str, str] = {}  # adapter key -> folder
+
+    def add_adapter(self, folder: Path) -> str:
+        """Load the PEFT adapter in `folder` (once per version); returns its key."""
+        version = (folder / "adapter_model.safetensors").stat().st_mtime_ns
+        key = f"{folder.name.replace('.', '_')}__{version}"
+        with self.lock:
+            if key in self.adapters:
+                return key
+            from peft import PeftModel
+
+            if self.peft is None:
+                self.peft = PeftModel.from_pretrained(self.model, folder, adapter_name=key)
+            else:
+                self.peft.load_adapter(folder, adapter_name=key)
+            self.peft.eval()
+            self.adapters[key] = str(folder)
+        return key
+
+    @contextmanager
+    def _adapter(self, adapter: str | None) -> Iterator[Any]:
+        """The module to generate with, `adapter` active (or every adapter off). Hold the lock."""
+        if self.peft is None:
+            if adapter is not None:
+                raise KeyError(f"adapter {adapter!r} is not loaded")
+            yield self.model
+        elif adapter is None:
+            with self.peft.disable_adapter():
+                yield self.peft
+        else:
+            self.peft.set_adapter(adapter)
+            yield self.peft
 
     @property
     def context_tokens(self) -> int:
@@ -134,6 +175,7 @@ class LoadedModel:
         params: GenerationParams,
         stats: GenerationStats | None = None,
         stop: threading.Event | None = None,
+        adapter: str | None = None,
     ) -> Iterator[str]:
         """Yield the reply to `messages` piece by piece. Closing the iterator stops generation."""
         import torch
@@ -170,8 +212,8 @@ class LoadedModel:
 
         def run() -> None:
             try:
-                with self.lock, torch.inference_mode():
-                    outcome["ids"] = self.model.generate(**kwargs)
+                with self.lock, torch.inference_mode(), self._adapter(adapter) as model:
+                    outcome["ids"] = model.generate(**kwargs)
             except BaseException as error:  # re-raised in the consumer's thread
                 outcome["error"] = error
                 streamer.end()
@@ -225,3 +267,44 @@ def load_model(settings: Settings) -> LoadedModel:
         name=settings.model,
         load_seconds=time.perf_counter() - started,
     )
+
+
+def load_checkpoint(folder: Path) -> LoadedModel:
+    """A fully fine-tuned checkpoint (`save_pretrained` folder) as a model of its own."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    return LoadedModel(model, tokenizer, folder.name, time.perf_counter() - started)
+
+
+class CheckpointCache:
+    """Full checkpoints are whole models: keep the most recently used ones under a memory cap
+    (least recently used goes first; the one just asked for always stays)."""
+
+    def __init__(self, cap_mb: float) -> None:
+        self.cap_bytes = cap_mb * 2**20
+        self._models: OrderedDict[str, tuple[LoadedModel, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, folder: Path) -> LoadedModel:
+        key = f"{folder}@{(folder / 'config.json').stat().st_mtime_ns}"
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key][0]
+            loaded = load_checkpoint(folder)
+            size = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+            self._models[key] = (loaded, size)
+            while len(self._models) > 1 and self.resident_bytes > self.cap_bytes:
+                self._models.popitem(last=False)
+            return loaded
+
+    @property
+    def resident_bytes(self) -> int:
+        return sum(size for _, size in self._models.values())
+
+    def names(self) -> list[str]:
+        return [loaded.name for loaded, _ in self._models.values()]

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from bot.llm import LocalChatModel
-from bot.model import GenerationParams, LoadedModel, load_model
+from bot.model import CheckpointCache, GenerationParams, LoadedModel, load_model
 from bot.settings import Settings
 
 
@@ -43,16 +43,34 @@ class Resources:
                 embed_batch_size=s.embed_batch_size,
             )
 
+    @cached_property
+    def artifacts(self):
+        from adapters.registry import ArtifactRegistry
+
+        return ArtifactRegistry(self.settings.adapters_dir)
+
+    @cached_property
+    def checkpoints(self) -> CheckpointCache:
+        return CheckpointCache(self.settings.checkpoint_cache_mb)
+
     def load(self) -> Resources:
         """Load the base model now (at start), so a bad setting fails before serving."""
         with self._lock:
             _ = self.model
         return self
 
-    def chat_model(self, **overrides: Any) -> LocalChatModel:
-        """A LangChain chat model over the shared model; `overrides` change generation
-        parameters for one chain (the model itself is never copied)."""
+    def chat_model(
+        self, *, adapter: str | None = None, checkpoint: str | None = None, **overrides: Any
+    ) -> LocalChatModel:
+        """A LangChain chat model over the shared base model, with LoRA `adapter` switched on
+        for its replies, or over fully fine-tuned `checkpoint`; `overrides` change generation
+        parameters for one chain. Models are never copied."""
         with self._lock:
             loaded = self.model
+        key = None
+        if adapter is not None:
+            key = loaded.add_adapter(self.artifacts.path(adapter))
+        if checkpoint is not None:
+            loaded = self.checkpoints.get(self.artifacts.path(checkpoint))
         params = replace(GenerationParams.from_settings(self.settings), **overrides)
-        return LocalChatModel(loaded=loaded, params=params)
+        return LocalChatModel(loaded=loaded, params=params, adapter=key)

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=150, ge=0, le=5000)
     top_k: int = Field(default=4, ge=1, le=50, description="Chunks retrieved per question.")
     max_file_mb: float = Field(default=50.0, gt=0, description="Larger files are refused.")
+    checkpoint_cache_mb: float = Field(
+        default=2048,
+        gt=0,
+        description="Memory for fully fine-tuned checkpoints kept loaded (LRU beyond it).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=0, le=65535)
     share: bool = False
@@ -67,6 +72,14 @@ class Settings(BaseSettings):
     @property
     def knowledge_dir(self) -> Path:
         return self.home / "knowledge"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -273,6 +273,16 @@ class KnowledgeBase:
 
     # Reading -----------------------------------------------------------------------------
 
+    def source_texts(self, name: str) -> list[str]:
+        """Each committed source's text, rebuilt from its chunks in reading order (chunk
+        overlaps repeat a little text; harmless for training on it)."""
+        manifest = self._existing(name).read()
+        by_source: dict[str, list[tuple[int, str]]] = {}
+        for text, meta in self.store.chunks(name):
+            if manifest.committed_hash(meta["source"]) == meta.get("file_hash"):
+                by_source.setdefault(meta["source"], []).append((meta["chunk_index"], text))
+        return ["\n\n".join(t for _, t in sorted(by_source[s])) for s in sorted(by_source)]
+
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         # Same model, same normalization as the documents; MiniLM takes no query prefix.
         return self.embedder.embed_documents(list(queries))

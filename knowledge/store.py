@@ -118,6 +118,12 @@ class ChromaStore:
             for meta, vector in zip(found["metadatas"], found["embeddings"], strict=True)
         }
 
+    def chunks(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored chunk as (text, metadata)."""
+        with self._using(writes=False):
+            found = self._collection(collection).get(include=["documents", "metadatas"])
+        return list(zip(found["documents"], found["metadatas"], strict=True))
+
     def count(self, collection: str) -> int:
         with self._using(writes=False):
             return self._collection(collection).count()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from bot.backends.base import BaseModelBackend
+from bot.backends.finetuned import FullBackend, LoraBackend
 from bot.backends.rag import RagBackend
 from bot.backends.registry import Backend, BackendError, BackendRegistry
 
 BUILTIN_BACKENDS: list[type[Backend]] = [
     BaseModelBackend,
     RagBackend,
+    LoraBackend,
+    FullBackend,
 ]
 
 

@@ -1,0 +1,112 @@
+"""Trained adapters and checkpoints under KBOT_HOME/adapters: list, inspect, delete, publish.
+
+Each artifact is a folder named after it, holding the standard files (PEFT's
+`adapter_config.json` + `adapter_model.safetensors`, or a `save_pretrained` checkpoint) and
+`kbot_meta.json`. Artifacts appear atomically: they are written in a hidden staging folder
+and renamed into place, so a killed run never leaves a half-written artifact under its name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bot.names import validate_name
+
+META = "kbot_meta.json"
+
+
+class UnknownArtifactError(LookupError):
+    pass
+
+
+class ArtifactExistsError(FileExistsError):
+    pass
+
+
+class ArtifactRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        return self.root / validate_name(name, "adapter")
+
+    def _trash(self, name: str) -> Path:
+        return self.root / f".replaced-{name}"
+
+    def _recover(self, name: str) -> None:
+        """Finish a replacement that a crash interrupted between its two renames."""
+        trash, final = self._trash(name), self.path(name)
+        if trash.exists() and not final.exists():
+            trash.rename(final)
+        elif trash.exists():
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        for trash in self.root.glob(".replaced-*"):
+            self._recover(trash.name.removeprefix(".replaced-"))
+        return sorted(p.name for p in self.root.iterdir() if (p / META).is_file())
+
+    def names_of(self, method: str) -> list[str]:
+        return [name for name in self.names() if self.meta(name).get("method") == method]
+
+    def meta(self, name: str) -> dict[str, Any]:
+        meta_file = self.path(name) / META
+        if not meta_file.is_file():
+            known = ", ".join(self.names()) or "none yet"
+            raise UnknownArtifactError(
+                f"Unknown adapter or checkpoint {name!r}. Existing: {known}."
+            )
+        return json.loads(meta_file.read_text())
+
+    def all(self) -> list[dict[str, Any]]:
+        return [{"name": name, **self.meta(name)} for name in self.names()]
+
+    def delete(self, name: str) -> None:
+        self.meta(name)  # raises for unknown names
+        shutil.rmtree(self.path(name))
+
+    def check_free(self, name: str, overwrite: bool) -> None:
+        self._recover(validate_name(name, "adapter"))
+        if self.path(name).exists() and not overwrite:
+            raise ArtifactExistsError(
+                f"An adapter or checkpoint named {name!r} exists; choose another name or "
+                "ask to overwrite it."
+            )
+
+    def staging(self, name: str) -> Path:
+        """A fresh hidden folder to write artifact `name` into before `publish`."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(f".staging-{validate_name(name, 'adapter')}-*"):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        folder = self.root / f".staging-{name}-{os.getpid()}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return folder
+
+    def publish(self, staging: Path, name: str, overwrite: bool) -> Path:
+        """Move a complete artifact into place; the old one goes only once the new one is in."""
+        self.check_free(name, overwrite)
+        final, trash = self.path(name), self._trash(name)
+        if final.exists():
+            final.rename(trash)
+        staging.rename(final)
+        shutil.rmtree(trash, ignore_errors=True)
+        return final
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,81 @@
+"""Backends over trained artifacts: a LoRA adapter on the shared base model, or a fully
+fine-tuned checkpoint. Both answer like the base backend, with the trained weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableParallel
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.backends.base import chat_prompt
+from bot.backends.registry import Backend, BackendError
+from bot.resources import Resources
+
+
+def checked_artifact(resources: Resources, name: str, method: str, option: str) -> dict[str, Any]:
+    """The metadata of artifact `name`, after checking it exists, is a `method` artifact and
+    was trained on the model now loaded."""
+    if not name:
+        raise BackendError(f"Choose a trained {option} (train one first).")
+    from adapters.registry import UnknownArtifactError
+    from bot.names import InvalidNameError
+
+    try:
+        meta = resources.artifacts.meta(name)
+    except (UnknownArtifactError, InvalidNameError) as error:
+        raise BackendError(str(error)) from None
+    if meta.get("method") != method:
+        raise BackendError(f"{name!r} is a {meta.get('method')} artifact, not a {method} one.")
+    if meta.get("base_model") != resources.settings.model:
+        raise BackendError(
+            f"{name!r} was trained on {meta.get('base_model')!r}, but the model loaded is "
+            f"{resources.settings.model!r} (setting KBOT_MODEL)."
+        )
+    return meta
+
+
+def _system(resources: Resources) -> str:
+    return resources.settings.system_prompt.replace("{", "{{").replace("}", "}}")
+
+
+class LoraOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    adapter: str = Field(default="", description="Trained LoRA adapter.")
+
+
+class LoraBackend(Backend):
+    id = "lora"
+    name = "LoRA adapter"
+    description = "The base model with a small trained LoRA adapter switched on (base frozen)."
+    Options = LoraOptions
+
+    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+        return resources.artifacts.names_of("lora") if field == "adapter" else None
+
+    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+        assert isinstance(options, LoraOptions)
+        checked_artifact(resources, options.adapter, "lora", "adapter")
+        llm = resources.chat_model(adapter=options.adapter)
+        return RunnableParallel(answer=chat_prompt(_system(resources)) | llm)
+
+
+class FullOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checkpoint: str = Field(default="", description="Fully fine-tuned checkpoint.")
+
+
+class FullBackend(Backend):
+    id = "full"
+    name = "Full fine-tune"
+    description = "A checkpoint whose every weight was trained on your data."
+    Options = FullOptions
+
+    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+        return resources.artifacts.names_of("full") if field == "checkpoint" else None
+
+    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+        assert isinstance(options, FullOptions)
+        checked_artifact(resources, options.checkpoint, "full", "checkpoint")
+        llm = resources.chat_model(checkpoint=options.checkpoint)
+        return RunnableParallel(answer=chat_prompt(_system(resources)) | llm)
