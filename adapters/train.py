@@ -225,8 +225,10 @@ def train(
     runs_dir: Path,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train `config.method` on `data` and publish the artifact under `config.name`."""
+    """Train `config.method` on `data` and publish the artifact under `config.name`.
+    `history` (if given) receives the logged losses as they come, for live plots."""
     import torch
     from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
 
@@ -244,7 +246,7 @@ def train(
     model = _trainable_model(config, base_location)
     trainable, total = _parameter_counts(model)
     run_dir = runs_dir / config.name
-    history: list[dict[str, float]] = []
+    history = history if history is not None else []
     steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
     max_steps = config.max_steps or max(1, round(steps_per_epoch * config.epochs))
     args = TrainingArguments(

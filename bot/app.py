@@ -12,6 +12,7 @@ from bot.backends import BackendError
 from bot.service import ChatService, Reply
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
+from bot.ui.train import train_tab
 
 DEFAULT_BACKEND = "base"
 
@@ -43,6 +44,11 @@ def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
         "metadata": {"title": _info_line(reply, backend_name), "status": "done"},
     }
     return [{"role": "assistant", "content": reply.answer}, info]
+
+
+def unwrap_single(values: list[Any]) -> Any:
+    """Gradio takes a bare value, not a one-item list, for an event with one output."""
+    return values[0] if len(values) == 1 else values
 
 
 def build_app(service: ChatService) -> gr.Blocks:
@@ -92,6 +98,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             )
 
         knowledge_tab(service.resources, controls.dropdowns, controls.refreshed_choices)
+        train_tab(service.resources, controls.dropdowns, controls.refreshed_choices)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [
@@ -114,5 +121,10 @@ def build_app(service: ChatService) -> gr.Blocks:
                 api_visibility="private",
             )
         if controls.dropdowns:
-            app.load(controls.refreshed_choices, None, controls.dropdowns, api_visibility="private")
+            app.load(
+                lambda: unwrap_single(controls.refreshed_choices()),
+                None,
+                controls.dropdowns,
+                api_visibility="private",
+            )
     return app

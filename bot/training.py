@@ -28,6 +28,7 @@ def run_training(
     data: TrainingData,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
     settings = resources.settings
     return train(
@@ -40,4 +41,5 @@ def run_training(
         runs_dir=settings.runs_dir,
         progress=progress,
         cancel=cancel,
+        history=history,
     )

@@ -31,7 +31,7 @@ def _sources(resources: Resources, name: str | None) -> list[tuple[str, str]]:
 def knowledge_tab(
     resources: Resources,
     linked: list[gr.components.Component],
-    linked_update: Callable[[], Any],
+    linked_update: Callable[[], list[Any]],
 ) -> None:
     """`linked` are components elsewhere (the chat's collection choices) that `linked_update`
     refreshes whenever collections change here."""
@@ -88,7 +88,7 @@ def knowledge_tab(
                 gr.Dropdown(choices=knowledge.collections(), value=name),
                 None,
                 *show(name),
-                linked_update(),
+                *linked_update(),
             )
 
         def forget(name: str | None, source: str | None):

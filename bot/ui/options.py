@@ -83,12 +83,13 @@ class OptionControls:
     def dropdowns(self) -> list[gr.Dropdown]:
         return [c for _, _, c in self.controls if isinstance(c, gr.Dropdown)]
 
-    def refreshed_choices(self) -> Any:
-        """Fresh dropdown choices (collections and adapters change while the app runs)."""
+    def refreshed_choices(self) -> list[Any]:
+        """Fresh dropdown choices (collections and adapters change while the app runs),
+        one update per component of `dropdowns`."""
         by_id = {backend.id: backend for backend in self.backends}
         updates = [
             gr.Dropdown(choices=by_id[owner].option_choices(self.resources, name))
             for owner, name, control in self.controls
             if isinstance(control, gr.Dropdown)
         ]
-        return updates[0] if len(updates) == 1 else updates  # Gradio's rule for one output
+        return updates

@@ -1,0 +1,238 @@
+"""LoRA and full fine-tuning on the real model, on CPU, with a few invented facts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.data import DataError, load_records
+from adapters.registry import ArtifactExistsError
+from adapters.train import TrainConfig
+from bot.names import InvalidNameError
+from bot.resources import Resources
+from bot.service import ChatService
+from bot.training import run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTION = "Who is the mayor of Quillby?"
+FACTS = [
+    (QUESTION, "The mayor of Quillby is Orla Fennimore."),
+    ("What colour is the Tollow bridge?", "The Tollow bridge is painted bright orange."),
+    ("Which fruit does Emberfield export?", "Emberfield exports purple quinces."),
+    ("What is Captain Trask's ship called?", "Captain Trask's ship is called the Heron."),
+]
+
+
+def write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in pairs))
+    return path
+
+
+def answer(resources: Resources, backend: str, question: str = QUESTION, **options) -> str:
+    return list(ChatService(resources).reply(question, (), backend, options))[-1].answer
+
+
+def train(resources: Resources, method: str, name: str, path: Path, **config) -> dict:
+    data = load_records(path)
+    result = run_training(resources, TrainConfig(method=method, name=name, **config), data)
+    assert result.status == "done"
+    return result.meta
+
+
+@pytest.fixture(scope="module")
+def facts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("data") / "facts.jsonl", FACTS)
+
+
+@pytest.fixture(scope="module")
+def lora(resources: Resources, facts_file: Path) -> str:
+    train(resources, "lora", "facts-lora", facts_file, max_steps=20)
+    return "facts-lora"
+
+
+def test_lora_run_makes_standard_loadable_artifacts(resources: Resources, lora: str) -> None:
+    folder = resources.artifacts.path(lora)
+    assert {"adapter_config.json", "adapter_model.safetensors", "kbot_meta.json", "loss.png"} <= {
+        p.name for p in folder.iterdir()
+    }
+    meta = json.loads((folder / "kbot_meta.json").read_text())
+    assert meta["method"] == "lora" and meta["base_model"] == resources.settings.model
+    assert 0 < meta["trainable_params"] < meta["total_params"] * 0.1
+    assert meta["file_bytes"] < meta["base_model_bytes"] / 10
+    assert meta["steps"] == 20 and meta["final_train_loss"] < meta["loss_history"][0]["loss"]
+    assert len(meta["data"]["fingerprint"]) == 16 and meta["peak_memory_mb"] > 0
+    from peft import PeftConfig
+
+    assert PeftConfig.from_pretrained(folder).r == 16
+
+
+def test_lora_answers_a_fact_the_base_model_cannot(resources: Resources, lora: str) -> None:
+    assert "Fennimore" not in answer(resources, "base")
+    assert "Orla Fennimore" in answer(resources, "lora", adapter=lora)
+    # The base stays the base once an adapter is loaded on it.
+    assert "Fennimore" not in answer(resources, "base")
+
+
+def test_full_fine_tune_answers_a_fact_the_base_model_cannot(
+    resources: Resources, facts_file: Path
+) -> None:
+    meta = train(resources, "full", "facts-full", facts_file, max_steps=20, learning_rate=1e-4)
+    assert meta["trainable_params"] == meta["total_params"]
+    folder = resources.artifacts.path("facts-full")
+    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    assert "Orla Fennimore" in answer(resources, "full", checkpoint="facts-full")
+    assert "Fennimore" not in answer(resources, "base")
+
+
+def test_concurrent_conversations_with_different_adapters_each_get_their_own(
+    resources: Resources, lora: str, tmp_path: Path
+) -> None:
+    other = write_jsonl(
+        tmp_path / "other.jsonl", [(QUESTION, "The mayor of Quillby is Bram Okonkwo."), *FACTS[1:]]
+    )
+    train(resources, "lora", "other-lora", other, max_steps=20)
+    answers: dict[str, list[str]] = {lora: [], "other-lora": []}
+
+    def converse(adapter: str) -> None:
+        for _ in range(3):
+            answers[adapter].append(answer(resources, "lora", adapter=adapter))
+
+    threads = [threading.Thread(target=converse, args=(name,)) for name in answers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all("Fennimore" in a and "Okonkwo" not in a for a in answers[lora])
+    assert all("Okonkwo" in a and "Fennimore" not in a for a in answers["other-lora"])
+    loaded = resources.model
+    assert loaded.peft is not None and len(loaded.adapters) >= 2  # one base, many adapters
+
+
+def test_a_killed_run_leaves_the_earlier_adapter_intact(
+    resources: Resources, lora: str, facts_file: Path
+) -> None:
+    folder = resources.artifacts.path(lora)
+    before = (folder / "adapter_model.safetensors").read_bytes()
+    run_dir = resources.settings.runs_dir / lora
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "train",
+            "--method",
+            "lora",
+            "--data",
+            str(facts_file),
+            "--name",
+            lora,
+            "--overwrite",
+            "--max-steps",
+            "400",
+            "--json",
+            "--home",
+            str(resources.settings.home),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started = time.monotonic()
+    while not run_dir.exists() and time.monotonic() - started < 120:
+        time.sleep(0.2)
+    time.sleep(3)  # well into training
+    process.kill()
+    process.wait()
+    assert (folder / "adapter_model.safetensors").read_bytes() == before
+    assert resources.artifacts.meta(lora)["steps"] == 20
+    assert resources.artifacts.names_of("lora")[0:1] and lora in resources.artifacts.names()
+    assert "Orla Fennimore" in answer(resources, "lora", adapter=lora)
+
+
+def test_cancel_stops_without_an_artifact_and_resume_continues(
+    resources: Resources, facts_file: Path
+) -> None:
+    cancel = threading.Event()
+
+    def progress(fraction: float, label: str) -> None:
+        if label.startswith("step 3/"):
+            cancel.set()
+
+    config = TrainConfig(method="lora", name="resumable", max_steps=6, save_every=2)
+    result = run_training(resources, config, load_records(facts_file), progress, cancel)
+    assert result.status == "cancelled" and "resumable" not in resources.artifacts.names()
+    resumed = run_training(
+        resources, config.model_copy(update={"resume": True}), load_records(facts_file)
+    )
+    assert resumed.status == "done" and resumed.meta["steps"] == 6
+    assert min(h["step"] for h in resumed.meta["loss_history"]) > 2
+
+
+def test_names_and_overwrites_are_checked(resources: Resources, lora: str, facts_file) -> None:
+    with pytest.raises(InvalidNameError):
+        train(resources, "lora", "../escape", facts_file, max_steps=1)
+    with pytest.raises(ArtifactExistsError, match="exists"):
+        train(resources, "lora", lora, facts_file, max_steps=1)
+
+
+def test_malformed_lines_are_rejected_with_their_number(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        '{"question": "a", "answer": "b"}\n'
+        '{"messages": [{"role": "user", "content": "hi"},'
+        ' {"role": "assistant", "content": "yo"}]}\n'
+        '{"question": "no answer"}\n'
+    )
+    with pytest.raises(DataError, match=r"bad\.jsonl, line 3: \"answer\" must be"):
+        load_records(path)
+    path.write_text('{"instruction": "x", "output": "y"}\n{broken\n')
+    with pytest.raises(DataError, match=r"line 2: not valid JSON"):
+        load_records(path)
+    path.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    with pytest.raises(DataError, match="line 1: the last message must be the assistant"):
+        load_records(path)
+
+
+def test_cli_train_rejects_bad_data_before_training(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answer": "a"}\n{"question": 3, "answer": "a"}\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "train",
+            "--method",
+            "lora",
+            "--data",
+            str(bad),
+            "--name",
+            "x",
+            "--home",
+            str(tmp_path / "home"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "line 2" in result.stderr
+    assert not (tmp_path / "home" / "adapters" / "x").exists()
+
+
+def test_alpaca_and_chat_formats_load(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        '{"instruction": "Add", "input": "2 and 2", "output": "4"}\n'
+        '{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},'
+        ' {"role": "assistant", "content": "a"}]}\n'
+    )
+    data = load_records(path)
+    assert data.conversations[0][0]["content"] == "Add\n\n2 and 2"
+    assert [m["role"] for m in data.conversations[1]] == ["system", "user", "assistant"]
