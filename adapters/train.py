@@ -266,6 +266,7 @@ def train(
         seed=config.seed,
         report_to="none",
         use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available(),  # mixed precision on GPUs; CPUs train in fp32
         disable_tqdm=progress is not None,
         dataloader_num_workers=0,
     )
