@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import resource
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -325,4 +326,5 @@ def train(
     }
     (staging / META).write_text(json.dumps(meta, indent=1))
     path = registry.publish(staging, config.name, config.overwrite)
+    shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints only serve to resume a broken run
     return TrainResult(status="done", meta=meta, path=path)
