@@ -11,8 +11,10 @@ from bot.resources import Resources
 
 
 def chat_prompt(system_prompt: str) -> ChatPromptTemplate:
+    # The system prompt is a setting, not a template: escape braces a user may have put in it.
+    system = system_prompt.replace("{", "{{").replace("}", "}}")
     return ChatPromptTemplate.from_messages(
-        [("system", system_prompt), MessagesPlaceholder("history"), ("human", "{question}")]
+        [("system", system), MessagesPlaceholder("history"), ("human", "{question}")]
     )
 
 
@@ -22,6 +24,5 @@ class BaseModelBackend(Backend):
     description = "The model as it is, with no added knowledge."
 
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
-        # The system prompt is a template string: escape braces a user may have put in it.
-        system = resources.settings.system_prompt.replace("{", "{{").replace("}", "}}")
-        return RunnableParallel(answer=chat_prompt(system) | resources.chat_model())
+        prompt = chat_prompt(resources.settings.system_prompt)
+        return RunnableParallel(answer=prompt | resources.chat_model())

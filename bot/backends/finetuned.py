@@ -3,7 +3,7 @@ fine-tuned checkpoint. Both answer like the base backend, with the trained weigh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.runnables import Runnable, RunnableParallel
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,8 +35,20 @@ def checked_artifact(resources: Resources, name: str, method: str, option: str) 
     return meta
 
 
-def _system(resources: Resources) -> str:
-    return resources.settings.system_prompt.replace("{", "{{").replace("}", "}}")
+class ArtifactBackend(Backend):
+    """Answers with the trained artifact named by option `option`, made by `method`."""
+
+    method: ClassVar[str]
+    option: ClassVar[str]
+
+    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+        return resources.artifacts.names_of(self.method) if field == self.option else None
+
+    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+        name = getattr(options, self.option)
+        checked_artifact(resources, name, self.method, self.option)
+        llm = resources.chat_model(**{self.option: name})
+        return RunnableParallel(answer=chat_prompt(resources.settings.system_prompt) | llm)
 
 
 class LoraOptions(BaseModel):
@@ -44,20 +56,12 @@ class LoraOptions(BaseModel):
     adapter: str = Field(default="", description="Trained LoRA adapter.")
 
 
-class LoraBackend(Backend):
+class LoraBackend(ArtifactBackend):
     id = "lora"
     name = "LoRA adapter"
     description = "The base model with a small trained LoRA adapter switched on (base frozen)."
     Options = LoraOptions
-
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
-        return resources.artifacts.names_of("lora") if field == "adapter" else None
-
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
-        assert isinstance(options, LoraOptions)
-        checked_artifact(resources, options.adapter, "lora", "adapter")
-        llm = resources.chat_model(adapter=options.adapter)
-        return RunnableParallel(answer=chat_prompt(_system(resources)) | llm)
+    method, option = "lora", "adapter"
 
 
 class FullOptions(BaseModel):
@@ -65,17 +69,9 @@ class FullOptions(BaseModel):
     checkpoint: str = Field(default="", description="Fully fine-tuned checkpoint.")
 
 
-class FullBackend(Backend):
+class FullBackend(ArtifactBackend):
     id = "full"
     name = "Full fine-tune"
     description = "A checkpoint whose every weight was trained on your data."
     Options = FullOptions
-
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
-        return resources.artifacts.names_of("full") if field == "checkpoint" else None
-
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
-        assert isinstance(options, FullOptions)
-        checked_artifact(resources, options.checkpoint, "full", "checkpoint")
-        llm = resources.chat_model(checkpoint=options.checkpoint)
-        return RunnableParallel(answer=chat_prompt(_system(resources)) | llm)
+    method, option = "full", "checkpoint"
