@@ -59,3 +59,11 @@ def test_every_builtin_backend_describes_itself() -> None:
     for backend in registry:
         assert backend.name and backend.description
         assert issubclass(backend.Options, BaseModel)
+
+
+@pytest.mark.parametrize("backend_id", default_registry().ids())
+def test_every_backend_refuses_unknown_options_by_name(backend_id: str) -> None:
+    backend = default_registry().get(backend_id)
+    with pytest.raises(BackendError, match=rf"Invalid options for backend '{backend_id}': bogus"):
+        backend.parse_options({"bogus": 1})
+    assert backend.parse_options({}) is not None  # every option has a default
