@@ -41,8 +41,12 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install
+bench: install  # CPU benchmarks; figures and commands in docs/BENCHMARKS.md
 	$(PY) bench/chat_latency.py
+	$(PY) bench/retrieval.py
+	$(PY) bench/squad_rag.py
+	$(PY) bench/training.py cpu
+	$(PY) bench/training.py switch
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
