@@ -124,20 +124,29 @@ def knowledge_base(home: Path, dtype: str):
     return Resources(load_settings(home=home, embed_dtype=dtype)).knowledge
 
 
-def timed_ingest(kb, files: list[Path], label: str) -> tuple[object, float]:
-    last = [time.perf_counter()]
-
-    def progress(fraction: float, _label: str) -> None:
-        if time.perf_counter() - last[0] > 20:
-            last[0] = time.perf_counter()
-            log(f"  {label}: {fraction:.0%}")
-
+def timed_ingest(kb, files: list[Path], label: str) -> tuple[object, float, list[float]]:
+    """Ingest `files` into one collection; also returns the time per file (ms) in each fifth
+    of the files, to show how the per-file cost changes as the collection grows."""
     start = time.perf_counter()
+    last_log, done, marks = [start], [0], [start]
+    step = max(1, len(files) // 5)
+
+    def progress(fraction: float, step_label: str) -> None:
+        now = time.perf_counter()
+        if step_label.endswith(" done"):
+            done[0] += 1
+            if done[0] % step == 0 and len(marks) <= 5:
+                marks.append(now)
+        if now - last_log[0] > 60:
+            last_log[0] = now
+            log(f"  {label}: {done[0]:,} / {len(files):,} files")
+
     result = kb.ingest(COLLECTION, files, progress)
     seconds = time.perf_counter() - start
     if result.errors:
         raise RuntimeError(f"{label}: {len(result.errors)} errors, first {result.errors[0]}")
-    return result, seconds
+    per_file = [round(1000 * (b - a) / step, 1) for a, b in zip(marks, marks[1:], strict=False)]
+    return result, seconds, per_file
 
 
 def dense_run(kb, queries: dict, k_chunks: int) -> tuple[dict, float, int]:
@@ -309,6 +318,7 @@ def main() -> None:
         "queries": len(queries),
         "limit_docs": args.limit_docs,
         "k_chunks": args.k_chunks,
+        "threads_flag": args.threads,
         "published_ndcg@10": PUBLISHED,
     }
 
@@ -330,16 +340,17 @@ def main() -> None:
         kb = knowledge_base(Path(tmp) / "home-bf16", "bfloat16")
         kb.embedder.embed_documents(["warm-up"])
         log(f"bf16 knowledge base ready in {time.perf_counter() - start:.1f} s; ingesting")
-        ingest, ingest_s = timed_ingest(kb, files, "bf16 ingest")
+        ingest, ingest_s, per_file = timed_ingest(kb, files, "bf16 ingest")
         chunks = ingest.chunks_added
         result["ingest_bf16"] = {
             "files": ingest.files,
             "chunks": chunks,
             "seconds": round(ingest_s, 1),
             "chunks_s": round(chunks / ingest_s, 1),
+            "ms_per_file_by_fifth": per_file,
         }
         log(f"bf16 ingest: {result['ingest_bf16']}")
-        again, again_s = timed_ingest(kb, files, "re-ingest")
+        again, again_s, _ = timed_ingest(kb, files, "re-ingest")
         result["reingest_unchanged"] = {
             "seconds": round(again_s, 2),
             "chunks_unchanged": again.chunks_unchanged,
@@ -391,11 +402,12 @@ def main() -> None:
             kb32 = knowledge_base(Path(tmp) / "home-fp32", "float32")
             kb32.embedder.embed_documents(["warm-up"])
             log("fp32 knowledge base ready; ingesting")
-            ingest32, ingest32_s = timed_ingest(kb32, files, "fp32 ingest")
+            ingest32, ingest32_s, per_file32 = timed_ingest(kb32, files, "fp32 ingest")
             result["ingest_fp32"] = {
                 "chunks": ingest32.chunks_added,
                 "seconds": round(ingest32_s, 1),
                 "chunks_s": round(ingest32.chunks_added / ingest32_s, 1),
+                "ms_per_file_by_fifth": per_file32,
             }
             run32, run32_s, fewest32 = dense_run(kb32, queries, args.k_chunks)
             result["kb_fp32"] = {
