@@ -104,11 +104,15 @@ class KnowledgeBase:
         self.max_file_bytes = max_file_bytes
         self.embed_batch_size = embed_batch_size
         self.store = ChromaStore(root / "chroma", embedder)
+        self._manifests: dict[str, ManifestFile] = {}
 
     # Collections -------------------------------------------------------------------------
 
     def _manifest(self, name: str) -> ManifestFile:
-        return ManifestFile(self.root / "collections" / validate_name(name))
+        # One object per collection, so its read cache lives as long as this knowledge base.
+        if name not in self._manifests:
+            self._manifests[name] = ManifestFile(self.root / "collections" / validate_name(name))
+        return self._manifests[name]
 
     def _existing(self, name: str) -> ManifestFile:
         manifest = self._manifest(name)
@@ -224,7 +228,7 @@ class KnowledgeBase:
             for c in chunks
         ]
         with manifest_file.locked():
-            manifest = manifest_file.read()
+            manifest = manifest_file.read(fresh=True)
             self._sweep(name, manifest)
             current = manifest.sources.get(source)
             if current and current.hash == file_hash:  # another writer just did it
@@ -246,9 +250,9 @@ class KnowledgeBase:
                 manifest.stale.append((source, current.hash))
             manifest_file.write(manifest)  # the commit point
             if current:
+                # The stale entry stays listed until the next write sweeps it (a no-op then):
+                # one manifest write fewer per changed file.
                 self.store.delete(name, _version(source, current.hash))
-                manifest.stale.remove((source, current.hash))
-                manifest_file.write(manifest)
         result.chunks_added += len(chunks)
         result.chunks_removed += current.chunks if current else 0
 
@@ -257,7 +261,7 @@ class KnowledgeBase:
         number of chunks removed."""
         manifest_file = self._existing(name)
         with manifest_file.locked():
-            manifest = manifest_file.read()
+            manifest = manifest_file.read(fresh=True)
             self._sweep(name, manifest)
             key = source if source in manifest.sources else str(Path(source).resolve())
             entry = manifest.sources.pop(key, None)

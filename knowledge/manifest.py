@@ -13,9 +13,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -40,36 +41,61 @@ class Manifest:
 
 
 class ManifestFile:
+    """A collection's manifest on disk. Reads are cached until the file changes (every file
+    ingested and every query reads it, and collections can hold thousands of sources)."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / "manifest.json"
+        self._cache: tuple[tuple[int, int, int], Manifest] | None = None
 
     def exists(self) -> bool:
         return self.path.exists()
 
-    def read(self) -> Manifest:
-        if not self.path.exists():
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def read(self, fresh: bool = False) -> Manifest:
+        """A private copy of the manifest, safe to change and `write` back. Writers pass
+        `fresh` under the lock: a file stamp can in theory repeat, the file's content not."""
+        stamp = self._stamp()
+        if stamp is None:
             return Manifest()
-        raw = json.loads(self.path.read_text())
-        return Manifest(
-            sources={k: SourceEntry(**v) for k, v in raw.get("sources", {}).items()},
-            pending=[tuple(p) for p in raw.get("pending", [])],
-            stale=[tuple(s) for s in raw.get("stale", [])],
-        )
+        if fresh or self._cache is None or self._cache[0] != stamp:
+            raw = json.loads(self.path.read_text())
+            manifest = Manifest(
+                sources={k: SourceEntry(**v) for k, v in raw.get("sources", {}).items()},
+                pending=[tuple(p) for p in raw.get("pending", [])],
+                stale=[tuple(s) for s in raw.get("stale", [])],
+            )
+            self._cache = (stamp, manifest)
+        cached = self._cache[1]
+        # Entries are replaced, never changed in place, so a shallow copy is private enough.
+        return Manifest(dict(cached.sources), list(cached.pending), list(cached.stale))
 
     def write(self, manifest: Manifest) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         data = {
-            "sources": {k: asdict(v) for k, v in sorted(manifest.sources.items())},
+            "sources": {k: vars(v) for k, v in manifest.sources.items()},
             "pending": manifest.pending,
             "stale": manifest.stale,
         }
-        staging = self.path.with_name(f".manifest.{os.getpid()}.tmp")
+        staging = self.path.with_name(f".manifest.{os.getpid()}.{threading.get_ident()}.tmp")
         with staging.open("w") as out:
-            json.dump(data, out, indent=1)
+            out.write(json.dumps(data, separators=(",", ":")))  # compact: C-speed encoding
             out.flush()
             os.fsync(out.fileno())
         os.replace(staging, self.path)
+        stamp = self._stamp()
+        if stamp is not None:
+            self._cache = (
+                stamp,
+                Manifest(dict(manifest.sources), list(manifest.pending), list(manifest.stale)),
+            )
 
     @contextmanager
     def locked(self) -> Iterator[None]:
