@@ -16,6 +16,10 @@ class Resources:
     def __init__(self, settings: Settings) -> None:
         # The model and the embedder load on first use; `load()` forces the model at start.
         self.settings = settings
+        if settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
         self._lock = threading.Lock()
 
     @cached_property

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Memory for fully fine-tuned checkpoints kept loaded (LRU beyond it).",
     )
+    torch_threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads for torch; 0 keeps torch's choice. On a busy shared machine "
+        "1 can be many times faster than oversubscribed cores.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=0, le=65535)
     share: bool = False
