@@ -233,7 +233,14 @@ class LoadedModel:
             stats.seconds = time.perf_counter() - started
             stats.prompt_tokens = int(input_ids.shape[1])
             if "ids" in outcome:
-                stats.completion_tokens = int(outcome["ids"].shape[1] - input_ids.shape[1])
+                generated = outcome["ids"][0, input_ids.shape[1] :].tolist()
+                # The end-of-sequence token that stops a reply is not part of the answer.
+                while generated and generated[-1] in (
+                    self.tokenizer.eos_token_id,
+                    self.tokenizer.pad_token_id,
+                ):
+                    generated.pop()
+                stats.completion_tokens = len(generated)
         if "error" in outcome:
             raise outcome["error"]
 
