@@ -124,12 +124,56 @@ def build_model(mode: str):
         return LlamaForCausalLM(config), "Llama 1.7B (SmolLM2-1.7B shape, random init)"
 
 
-def run_training_bench(mode: str, steps: int, batch: int, length: int) -> dict:
+def run_in_subprocesses(steps: int, batch: int, length: int) -> dict:
+    """On CPU the peak resident memory of a process only grows, so each variant runs in a
+    fresh process of its own."""
+    import subprocess
+
+    rows, model = [], ""
+    for index in range(len(VARIANTS)):
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "cpu",
+                "--variant",
+                str(index),
+                "--steps",
+                str(steps),
+                "--batch",
+                str(batch),
+                "--length",
+                str(length),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        rows += result["rows"]
+        model = result["model"]
+    return {
+        "model": model,
+        "device": "cpu",
+        "batch": batch,
+        "length": length,
+        "steps_timed": steps,
+        "rows": rows,
+        "isolation": "one process per variant",
+    }
+
+
+def run_training_bench(
+    mode: str, steps: int, batch: int, length: int, only: int | None = None
+) -> dict:
     import torch
 
     device = "cuda" if mode == "gpu" else "cpu"
     rows = []
-    for label, method, rank, targets, bf16_base in VARIANTS + (GPU_ONLY if mode == "gpu" else []):
+    variants = VARIANTS + (GPU_ONLY if mode == "gpu" else [])
+    if only is not None:
+        variants = variants[only : only + 1]
+    for label, method, rank, targets, bf16_base in variants:
         gc.collect()
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -245,6 +289,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--length", type=int)
+    parser.add_argument("--variant", type=int, help="(internal) run one CPU variant, print JSON")
     args = parser.parse_args()
     import torch
 
@@ -253,7 +298,13 @@ def main() -> None:
     else:
         batch = args.batch or (4 if args.mode == "cpu" else 8)
         length = args.length or (256 if args.mode == "cpu" else 2048)
-        result = run_training_bench(args.mode, args.steps, batch, length)
+        if args.variant is not None:
+            print(json.dumps(run_training_bench("cpu", args.steps, batch, length, args.variant)))
+            return
+        if args.mode == "cpu":
+            result = run_in_subprocesses(args.steps, batch, length)
+        else:
+            result = run_training_bench(args.mode, args.steps, batch, length)
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     result["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
