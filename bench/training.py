@@ -18,6 +18,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -219,37 +220,28 @@ def run_training_bench(
 
 def run_switch_bench() -> dict:
     """Load 20 LoRA adapters onto the one shared base model; time switching between them."""
-    import torch
 
     from bot.model import GenerationParams
     from bot.resources import Resources
     from bot.settings import load_settings
 
     with tempfile.TemporaryDirectory() as home:
+        # Make the adapters in another process: building them here would leave freed base
+        # copies in this process's heap and blur the resident-memory figures.
+        subprocess.run(
+            [sys.executable, __file__, "make-adapters", "--out", home],
+            check=True,
+            capture_output=True,
+        )
+        folders = sorted(Path(home).glob("adapter-*"), key=lambda p: int(p.name.split("-")[1]))
         resources = Resources(load_settings(home=home)).load()
         loaded = resources.model
-        folders = []
-        for i in range(20):
-            torch.manual_seed(i)
-            model = prepare(
-                __import__("transformers").AutoModelForCausalLM.from_pretrained(
-                    loaded.model.name_or_path
-                ),
-                "lora",
-                16,
-                "all-linear",
-            )
-            for name, param in model.named_parameters():  # non-zero B: a real, distinct adapter
-                if "lora_B" in name:
-                    torch.nn.init.normal_(param, std=0.01)
-            folder = Path(home) / f"adapter-{i}"
-            model.save_pretrained(folder)
-            folders.append(folder)
-            del model
         gc.collect()
         messages = [{"role": "user", "content": "Say hello."}]
         one_token = GenerationParams(max_new_tokens=1)
         rows = []
+        for _ in range(3):  # warm up: the first generations allocate buffers of their own
+            list(loaded.stream(messages, one_token))
         base_rss = rss_mb()
         keys: list[str] = []
         for count in (1, 5, 20):
@@ -283,9 +275,28 @@ def run_switch_bench() -> dict:
     }
 
 
+def make_adapters(out: Path, count: int = 20) -> None:
+    """`count` distinct LoRA r16 all-linear adapters for the packaged model, saved in `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from bot.model import model_location
+    from bot.settings import load_settings
+
+    location = model_location(load_settings(home=out))
+    for i in range(count):
+        torch.manual_seed(i)
+        model = prepare(AutoModelForCausalLM.from_pretrained(location), "lora", 16, "all-linear")
+        for name, param in model.named_parameters():  # non-zero B: a real, distinct adapter
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.01)
+        model.save_pretrained(out / f"adapter-{i}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["cpu", "gpu", "switch"])
+    parser.add_argument("mode", choices=["cpu", "gpu", "switch", "make-adapters"])
+    parser.add_argument("--out", type=Path, help="(internal) folder for make-adapters")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--length", type=int)
@@ -293,6 +304,9 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    if args.mode == "make-adapters":
+        make_adapters(args.out)
+        return
     if args.mode == "switch":
         result = run_switch_bench()
     else:
