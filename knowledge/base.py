@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from bot.names import validate_name
@@ -67,6 +68,19 @@ def _chunk_id(source: str, file_hash: str, index: int) -> str:
 
 def _version(source: str, file_hash: str) -> dict[str, Any]:
     return {"$and": [{"source": source}, {"file_hash": file_hash}]}
+
+
+@dataclass
+class _Prepared:
+    """A new or changed file, chunked, waiting for its new chunks' vectors."""
+
+    path: Path
+    source: str
+    file_hash: str
+    size: int
+    chunks: list[Document]
+    todo: list[Document]
+    known: dict[str, list[float]]
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -157,16 +171,6 @@ class KnowledgeBase:
                 self.store.delete(name, _version(source, file_hash))
         manifest.pending, manifest.stale = [], []
 
-    def _embed(self, texts: Sequence[str], progress: Progress | None, label: str) -> list:
-        vectors: list = []
-        for start in range(0, len(texts), self.embed_batch_size):
-            vectors += self.embedder.embed_documents(
-                list(texts[start : start + self.embed_batch_size])
-            )
-            if progress:
-                progress(len(vectors) / max(len(texts), 1), label)
-        return vectors
-
     def ingest(
         self,
         name: str,
@@ -174,54 +178,93 @@ class KnowledgeBase:
         progress: Progress | None = None,
     ) -> IngestResult:
         """Add new and changed files to collection `name` (created if needed). A file that
-        fails leaves its earlier version in place and is reported in `errors`."""
+        fails leaves its earlier version in place and is reported in `errors`.
+
+        Files are read and chunked one by one, but their new chunks are embedded together in
+        full batches (many small files would otherwise embed a few chunks at a time), then
+        each file is committed on its own."""
         manifest_file = self._manifest(name)
         self.create(name)
         result = IngestResult(collection=name)
         items = [f if isinstance(f, tuple) else (f, str(f.resolve())) for f in files]
-        for number, (path, source) in enumerate(items):
+        waiting: list[_Prepared] = []
 
-            def report(fraction: float, label: str, _n: int = number) -> None:
-                if progress:
-                    progress((_n + fraction) / len(items), label)
+        def fail(path: Path, error: Exception) -> None:
+            message = (
+                f"{path.name} {error}"
+                if isinstance(error, LoadError)
+                else (f"{path.name}: {type(error).__name__}: {error}")
+            )
+            result.errors.append({"path": str(path), "error": message})
 
+        def embed_and_commit(done: int) -> None:
+            texts = [c.page_content for p in waiting for c in p.todo]
             try:
-                self._ingest_file(name, manifest_file, path, source, result, report)
+                vectors = iter(self._embed(texts))
+            except Exception as error:  # the whole batch failed: none of its files changed
+                for prepared in waiting:
+                    fail(prepared.path, error)
+                waiting.clear()
+                return
+            for prepared in waiting:
+                for chunk in prepared.todo:
+                    prepared.known[chunk.metadata["chunk_hash"]] = next(vectors)
+                try:
+                    self._commit(name, manifest_file, prepared, result)
+                    result.files += 1
+                except Exception as error:  # one broken file must not stop the others
+                    fail(prepared.path, error)
+            waiting.clear()
+            if progress:
+                progress(done / max(len(items), 1), f"stored {done} of {len(items)} files")
+
+        for number, (path, source) in enumerate(items, start=1):
+            try:
+                prepared = self._prepare(name, manifest_file, path, source)
+            except Exception as error:
+                fail(path, error)
+                continue
+            if isinstance(prepared, int):  # unchanged: its chunks stay as they are
+                result.chunks_unchanged += prepared
                 result.files += 1
-            except LoadError as error:
-                result.errors.append({"path": str(path), "error": f"{path.name} {error}"})
-            except Exception as error:  # one broken file must not stop the others
-                result.errors.append(
-                    {"path": str(path), "error": f"{path.name}: {type(error).__name__}: {error}"}
-                )
-            report(1.0, f"{path.name} done")
+            else:
+                waiting.append(prepared)
+            if progress:
+                progress((number - 0.5) / len(items), f"reading {path.name}")
+            if sum(len(p.todo) for p in waiting) >= 4 * self.embed_batch_size:
+                embed_and_commit(number)
+        embed_and_commit(len(items))
         return result
 
-    def _ingest_file(
-        self,
-        name: str,
-        manifest_file: ManifestFile,
-        path: Path,
-        source: str,
-        result: IngestResult,
-        report: Progress,
-    ) -> None:
+    def _embed(self, texts: Sequence[str]) -> list:
+        vectors: list = []
+        for start in range(0, len(texts), self.embed_batch_size):
+            batch = list(texts[start : start + self.embed_batch_size])
+            vectors += self.embedder.embed_documents(batch)
+        return vectors
+
+    def _prepare(
+        self, name: str, manifest_file: ManifestFile, path: Path, source: str
+    ) -> _Prepared | int:
+        """A file read and chunked, with the vectors of its unchanged chunks; or, when the
+        file is unchanged, the number of its chunks."""
         data = read_checked(path, self.max_file_bytes)
         file_hash = hashlib.sha256(data).hexdigest()
         old = manifest_file.read().sources.get(source)
         if old and old.hash == file_hash:
-            result.chunks_unchanged += old.chunks
-            return
-        report(0.0, f"reading {path.name}")
+            return old.chunks
         chunks = chunk_documents(
             load_file(path, data), file_kind(path), self.chunk_size, self.chunk_overlap
         )
         # Chunks that did not change keep their vectors: only new text is embedded.
         known = self.store.vectors(name, _version(source, old.hash)) if old else {}
         todo = [c for c in chunks if c.metadata["chunk_hash"] not in known]
-        fresh = self._embed([c.page_content for c in todo], report, f"embedding {path.name}")
-        known.update(zip((c.metadata["chunk_hash"] for c in todo), fresh, strict=True))
+        return _Prepared(path, source, file_hash, len(data), chunks, todo, known)
 
+    def _commit(
+        self, name: str, manifest_file: ManifestFile, prepared: _Prepared, result: IngestResult
+    ) -> None:
+        source, file_hash, chunks = prepared.source, prepared.file_hash, prepared.chunks
         now = datetime.now(UTC).isoformat(timespec="seconds")
         metadatas = [
             {**c.metadata, "source": source, "file_hash": file_hash, "ingested_at": now}
@@ -240,12 +283,12 @@ class KnowledgeBase:
             self.store.upsert(
                 name,
                 [_chunk_id(source, file_hash, i) for i in range(len(chunks))],
-                [known[c.metadata["chunk_hash"]] for c in chunks],
+                [prepared.known[c.metadata["chunk_hash"]] for c in chunks],
                 [c.page_content for c in chunks],
                 metadatas,
             )
             manifest.pending.remove((source, file_hash))
-            manifest.sources[source] = SourceEntry(file_hash, len(chunks), len(data), now)
+            manifest.sources[source] = SourceEntry(file_hash, len(chunks), prepared.size, now)
             if current:
                 manifest.stale.append((source, current.hash))
             manifest_file.write(manifest)  # the commit point
