@@ -209,10 +209,10 @@ class KnowledgeBase:
             for prepared in waiting:
                 for chunk in prepared.todo:
                     prepared.known[chunk.metadata["chunk_hash"]] = next(vectors)
-                try:
-                    self._commit(name, manifest_file, prepared, result)
-                    result.files += 1
-                except Exception as error:  # one broken file must not stop the others
+            try:
+                self._commit(name, manifest_file, waiting, result)
+            except Exception as error:  # the store refused the batch: none of it committed
+                for prepared in waiting:
                     fail(prepared.path, error)
             waiting.clear()
             if progress:
@@ -262,42 +262,61 @@ class KnowledgeBase:
         return _Prepared(path, source, file_hash, len(data), chunks, todo, known)
 
     def _commit(
-        self, name: str, manifest_file: ManifestFile, prepared: _Prepared, result: IngestResult
+        self,
+        name: str,
+        manifest_file: ManifestFile,
+        batch: list[_Prepared],
+        result: IngestResult,
     ) -> None:
-        source, file_hash, chunks = prepared.source, prepared.file_hash, prepared.chunks
+        """Store a batch of files' new versions in one write to Chroma and one manifest
+        commit (a write per file made small files slow); either all of them are committed
+        or, after a crash, none, each file keeping its previous version."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        metadatas = [
-            {**c.metadata, "source": source, "file_hash": file_hash, "ingested_at": now}
-            for c in chunks
-        ]
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)
             self._sweep(name, manifest)
-            current = manifest.sources.get(source)
-            if current and current.hash == file_hash:  # another writer just did it
-                manifest_file.write(manifest)
-                result.chunks_unchanged += current.chunks
-                return
-            manifest.pending.append((source, file_hash))
+            replacing: list[tuple[_Prepared, SourceEntry | None]] = []
+            for prepared in batch:
+                current = manifest.sources.get(prepared.source)
+                if current and current.hash == prepared.file_hash:  # another writer did it
+                    result.chunks_unchanged += current.chunks
+                    result.files += 1
+                else:
+                    replacing.append((prepared, current))
+            manifest.pending += [(p.source, p.file_hash) for p, _ in replacing]
             manifest_file.write(manifest)
-            self.store.upsert(
-                name,
-                [_chunk_id(source, file_hash, i) for i in range(len(chunks))],
-                [prepared.known[c.metadata["chunk_hash"]] for c in chunks],
-                [c.page_content for c in chunks],
-                metadatas,
-            )
-            manifest.pending.remove((source, file_hash))
-            manifest.sources[source] = SourceEntry(file_hash, len(chunks), prepared.size, now)
-            if current:
-                manifest.stale.append((source, current.hash))
+            ids, vectors, texts, metadatas = [], [], [], []
+            for prepared, _ in replacing:
+                for index, chunk in enumerate(prepared.chunks):
+                    ids.append(_chunk_id(prepared.source, prepared.file_hash, index))
+                    vectors.append(prepared.known[chunk.metadata["chunk_hash"]])
+                    texts.append(chunk.page_content)
+                    metadatas.append(
+                        {
+                            **chunk.metadata,
+                            "source": prepared.source,
+                            "file_hash": prepared.file_hash,
+                            "ingested_at": now,
+                        }
+                    )
+            if ids:
+                self.store.upsert(name, ids, vectors, texts, metadatas)
+            for prepared, current in replacing:
+                manifest.pending.remove((prepared.source, prepared.file_hash))
+                manifest.sources[prepared.source] = SourceEntry(
+                    prepared.file_hash, len(prepared.chunks), prepared.size, now
+                )
+                if current:
+                    manifest.stale.append((prepared.source, current.hash))
             manifest_file.write(manifest)  # the commit point
-            if current:
-                # The stale entry stays listed until the next write sweeps it (a no-op then):
-                # one manifest write fewer per changed file.
-                self.store.delete(name, _version(source, current.hash))
-        result.chunks_added += len(chunks)
-        result.chunks_removed += current.chunks if current else 0
+            for prepared, current in replacing:
+                # Stale entries stay listed until the next write sweeps them (a no-op then).
+                if current:
+                    self.store.delete(name, _version(prepared.source, current.hash))
+        for prepared, current in replacing:
+            result.files += 1
+            result.chunks_added += len(prepared.chunks)
+            result.chunks_removed += current.chunks if current else 0
 
     def forget(self, name: str, source: str) -> int:
         """Remove `source` (as stored, or a path to it) from collection `name`; returns the
