@@ -133,10 +133,9 @@ def timed_ingest(kb, files: list[Path], label: str) -> tuple[object, float, list
 
     def progress(fraction: float, step_label: str) -> None:
         now = time.perf_counter()
-        if step_label.endswith(" done"):
-            done[0] += 1
-            if done[0] % step == 0 and len(marks) <= 5:
-                marks.append(now)
+        done[0] = int(fraction * len(files))  # files read and stored so far
+        while len(marks) <= 5 and done[0] >= len(marks) * step:
+            marks.append(now)
         if now - last_log[0] > 60:
             last_log[0] = now
             log(f"  {label}: {done[0]:,} / {len(files):,} files")

@@ -120,8 +120,7 @@ def timed_ingest(kb, files: list[Path], label: str) -> tuple[object, float]:
     last_log, done = [start], [0]
 
     def progress(fraction: float, step_label: str) -> None:
-        if step_label.endswith(" done"):
-            done[0] += 1
+        done[0] = int(fraction * len(files))  # files read and stored so far
         now = time.perf_counter()
         if now - last_log[0] > 30:
             last_log[0] = now
