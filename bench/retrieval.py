@@ -37,6 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import elapsed, log, timed_ingest  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "retrieval.json"
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
@@ -44,11 +47,6 @@ SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 PUBLISHED = {"BM25": 0.665, "all-MiniLM-L6-v2": 0.645}
 COLLECTION = "scifact"
 SYNTHETIC = "synthetic100k"
-_T0 = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # Data and metrics ------------------------------------------------------------------------
@@ -122,30 +120,6 @@ def knowledge_base(home: Path, dtype: str):
     from bot.settings import load_settings
 
     return Resources(load_settings(home=home, embed_dtype=dtype)).knowledge
-
-
-def timed_ingest(kb, files: list[Path], label: str) -> tuple[object, float, list[float]]:
-    """Ingest `files` into one collection; also returns the time per file (ms) in each fifth
-    of the files, to show how the per-file cost changes as the collection grows."""
-    start = time.perf_counter()
-    last_log, done, marks = [start], [0], [start]
-    step = max(1, len(files) // 5)
-
-    def progress(fraction: float, step_label: str) -> None:
-        now = time.perf_counter()
-        done[0] = int(fraction * len(files))  # files read and stored so far
-        while len(marks) <= 5 and done[0] >= len(marks) * step:
-            marks.append(now)
-        if now - last_log[0] > 60:
-            last_log[0] = now
-            log(f"  {label}: {done[0]:,} / {len(files):,} files")
-
-    result = kb.ingest(COLLECTION, files, progress)
-    seconds = time.perf_counter() - start
-    if result.errors:
-        raise RuntimeError(f"{label}: {len(result.errors)} errors, first {result.errors[0]}")
-    per_file = [round(1000 * (b - a) / step, 1) for a, b in zip(marks, marks[1:], strict=False)]
-    return result, seconds, per_file
 
 
 def dense_run(kb, queries: dict, k_chunks: int) -> tuple[dict, float, int]:
@@ -339,7 +313,7 @@ def main() -> None:
         kb = knowledge_base(Path(tmp) / "home-bf16", "bfloat16")
         kb.embedder.embed_documents(["warm-up"])
         log(f"bf16 knowledge base ready in {time.perf_counter() - start:.1f} s; ingesting")
-        ingest, ingest_s, per_file = timed_ingest(kb, files, "bf16 ingest")
+        ingest, ingest_s, per_file = timed_ingest(kb, COLLECTION, files, "bf16 ingest")
         chunks = ingest.chunks_added
         result["ingest_bf16"] = {
             "files": ingest.files,
@@ -349,7 +323,7 @@ def main() -> None:
             "ms_per_file_by_fifth": per_file,
         }
         log(f"bf16 ingest: {result['ingest_bf16']}")
-        again, again_s, _ = timed_ingest(kb, files, "re-ingest")
+        again, again_s, _ = timed_ingest(kb, COLLECTION, files, "re-ingest")
         result["reingest_unchanged"] = {
             "seconds": round(again_s, 2),
             "chunks_unchanged": again.chunks_unchanged,
@@ -401,7 +375,7 @@ def main() -> None:
             kb32 = knowledge_base(Path(tmp) / "home-fp32", "float32")
             kb32.embedder.embed_documents(["warm-up"])
             log("fp32 knowledge base ready; ingesting")
-            ingest32, ingest32_s, per_file32 = timed_ingest(kb32, files, "fp32 ingest")
+            ingest32, ingest32_s, per_file32 = timed_ingest(kb32, COLLECTION, files, "fp32 ingest")
             result["ingest_fp32"] = {
                 "chunks": ingest32.chunks_added,
                 "seconds": round(ingest32_s, 1),
@@ -430,7 +404,7 @@ def main() -> None:
         result["ratios"]["ingest_bf16_over_fp32_speed"] = round(
             result["ingest_bf16"]["chunks_s"] / result["ingest_fp32"]["chunks_s"], 2
         )
-    result["total_s"] = round(time.perf_counter() - _T0, 1)
+    result["total_s"] = round(elapsed(), 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)

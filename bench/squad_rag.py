@@ -38,6 +38,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import elapsed, log, timed_ingest  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad-v1.1-dev"
 
@@ -47,11 +50,6 @@ DEFAULT_CHUNK = 1000
 MAX_NEW_TOKENS = 64
 K = 5
 PUNCTUATION = set(string.punctuation)
-_T0 = time.perf_counter()
-
-
-def log(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # Data and metrics ------------------------------------------------------------------------
@@ -113,24 +111,6 @@ def build(home: Path, chunk_size: int, chunk_overlap: int):
         max_new_tokens=MAX_NEW_TOKENS,
     )
     return Resources(settings)
-
-
-def timed_ingest(kb, files: list[Path], label: str) -> tuple[object, float]:
-    start = time.perf_counter()
-    last_log, done = [start], [0]
-
-    def progress(fraction: float, step_label: str) -> None:
-        done[0] = int(fraction * len(files))  # files read and stored so far
-        now = time.perf_counter()
-        if now - last_log[0] > 30:
-            last_log[0] = now
-            log(f"  {label}: {done[0]:,} / {len(files):,} files")
-
-    result = kb.ingest(COLLECTION, files, progress)
-    seconds = time.perf_counter() - start
-    if result.errors:
-        raise RuntimeError(f"{label}: {len(result.errors)} errors, first {result.errors[0]}")
-    return result, seconds
 
 
 def recall(kb, questions: list[dict], k: int) -> dict[str, float]:
@@ -276,7 +256,7 @@ def main() -> None:
             kb = resources.knowledge
             kb.embedder.embed_documents(["warm-up"])
             log(f"chunk {chunk_size} / overlap {overlap}: ingesting {len(files):,} files")
-            ingest, ingest_s = timed_ingest(kb, files, f"ingest {chunk_size}")
+            ingest, ingest_s, _ = timed_ingest(kb, COLLECTION, files, f"ingest {chunk_size}")
             row = {
                 "chunk_size": chunk_size,
                 "chunk_overlap": overlap,
@@ -321,7 +301,7 @@ def main() -> None:
             result.setdefault("answers", {})[backend] = summarize(records[backend])
             log(f"  {backend}: {result['answers'][backend]}")
 
-    result["total_s"] = round(time.perf_counter() - _T0, 1)
+    result["total_s"] = round(elapsed(), 1)
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["examples"] = [
         {
