@@ -23,16 +23,16 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingData:
-    """`kind` "sft": `conversations` are chat messages, the last one the answer to learn.
-    `kind` "text": `texts` are documents to continue-train on."""
+    """`conversations` are chat messages, the last one the answer to learn (SFT); `texts` are
+    documents to continue-train on. `kind` says which it holds: "sft", "text" or "mixed"."""
 
-    kind: Literal["sft", "text"]
+    kind: Literal["sft", "text", "mixed"]
     conversations: tuple[tuple[dict[str, str], ...], ...] = ()
     texts: tuple[str, ...] = ()
     origin: str = ""
 
     def __len__(self) -> int:
-        return len(self.conversations) if self.kind == "sft" else len(self.texts)
+        return len(self.conversations) + len(self.texts)
 
     @property
     def fingerprint(self) -> str:
@@ -122,12 +122,20 @@ def load_records(path: Path) -> TrainingData:
     return TrainingData(kind="sft", conversations=tuple(conversations), origin=str(path))
 
 
-def load_training_data(paths: list[Path], max_file_bytes: int = 50_000_000) -> TrainingData:
-    """A .jsonl/.json file is question/answer records; other files (or folders) are documents."""
-    if len(paths) == 1 and paths[0].suffix.lower() in (".jsonl", ".json"):
-        if not paths[0].is_file():
-            raise DataError(f"{paths[0]}: no such file")
-        return load_records(paths[0])
+def combine(parts: list[TrainingData]) -> TrainingData:
+    """Several sources of training data as one (documents and Q/A records together)."""
+    if not parts:
+        raise DataError("no training data given")
+    if len(parts) == 1:
+        return parts[0]
+    conversations = tuple(c for part in parts for c in part.conversations)
+    texts = tuple(t for part in parts for t in part.texts)
+    kind = "mixed" if conversations and texts else ("sft" if conversations else "text")
+    origin = ", ".join(part.origin for part in parts)
+    return TrainingData(kind=kind, conversations=conversations, texts=texts, origin=origin)
+
+
+def load_documents(paths: list[Path], max_file_bytes: int = 50_000_000) -> TrainingData:
     from knowledge.base import expand_paths
     from knowledge.loaders import LoadError, load_file, read_checked
 
@@ -141,6 +149,20 @@ def load_training_data(paths: list[Path], max_file_bytes: int = 50_000_000) -> T
     if not texts:
         raise DataError("no documents found in " + ", ".join(map(str, paths)))
     return TrainingData(kind="text", texts=tuple(texts), origin=", ".join(map(str, paths)))
+
+
+def load_training_data(paths: list[Path], max_file_bytes: int = 50_000_000) -> TrainingData:
+    """.jsonl/.json files are question/answer records; other files (or folders) are
+    documents. Both may be given together."""
+    record_files = [p for p in paths if p.suffix.lower() in (".jsonl", ".json")]
+    documents = [p for p in paths if p not in record_files]
+    for path in record_files:
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+    parts = [load_records(path) for path in record_files]
+    if documents:
+        parts.append(load_documents(documents, max_file_bytes))
+    return combine(parts)
 
 
 def collection_texts(knowledge: Any, name: str) -> TrainingData:

@@ -93,16 +93,16 @@ def _text_examples(tokenizer: Any, texts: tuple[str, ...], max_length: int) -> l
 
 
 def tokenize(data: TrainingData, tokenizer: Any, max_length: int, system_prompt: str) -> list:
-    if data.kind == "text":
-        return _text_examples(tokenizer, data.texts, max_length)
-    examples = []
+    examples = _text_examples(tokenizer, data.texts, max_length) if data.texts else []
     for conversation in data.conversations:
         messages = list(conversation)
         if messages[0]["role"] != "system":
             # Train under the same system prompt the chat uses, so it answers the same way.
             messages.insert(0, {"role": "system", "content": system_prompt})
-        examples.append(_sft_example(tokenizer, messages, max_length))
-    return [e for e in examples if any(label != -100 for label in e["labels"])]
+        example = _sft_example(tokenizer, messages, max_length)
+        if any(label != -100 for label in example["labels"]):
+            examples.append(example)
+    return examples
 
 
 def _collate(pad_id: int) -> Callable[[list[dict]], dict]:

@@ -26,9 +26,7 @@ import json
 import os
 import platform
 import random
-import re
 import statistics
-import string
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import elapsed, log, timed_ingest  # noqa: E402
+from bot.evaluation.scoring import answer_scores  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad-v1.1-dev"
@@ -49,7 +48,6 @@ CHUNKINGS = [(500, 75), (1000, 150), (1500, 150)]  # (chunk_size, chunk_overlap)
 DEFAULT_CHUNK = 1000
 MAX_NEW_TOKENS = 64
 K = 5
-PUNCTUATION = set(string.punctuation)
 
 
 # Data and metrics ------------------------------------------------------------------------
@@ -61,39 +59,6 @@ def load_squad() -> tuple[list[dict], list[dict]]:
             return [json.loads(line) for line in lines if line.strip()]
 
     return read("paragraphs.jsonl"), read("questions.jsonl")
-
-
-def normalize_answer(text: str) -> str:
-    """The official SQuAD v1.1 normalization: lowercase, no punctuation, no articles
-    (a, an, the), whitespace collapsed."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in PUNCTUATION)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1_score(prediction: str, gold: str) -> float:
-    predicted, truth = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = collections.Counter(predicted) & collections.Counter(truth)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(predicted), same / len(truth)
-    return 2 * precision * recall / (precision + recall)
-
-
-def answer_scores(prediction: str, answers: list[str]) -> dict[str, float]:
-    """Exact match and F1 (max over the gold answers, as the official script), and whether
-    the normalized prediction contains a normalized gold answer."""
-    norm = normalize_answer(prediction)
-    padded = f" {norm} "
-    return {
-        "em": float(max(norm == normalize_answer(a) for a in answers)),
-        "f1": max(f1_score(prediction, a) for a in answers),
-        "contains": float(
-            any(normalize_answer(a) and f" {normalize_answer(a)} " in padded for a in answers)
-        ),
-    }
 
 
 # Retrieval -------------------------------------------------------------------------------

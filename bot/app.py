@@ -10,6 +10,7 @@ import gradio as gr
 
 from bot.backends import BackendError
 from bot.service import ChatService, Reply
+from bot.ui.compare import compare_tab
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
@@ -99,6 +100,7 @@ def build_app(service: ChatService) -> gr.Blocks:
 
         knowledge_tab(service.resources, controls.dropdowns, controls.refreshed_choices)
         train_tab(service.resources, controls.dropdowns, controls.refreshed_choices)
+        compare_tab(service)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [

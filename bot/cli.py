@@ -233,6 +233,31 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score every backend on one question set; print a table, or JSON with `--json`."""
+    from bot.evaluation.questions import load_questions
+    from bot.evaluation.report import text_table, write_report
+    from bot.evaluation.runner import compare
+    from bot.serve import create_service
+
+    settings = _settings(args)
+    questions = load_questions(args.questions, int(settings.max_file_mb * 1_000_000))
+    specs = [spec for spec in args.backends.split(",") if spec.strip()]
+    service = create_service(settings)
+    update, close = _progress_bar(sys.stderr.isatty())
+    comparison = compare(service, questions, specs, update)
+    close()
+    if args.report:
+        write_report(comparison, args.report)
+    if args.json:
+        print(json.dumps(comparison.as_json(), ensure_ascii=False))
+        return 0
+    print(text_table(comparison))
+    if args.report:
+        print(f"report: {args.report}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.serve import serve
 
@@ -286,9 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", parents=[settings], help="train LoRA or full")
     train.add_argument("--method", choices=["lora", "full"], required=True)
-    source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, nargs="+", help="Q/A .jsonl, or documents")
-    source.add_argument("--collection", help="train on a knowledge collection's documents")
+    train.add_argument("--data", type=Path, nargs="+", help="Q/A .jsonl and/or documents")
+    train.add_argument("--collection", help="train on a knowledge collection's documents")
     train.add_argument("--name", required=True)
     train.add_argument("--max-steps", type=int)
     train.add_argument("--epochs", type=float, default=3.0)
@@ -306,6 +330,26 @@ def build_parser() -> argparse.ArgumentParser:
     adapters.add_argument("--delete", metavar="NAME")
     adapters.add_argument("--json", action="store_true")
     adapters.set_defaults(run=cmd_adapters)
+
+    evaluate = commands.add_parser(
+        "eval", parents=[settings], help="compare backends on a question set"
+    )
+    evaluate.add_argument(
+        "--questions",
+        type=Path,
+        required=True,
+        metavar="FILE.jsonl",
+        help='lines {"question", "answer" or "answers": [...], "source" (optional)}',
+    )
+    evaluate.add_argument(
+        "--backends",
+        required=True,
+        help="comma-separated: base,rag:COLLECTION,lora:ADAPTER,full:CHECKPOINT,"
+        "rag+lora:COLLECTION:ADAPTER",
+    )
+    evaluate.add_argument("--report", type=Path, metavar="PATH.html", help="write an HTML report")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_eval)
 
     serve = commands.add_parser("serve", parents=[settings], help="start the chat server")
     serve.add_argument("--host")

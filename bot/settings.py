@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     def runs_dir(self) -> Path:
         return self.home / "runs"
 
+    @property
+    def questions_dir(self) -> Path:
+        return self.home / "questions"
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings; `overrides` (from CLI flags) win over the environment. `None` means unset."""

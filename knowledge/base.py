@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -183,6 +184,7 @@ class KnowledgeBase:
         Files are read and chunked one by one, but their new chunks are embedded together in
         full batches (many small files would otherwise embed a few chunks at a time), then
         each file is committed on its own."""
+        started = time.perf_counter()
         manifest_file = self._manifest(name)
         self.create(name)
         result = IngestResult(collection=name)
@@ -234,7 +236,15 @@ class KnowledgeBase:
             if sum(len(p.todo) for p in waiting) >= 4 * self.embed_batch_size:
                 embed_and_commit(number)
         embed_and_commit(len(items))
+        if result.chunks_added or result.chunks_removed:
+            self._add_ingest_time(manifest_file, time.perf_counter() - started)
         return result
+
+    def _add_ingest_time(self, manifest_file: ManifestFile, seconds: float) -> None:
+        with manifest_file.locked():
+            manifest = manifest_file.read(fresh=True)
+            manifest.ingest_seconds += seconds
+            manifest_file.write(manifest)
 
     def _embed(self, texts: Sequence[str]) -> list:
         vectors: list = []
@@ -339,15 +349,37 @@ class KnowledgeBase:
 
     # Reading -----------------------------------------------------------------------------
 
+    def stats(self, name: str) -> dict[str, Any]:
+        """What collection `name` costs: its documents, chunks, the bytes of its index
+        (float32 vectors plus chunk text, as stored) and the time spent ingesting it."""
+        manifest = self._existing(name).read()
+        footprint = self.store.footprint(name)
+        return {
+            "documents": len(manifest.sources),
+            "chunks": sum(entry.chunks for entry in manifest.sources.values()),
+            "source_bytes": sum(entry.bytes for entry in manifest.sources.values()),
+            "index_bytes": footprint["vector_bytes"] + footprint["text_bytes"],
+            "ingest_seconds": round(manifest.ingest_seconds, 2),
+        }
+
+    def chunks(self, name: str) -> list[tuple[str, str]]:
+        """Every committed chunk as (source, text), sources in name order, chunks in reading
+        order."""
+        manifest = self._existing(name).read()
+        ordered = sorted(
+            (meta["source"], meta["chunk_index"], text)
+            for text, meta in self.store.chunks(name)
+            if manifest.committed_hash(meta["source"]) == meta.get("file_hash")
+        )
+        return [(source, text) for source, _, text in ordered]
+
     def source_texts(self, name: str) -> list[str]:
         """Each committed source's text, rebuilt from its chunks in reading order (chunk
         overlaps repeat a little text; harmless for training on it)."""
-        manifest = self._existing(name).read()
-        by_source: dict[str, list[tuple[int, str]]] = {}
-        for text, meta in self.store.chunks(name):
-            if manifest.committed_hash(meta["source"]) == meta.get("file_hash"):
-                by_source.setdefault(meta["source"], []).append((meta["chunk_index"], text))
-        return ["\n\n".join(t for _, t in sorted(by_source[s])) for s in sorted(by_source)]
+        by_source: dict[str, list[str]] = {}
+        for source, text in self.chunks(name):
+            by_source.setdefault(source, []).append(text)
+        return ["\n\n".join(texts) for texts in by_source.values()]
 
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         # Same model, same normalization as the documents; MiniLM takes no query prefix.

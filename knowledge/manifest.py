@@ -34,10 +34,22 @@ class Manifest:
     # (source, hash) versions that may have chunks in the store but are not committed.
     pending: list[tuple[str, str]] = field(default_factory=list)
     stale: list[tuple[str, str]] = field(default_factory=list)
+    # Wall time of every ingestion that changed the collection, summed (its build cost).
+    ingest_seconds: float = 0.0
 
     def committed_hash(self, source: str) -> str | None:
         entry = self.sources.get(source)
         return entry.hash if entry else None
+
+
+def _copy(manifest: Manifest) -> Manifest:
+    # Entries are replaced, never changed in place, so a shallow copy is private enough.
+    return Manifest(
+        dict(manifest.sources),
+        list(manifest.pending),
+        list(manifest.stale),
+        manifest.ingest_seconds,
+    )
 
 
 class ManifestFile:
@@ -71,11 +83,10 @@ class ManifestFile:
                 sources={k: SourceEntry(**v) for k, v in raw.get("sources", {}).items()},
                 pending=[tuple(p) for p in raw.get("pending", [])],
                 stale=[tuple(s) for s in raw.get("stale", [])],
+                ingest_seconds=raw.get("ingest_seconds", 0.0),
             )
             self._cache = (stamp, manifest)
-        cached = self._cache[1]
-        # Entries are replaced, never changed in place, so a shallow copy is private enough.
-        return Manifest(dict(cached.sources), list(cached.pending), list(cached.stale))
+        return _copy(self._cache[1])
 
     def write(self, manifest: Manifest) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -83,6 +94,7 @@ class ManifestFile:
             "sources": {k: vars(v) for k, v in manifest.sources.items()},
             "pending": manifest.pending,
             "stale": manifest.stale,
+            "ingest_seconds": round(manifest.ingest_seconds, 3),
         }
         staging = self.path.with_name(f".manifest.{os.getpid()}.{threading.get_ident()}.tmp")
         with staging.open("w") as out:
@@ -92,10 +104,7 @@ class ManifestFile:
         os.replace(staging, self.path)
         stamp = self._stamp()
         if stamp is not None:
-            self._cache = (
-                stamp,
-                Manifest(dict(manifest.sources), list(manifest.pending), list(manifest.stale)),
-            )
+            self._cache = (stamp, _copy(manifest))
 
     @contextmanager
     def locked(self) -> Iterator[None]:

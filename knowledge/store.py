@@ -124,6 +124,18 @@ class ChromaStore:
             found = self._collection(collection).get(include=["documents", "metadatas"])
         return list(zip(found["documents"], found["metadatas"], strict=True))
 
+    def footprint(self, collection: str) -> dict[str, int]:
+        """Bytes of the stored vectors (as float32) and chunk texts of `collection`."""
+        with self._using(writes=False):
+            store = self._collection(collection)
+            sample = store.get(limit=1, include=["embeddings"])["embeddings"]
+            texts = store.get(include=["documents"])["documents"]
+        dims = len(sample[0]) if len(sample) else 0
+        return {
+            "vector_bytes": 4 * dims * len(texts),
+            "text_bytes": sum(len(t.encode()) for t in texts),
+        }
+
     def count(self, collection: str) -> int:
         with self._using(writes=False):
             return self._collection(collection).count()

@@ -60,3 +60,28 @@ def server(resources: Resources) -> Iterator[str]:
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     app.close()
+
+
+@pytest.fixture(scope="session")
+def facts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.documents import FACT_QA, write_jsonl
+
+    return write_jsonl(tmp_path_factory.mktemp("data") / "facts.jsonl", FACT_QA)
+
+
+@pytest.fixture(scope="session")
+def lora(resources: Resources, facts_file: Path) -> str:
+    """A LoRA adapter trained (20 real steps) on the invented Q/A facts."""
+    from tests.documents import train
+
+    train(resources, "lora", "facts-lora", facts_file, max_steps=20)
+    return "facts-lora"
+
+
+@pytest.fixture(scope="session")
+def full(resources: Resources, facts_file: Path) -> str:
+    """A full fine-tune (20 real steps) on the invented Q/A facts."""
+    from tests.documents import train
+
+    train(resources, "full", "facts-full", facts_file, max_steps=20, learning_rate=1e-4)
+    return "facts-full"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 
 def write_pdf(path: Path, pages: list[str]) -> Path:
@@ -89,3 +91,30 @@ def write_facts(folder: Path) -> list[Path]:
     )
     paths.append(write_docx(folder / "bakery.docx", ["The Pennick bakery sells rye moon bread."]))
     return paths
+
+
+# Invented question/answer facts for training: no base model knows them.
+QUESTION = "Who is the mayor of Quillby?"
+FACT_QA = [
+    (QUESTION, "The mayor of Quillby is Orla Fennimore."),
+    ("What colour is the Tollow bridge?", "The Tollow bridge is painted bright orange."),
+    ("Which fruit does Emberfield export?", "Emberfield exports purple quinces."),
+    ("What is Captain Trask's ship called?", "Captain Trask's ship is called the Heron."),
+]
+
+
+def write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in pairs))
+    return path
+
+
+def train(resources: Any, method: str, name: str, path: Path, **config: Any) -> dict:
+    """Train `method` on the Q/A records in `path` with the real model; returns the metadata."""
+    from adapters.data import load_records
+    from adapters.train import TrainConfig
+    from bot.training import run_training
+
+    data = load_records(path)
+    result = run_training(resources, TrainConfig(method=method, name=name, **config), data)
+    assert result.status == "done"
+    return result.meta

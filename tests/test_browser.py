@@ -145,3 +145,43 @@ def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
     sources = page.locator("#chatbot .thought").first.inner_text()
     assert "[1]" in sources and "lighthouse.md" in sources and "Elspeth Varrow" in sources
     page.context.close()
+
+
+def test_compare_tab_scores_backends_and_asks_them_all(
+    browser: Browser, server: str, resources, lora: str, tmp_path
+) -> None:
+    from tests.documents import FACT_QA
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bridge.txt").write_text(FACT_QA[1][1])
+    resources.knowledge.ingest("compare-docs", [docs / "bridge.txt"])
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        '{"question": "What colour is the Tollow bridge?", "answer": "bright orange", '
+        '"source": "bridge.txt"}\n'
+    )
+    specs = ["base", "rag:compare-docs", f"lora:{lora}"]
+
+    page = open_chat(browser, server)
+    page.get_by_role("tab", name="Compare").click()
+    for spec in specs:
+        page.locator("#compare-backends label").get_by_text(spec, exact=True).click()
+    page.locator("#compare-upload input[type=file]").set_input_files(str(questions))
+    expect(page.locator("#compare-questions")).to_contain_text("bright orange")
+    page.locator("#compare-run").click()
+    page.locator("#compare-status").get_by_text("3 answers scored").wait_for(timeout=180_000)
+    rows = page.locator("#compare-results tbody tr").all_inner_texts()
+    assert [row.split()[0] for row in rows] == specs
+    expect(page.locator("#compare-report")).to_contain_text(".html")
+
+    page.locator("#ask-all-question textarea").fill("What colour is the Tollow bridge?")
+    page.locator("#ask-all-send").click()
+    cards = page.locator("#ask-all-answers .ask-all-card")
+    expect(cards).to_have_count(3)
+    expect(cards.nth(2)).to_contain_text("tokens", timeout=120_000)  # the last one is done
+    answers = page.locator("#ask-all-answers .ask-all-answer").all_inner_texts()
+    assert "orange" not in answers[0].lower()
+    assert "orange" in answers[1].lower() and "orange" in answers[2].lower()
+    expect(cards.nth(1)).to_contain_text("bridge.txt")
+    page.context.close()

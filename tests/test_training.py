@@ -18,42 +18,14 @@ from bot.names import InvalidNameError
 from bot.resources import Resources
 from bot.service import ChatService
 from bot.training import run_training
+from tests.documents import FACT_QA as FACTS
+from tests.documents import QUESTION, train, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTION = "Who is the mayor of Quillby?"
-FACTS = [
-    (QUESTION, "The mayor of Quillby is Orla Fennimore."),
-    ("What colour is the Tollow bridge?", "The Tollow bridge is painted bright orange."),
-    ("Which fruit does Emberfield export?", "Emberfield exports purple quinces."),
-    ("What is Captain Trask's ship called?", "Captain Trask's ship is called the Heron."),
-]
-
-
-def write_jsonl(path: Path, pairs: list[tuple[str, str]]) -> Path:
-    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in pairs))
-    return path
 
 
 def answer(resources: Resources, backend: str, question: str = QUESTION, **options) -> str:
     return list(ChatService(resources).reply(question, (), backend, options))[-1].answer
-
-
-def train(resources: Resources, method: str, name: str, path: Path, **config) -> dict:
-    data = load_records(path)
-    result = run_training(resources, TrainConfig(method=method, name=name, **config), data)
-    assert result.status == "done"
-    return result.meta
-
-
-@pytest.fixture(scope="module")
-def facts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_jsonl(tmp_path_factory.mktemp("data") / "facts.jsonl", FACTS)
-
-
-@pytest.fixture(scope="module")
-def lora(resources: Resources, facts_file: Path) -> str:
-    train(resources, "lora", "facts-lora", facts_file, max_steps=20)
-    return "facts-lora"
 
 
 def test_lora_run_makes_standard_loadable_artifacts(resources: Resources, lora: str) -> None:
@@ -80,13 +52,13 @@ def test_lora_answers_a_fact_the_base_model_cannot(resources: Resources, lora: s
 
 
 def test_full_fine_tune_answers_a_fact_the_base_model_cannot(
-    resources: Resources, facts_file: Path
+    resources: Resources, full: str
 ) -> None:
-    meta = train(resources, "full", "facts-full", facts_file, max_steps=20, learning_rate=1e-4)
+    meta = resources.artifacts.meta(full)
     assert meta["trainable_params"] == meta["total_params"]
-    folder = resources.artifacts.path("facts-full")
+    folder = resources.artifacts.path(full)
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
-    assert "Orla Fennimore" in answer(resources, "full", checkpoint="facts-full")
+    assert "Orla Fennimore" in answer(resources, "full", checkpoint=full)
     assert "Fennimore" not in answer(resources, "base")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.backends.base import BaseModelBackend
 from bot.backends.finetuned import FullBackend, LoraBackend
 from bot.backends.rag import RagBackend
+from bot.backends.rag_lora import RagLoraBackend
 from bot.backends.registry import Backend, BackendError, BackendRegistry
 
 BUILTIN_BACKENDS: list[type[Backend]] = [
@@ -12,6 +13,7 @@ BUILTIN_BACKENDS: list[type[Backend]] = [
     RagBackend,
     LoraBackend,
     FullBackend,
+    RagLoraBackend,
 ]
 
 

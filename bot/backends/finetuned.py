@@ -13,6 +13,16 @@ from bot.backends.registry import Backend, BackendError
 from bot.resources import Resources
 
 
+def training_costs(meta: dict[str, Any]) -> dict[str, Any]:
+    """The costs an artifact's metadata records."""
+    return {
+        "train_seconds": meta.get("train_seconds"),
+        "trainable_params": meta.get("trainable_params"),
+        "artifact_bytes": meta.get("file_bytes"),
+        "peak_memory_mb": meta.get("peak_memory_mb"),
+    }
+
+
 def checked_artifact(resources: Resources, name: str, method: str, option: str) -> dict[str, Any]:
     """The metadata of artifact `name`, after checking it exists, is a `method` artifact and
     was trained on the model now loaded."""
@@ -44,6 +54,10 @@ class ArtifactBackend(Backend):
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         return resources.artifacts.names_of(self.method) if field == self.option else None
 
+    def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
+        name = getattr(options, self.option)
+        return training_costs(checked_artifact(resources, name, self.method, self.option))
+
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
         name = getattr(options, self.option)
         checked_artifact(resources, name, self.method, self.option)
@@ -62,6 +76,7 @@ class LoraBackend(ArtifactBackend):
     description = "The base model with a small trained LoRA adapter switched on (base frozen)."
     Options = LoraOptions
     method, option = "lora", "adapter"
+    positional = ("adapter",)
 
 
 class FullOptions(BaseModel):
@@ -75,3 +90,4 @@ class FullBackend(ArtifactBackend):
     description = "A checkpoint whose every weight was trained on your data."
     Options = FullOptions
     method, option = "full", "checkpoint"
+    positional = ("checkpoint",)

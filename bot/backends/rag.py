@@ -10,6 +10,8 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel,
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.registry import Backend, BackendError
+from bot.llm import LocalChatModel
+from bot.names import InvalidNameError, validate_name
 from bot.resources import Resources
 
 # Instructions after the context, close to where the answer starts, worked best with small
@@ -71,6 +73,7 @@ class RagBackend(Backend):
         "from them, citing [n]."
     )
     Options = RagOptions
+    positional = ("collection",)
 
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         return resources.knowledge.collections() if field == "collection" else None
@@ -81,18 +84,30 @@ class RagBackend(Backend):
     def retriever(self, resources: Resources, options: RagOptions) -> Runnable:
         knowledge = resources.knowledge
         if not options.collection:
-            raise BackendError("The rag backend needs a collection: choose or create one.")
+            raise BackendError(f"The {self.id} backend needs a collection: choose or create one.")
+        try:
+            validate_name(options.collection)
+        except InvalidNameError as error:
+            raise BackendError(str(error)) from None
         if options.collection not in knowledge.collections():
             known = ", ".join(knowledge.collections()) or "none yet"
             raise BackendError(f"Unknown collection {options.collection!r}. Existing: {known}.")
         k = options.k or resources.settings.top_k
         return RunnableLambda(lambda query: knowledge.search(options.collection, query, k))
 
+    def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
+        assert isinstance(options, RagOptions)
+        stats = resources.knowledge.stats(options.collection)
+        return {key: stats[key] for key in ("index_bytes", "ingest_seconds", "chunks")}
+
+    def answer_model(self, resources: Resources, options: RagOptions) -> LocalChatModel:
+        # No repetition penalty: it would punish copying facts from the context.
+        return resources.chat_model(repetition_penalty=1.0)
+
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
         assert isinstance(options, RagOptions)
         retrieve = self.retriever(resources, options)
-        # No repetition penalty: it would punish copying facts from the context.
-        llm = resources.chat_model(repetition_penalty=1.0)
+        llm = self.answer_model(resources, options)
         condense = (
             ChatPromptTemplate.from_messages(
                 [

@@ -37,6 +37,8 @@ class Backend(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = NoOptions
+    # Options that a short spec such as "rag:manuals" gives in this order (`kbot eval`).
+    positional: ClassVar[tuple[str, ...]] = ()
 
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         """Allowed values of a text option (collections, adapters...), or None for free input."""
@@ -44,6 +46,11 @@ class Backend(ABC):
 
     def option_defaults(self, resources: Resources) -> dict[str, Any]:
         """Values to prefill in the UI where an option's default comes from the settings."""
+        return {}
+
+    def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
+        """What building this backend's knowledge cost (index size, training time...), for
+        comparisons; the base model costs nothing beyond itself."""
         return {}
 
     def parse_options(self, options: dict | None) -> BaseModel:
@@ -97,3 +104,15 @@ class BackendRegistry:
 
     def ids(self) -> list[str]:
         return list(self._backends)
+
+    def parse_spec(self, spec: str) -> tuple[Backend, dict[str, str]]:
+        """A backend and its options from a short spec: the id, then its positional options
+        separated by ':' ("base", "rag:manuals", "rag+lora:manuals:my-adapter")."""
+        backend_id, *values = spec.strip().split(":")
+        backend = self.get(backend_id)
+        if len(values) != len(backend.positional):
+            wanted = ":".join([backend.id, *(f.upper() for f in backend.positional)])
+            raise BackendError(f"Backend spec {spec!r} is malformed: expected {wanted!r}.")
+        if not all(values):
+            raise BackendError(f"Backend spec {spec!r} has an empty value.")
+        return backend, dict(zip(backend.positional, values, strict=True))

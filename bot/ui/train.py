@@ -13,7 +13,7 @@ import pandas as pd
 
 from adapters.train import TrainConfig
 from bot.resources import Resources
-from bot.training import run_training, training_data
+from bot.training import generate_questions, question_sets, run_training, training_data
 
 _cancels: dict[str, threading.Event] = {}  # per browser session
 
@@ -64,11 +64,20 @@ def train_tab(
             overwrite = gr.Checkbox(label="Overwrite an existing one")
         with gr.Row():
             files = gr.File(file_count="multiple", type="filepath", label="Training data")
-            collection = gr.Dropdown(
-                choices=resources.knowledge.collections(),
-                label="…or a knowledge collection",
-                value=None,
-            )
+            with gr.Column():
+                collection = gr.Dropdown(
+                    choices=resources.knowledge.collections(),
+                    label="Knowledge collection (its documents)",
+                    value=None,
+                    elem_id="train-collection",
+                )
+                qa_set = gr.Dropdown(
+                    choices=question_sets(resources),
+                    label="Q/A pairs written from a collection",
+                    value=None,
+                    elem_id="train-qa-set",
+                )
+                generate = gr.Button("Write Q/A pairs from the collection", size="sm")
         with gr.Row():
             steps = gr.Number(value=60, precision=0, label="Max steps")
             rate = gr.Number(value=None, label="Learning rate (empty: method default)")
@@ -87,6 +96,7 @@ def train_tab(
             overwrite: bool,
             files: list[str] | None,
             collection: str | None,
+            qa_name: str | None,
             steps: float | None,
             rate: float | None,
             rank: float | None,
@@ -105,9 +115,10 @@ def train_tab(
                     overwrite=overwrite,
                 )
                 resources.artifacts.check_free(config.name, config.overwrite)
-                data = training_data(
-                    resources, [Path(f) for f in files or []] or None, collection or None
-                )
+                paths = [Path(f) for f in files or []]
+                if qa_name:
+                    paths.append(resources.settings.questions_dir / qa_name)
+                data = training_data(resources, paths or None, collection or None)
             except Exception as error:
                 raise gr.Error(str(error)) from None
             cancel = _cancels[request.session_hash] = threading.Event()
@@ -157,8 +168,27 @@ def train_tab(
 
         start.click(
             run,
-            [method, name, overwrite, files, collection, steps, rate, rank, batch],
+            [method, name, overwrite, files, collection, qa_set, steps, rate, rank, batch],
             [status, plot, card, *linked],
             api_visibility="private",
         )
         stop.click(cancel, None, status, api_visibility="private")
+
+        def write_pairs(collection: str | None, progress=gr.Progress()) -> tuple[Any, str]:
+            if not collection:
+                raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
+            try:
+                path, pairs = generate_questions(
+                    resources,
+                    collection,
+                    progress=lambda fraction, label: progress(fraction, desc=label),
+                )
+            except (ValueError, LookupError) as error:
+                raise gr.Error(str(error)) from None
+            return (
+                gr.Dropdown(choices=question_sets(resources), value=path.name),
+                f"Wrote {len(pairs)} Q/A pairs to `{path}`: read or edit them there (or in the "
+                "Compare tab), then start training.",
+            )
+
+        generate.click(write_pairs, collection, [qa_set, status], api_visibility="private")

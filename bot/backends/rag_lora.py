@@ -1,0 +1,41 @@
+"""Retrieval into an adapted model: RAG's passages, answered by the base model with a LoRA
+adapter switched on. Shows whether training and retrieval add up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from bot.backends.finetuned import LoraBackend, checked_artifact, training_costs
+from bot.backends.rag import RagBackend, RagOptions
+from bot.llm import LocalChatModel
+from bot.resources import Resources
+
+
+class RagLoraOptions(RagOptions):
+    adapter: str = Field(default="", description="Trained LoRA adapter.")
+
+
+class RagLoraBackend(RagBackend):
+    id = "rag+lora"
+    name = "RAG + LoRA"
+    description = (
+        "Retrieves a collection's passages like RAG and answers with a LoRA adapter switched "
+        "on, citing [n]."
+    )
+    Options = RagLoraOptions
+    positional = ("collection", "adapter")
+
+    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+        if field == "adapter":
+            return LoraBackend().option_choices(resources, field)
+        return super().option_choices(resources, field)
+
+    def costs(self, resources: Resources, options: Any) -> dict[str, Any]:
+        meta = checked_artifact(resources, options.adapter, "lora", "adapter")
+        return {**super().costs(resources, options), **training_costs(meta)}
+
+    def answer_model(self, resources: Resources, options: Any) -> LocalChatModel:
+        checked_artifact(resources, options.adapter, "lora", "adapter")
+        return resources.chat_model(adapter=options.adapter, repetition_penalty=1.0)

@@ -1,0 +1,1 @@
+"""Comparing backends on one question set: question files, scores, runs and reports."""

@@ -1,0 +1,225 @@
+"""The Compare tab: one question set through several backends, scored, with costs and charts;
+and "ask all", one question answered by several backends side by side."""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from bot.backends import BackendError
+from bot.evaluation.questions import Question, QuestionFileError, load_questions, question_of
+from bot.evaluation.report import costs_figure, scores_figure, table, write_report
+from bot.evaluation.runner import ask_all, available_specs, compare
+from bot.service import ChatService, Reply
+from bot.training import generate_questions, question_sets
+
+COLUMNS = ["question", "answers", "source"]
+ANSWER_SEPARATOR = " | "
+_cancels: dict[str, threading.Event] = {}  # per browser session
+
+
+def questions_frame(questions: list[Question]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [[q.question, ANSWER_SEPARATOR.join(q.answers), q.source or ""] for q in questions],
+        columns=COLUMNS,
+    )
+
+
+def questions_from_frame(frame: pd.DataFrame | None) -> list[Question]:
+    """The (possibly edited) table as questions; a bad row fails with its number."""
+    questions = []
+    rows = [] if frame is None else frame.fillna("").astype(str).values.tolist()
+    for number, (question, answers, source) in enumerate(rows, start=1):
+        if not question.strip() and not answers.strip():
+            continue
+        record = {"question": question, "answers": answers.split(ANSWER_SEPARATOR.strip())}
+        record["answers"] = [a.strip() for a in record["answers"] if a.strip()] or [""]
+        if source.strip():
+            record["source"] = source
+        try:
+            questions.append(question_of(record, number))
+        except ValueError as error:
+            raise QuestionFileError(f"Question table, row {number}: {error}.") from None
+    if not questions:
+        raise QuestionFileError("The question table is empty: upload, choose or generate a set.")
+    return questions
+
+
+def side_by_side(replies: list[Reply]) -> str:
+    cards = []
+    for reply in replies:
+        state = f"{reply.tokens} tokens · {reply.latency_s:.1f} s" if reply.done else "…"
+        sources = ", ".join(dict.fromkeys(Path(s["source"]).name for s in reply.sources))
+        cards.append(
+            f'<div class="ask-all-card" data-backend="{html.escape(reply.backend)}" '
+            'style="flex:1 1 16rem;border:1px solid #ccc;border-radius:8px;padding:0.6rem">'
+            f"<b>{html.escape(reply.backend)}</b> <small>{state}</small>"
+            '<p class="ask-all-answer" style="white-space:pre-wrap">'
+            f"{html.escape(reply.answer)}</p>"
+            + (f"<small>sources: {html.escape(sources)}</small>" if sources else "")
+            + "</div>"
+        )
+    return f'<div style="display:flex;flex-wrap:wrap;gap:0.6rem">{"".join(cards)}</div>'
+
+
+def compare_tab(service: ChatService) -> None:
+    resources = service.resources
+    with gr.Tab("Compare") as tab:
+        gr.Markdown(
+            "Which way of adding knowledge works best on **your** data? Pick backends and a "
+            "question set (JSONL lines `{question, answer or answers, source}`), or let the "
+            "model write questions from a collection. Every answer is scored (exact match, "
+            "token F1, contains the answer, retrieval hit@k) beside what each backend cost."
+        )
+        specs = gr.CheckboxGroup(
+            choices=available_specs(service), label="Backends", elem_id="compare-backends"
+        )
+        with gr.Row():
+            upload = gr.File(
+                file_types=[".jsonl"],
+                type="filepath",
+                label="Upload questions (JSONL)",
+                elem_id="compare-upload",
+            )
+            with gr.Column():
+                saved = gr.Dropdown(
+                    choices=question_sets(resources),
+                    value=None,
+                    label="…or a generated question set",
+                    elem_id="compare-saved",
+                )
+                source = gr.Dropdown(
+                    choices=resources.knowledge.collections(),
+                    value=None,
+                    label="Generate a new set from a collection",
+                    elem_id="compare-gen-collection",
+                )
+                with gr.Row():
+                    chunks = gr.Number(value=50, precision=0, label="Chunks to use", minimum=1)
+                    generate = gr.Button("Generate Q/A pairs", elem_id="compare-generate")
+        frame = gr.Dataframe(
+            value=pd.DataFrame(columns=COLUMNS),
+            headers=COLUMNS,
+            interactive=True,
+            wrap=True,
+            max_height=320,
+            label="Questions (editable; several answers separated by |)",
+            elem_id="compare-questions",
+        )
+        with gr.Row():
+            run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
+            stop = gr.Button("Cancel", variant="stop")
+        status = gr.Markdown(elem_id="compare-status")
+        results = gr.Dataframe(label="Scores and costs", elem_id="compare-results", wrap=True)
+        scores_plot = gr.Plot(label="Answer quality")
+        costs_plot = gr.Plot(label="Costs")
+        report = gr.File(label="Report (self-contained HTML)", elem_id="compare-report")
+
+        gr.Markdown("### Ask all\nOne question, answered by every backend checked above.")
+        with gr.Row():
+            question = gr.Textbox(
+                show_label=False, placeholder="Ask every backend…", elem_id="ask-all-question"
+            )
+            ask = gr.Button("Ask all", elem_id="ask-all-send", scale=0)
+        answers = gr.HTML(elem_id="ask-all-answers")
+
+        def refresh() -> tuple[Any, Any, Any]:
+            return (
+                gr.CheckboxGroup(choices=available_specs(service)),
+                gr.Dropdown(choices=question_sets(resources)),
+                gr.Dropdown(choices=resources.knowledge.collections()),
+            )
+
+        def load_upload(path: str | None) -> pd.DataFrame:
+            if not path:
+                return gr.skip()
+            try:
+                return questions_frame(load_questions(Path(path)))
+            except QuestionFileError as error:
+                raise gr.Error(str(error)) from None
+
+        def load_saved(name: str | None) -> pd.DataFrame:
+            if not name:
+                return gr.skip()
+            try:
+                return questions_frame(load_questions(resources.settings.questions_dir / name))
+            except QuestionFileError as error:
+                raise gr.Error(str(error)) from None
+
+        def make_questions(collection: str | None, count: float | None, progress=gr.Progress()):
+            if not collection:
+                raise gr.Error("Choose a collection to write questions from.")
+            try:
+                path, _ = generate_questions(
+                    resources,
+                    collection,
+                    max_chunks=int(count or 50),
+                    progress=lambda fraction, label: progress(fraction, desc=label),
+                )
+            except (ValueError, LookupError) as error:
+                raise gr.Error(str(error)) from None
+            return (
+                questions_frame(load_questions(path)),
+                gr.Dropdown(choices=question_sets(resources), value=path.name),
+            )
+
+        def evaluate(
+            chosen: list[str], edited: pd.DataFrame, request: gr.Request, progress=gr.Progress()
+        ):
+            try:
+                questions = questions_from_frame(edited)
+                cancel = _cancels[request.session_hash] = threading.Event()
+                comparison = compare(
+                    service,
+                    questions,
+                    chosen,
+                    lambda fraction, label: progress(fraction, desc=label),
+                    cancel,
+                )
+            except (BackendError, QuestionFileError, LookupError) as error:
+                raise gr.Error(str(error)) from None
+            titles, rows = table(comparison)
+            path = resources.settings.home / "reports" / f"compare-{request.session_hash}.html"
+            write_report(comparison, path)
+            done = sum(len(r.answers) for r in comparison.results)
+            note = " Cancelled: partial results." if comparison.cancelled else ""
+            return (
+                f"{done} answers scored on {len(questions)} questions.{note}",
+                pd.DataFrame(rows, columns=titles),
+                scores_figure(comparison),
+                costs_figure(comparison),
+                str(path),
+            )
+
+        def cancel(request: gr.Request) -> str:
+            event = _cancels.get(request.session_hash)
+            if event:
+                event.set()
+            return "Cancelling after the current answer…"
+
+        def ask_every(text: str, chosen: list[str]) -> Iterator[str]:
+            try:
+                for replies in ask_all(service, text, chosen):
+                    yield side_by_side(replies)
+            except BackendError as error:
+                raise gr.Error(str(error)) from None
+
+        tab.select(refresh, None, [specs, saved, source], api_visibility="private")
+        upload.upload(load_upload, upload, frame, api_visibility="private")
+        saved.input(load_saved, saved, frame, api_visibility="private")
+        generate.click(make_questions, [source, chunks], [frame, saved], api_visibility="private")
+        run.click(
+            evaluate,
+            [specs, frame],
+            [status, results, scores_plot, costs_plot, report],
+            api_visibility="private",
+        )
+        stop.click(cancel, None, status, api_visibility="private")
+        for trigger in (ask.click, question.submit):
+            trigger(ask_every, [question, specs], answers, api_visibility="private")
