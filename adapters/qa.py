@@ -3,7 +3,8 @@ documents that RAG retrieves from.
 
 Each pair's answer is a sentence taken verbatim from a chunk, and the model only writes the
 question for it: a small model cannot be trusted to state facts, but it can phrase a question.
-A question that does not look like one, or shares no words with its sentence, is dropped.
+A reply that is not a question, shares no words with its sentence or repeats a worked example
+gets a second try with other examples, then the sentence is skipped.
 """
 
 from __future__ import annotations
@@ -17,18 +18,45 @@ Messages = list[dict[str, str]]  # chat messages {"role", "content"}
 Ask = Callable[[Messages], str]  # messages in, the model's reply out
 Progress = Callable[[float, str], None]
 
+_INSTRUCTION = {
+    "role": "system",
+    "content": "Turn each sentence into one question that it answers.",
+}
+
+
+def _examples(*pairs: tuple[str, str]) -> Messages:
+    turns = [_INSTRUCTION]
+    for sentence, question in pairs:
+        turns += [{"role": "user", "content": sentence}, {"role": "assistant", "content": question}]
+    return turns
+
+
 # Worked examples as earlier turns: SmolLM2-135M wrote a usable question for 9 of 10 sentences
-# this way, and for 2 of 10 from an instruction alone.
-QUESTION_EXAMPLES: Messages = [
-    {"role": "system", "content": "Turn each sentence into one question that it answers."},
-    {"role": "user", "content": "The Eiffel Tower was completed in 1889 for the World's Fair."},
-    {"role": "assistant", "content": "When was the Eiffel Tower completed?"},
-    {
-        "role": "user",
-        "content": "Glass is mostly made from silica sand, which is melted at high temperature.",
-    },
-    {"role": "assistant", "content": "What is glass mostly made from?"},
-]
+# this way, and for 2 of 10 from the instruction alone. It sometimes copies an example's
+# question instead, so a second set with other topics gets a second try (13 of 15 sentences
+# for either set alone, 15 of 15 for both).
+EXAMPLE_SETS: tuple[Messages, ...] = (
+    _examples(
+        (
+            "The Eiffel Tower was completed in 1889 for the World's Fair.",
+            "When was the Eiffel Tower completed?",
+        ),
+        (
+            "Glass is mostly made from silica sand, which is melted at high temperature.",
+            "What is glass mostly made from?",
+        ),
+    ),
+    _examples(
+        (
+            "Marie Curie won the Nobel Prize in Chemistry in 1911.",
+            "Which prize did Marie Curie win in 1911?",
+        ),
+        (
+            "The river Thames flows through London into the North Sea.",
+            "Where does the river Thames flow?",
+        ),
+    ),
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+|\d+")
 _STOPWORD_TEXT = """a an the is are was were be been of in on at to for from by with and or
@@ -69,9 +97,27 @@ def clean_question(reply: str, sentence: str) -> str | None:
         return None
     if line.rstrip("?").lower() in sentence.lower():
         return None
-    if not content_words(line) & content_words(sentence):
+    words = content_words(line)
+    if not words & content_words(sentence) or _copies_an_example(words):
         return None
     return line
+
+
+def _copies_an_example(words: set[str]) -> bool:
+    return any(
+        words <= content_words(turn["content"])
+        for examples in EXAMPLE_SETS
+        for turn in examples
+        if turn["role"] == "assistant"
+    )
+
+
+def write_question(sentence: str, ask: Ask) -> str | None:
+    for examples in EXAMPLE_SETS:
+        reply = ask([*examples, {"role": "user", "content": sentence}])
+        if question := clean_question(reply, sentence):
+            return question
+    return None
 
 
 def generate_pairs(
@@ -91,8 +137,7 @@ def generate_pairs(
         if cancel is not None and cancel.is_set():
             break
         for sentence in spread(sentences(text), per_chunk):
-            reply = ask([*QUESTION_EXAMPLES, {"role": "user", "content": sentence}])
-            question = clean_question(reply, sentence)
+            question = write_question(sentence, ask)
             if question and question.lower() not in seen:
                 seen.add(question.lower())
                 pairs.append({"question": question, "answer": sentence, "source": source})

@@ -233,6 +233,24 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_qa(args: argparse.Namespace) -> int:
+    """Write question/answer pairs from a collection's chunks, to edit, train on or eval."""
+    from bot.resources import Resources
+    from bot.training import generate_questions
+
+    resources = Resources(_settings(args))
+    update, close = _progress_bar(sys.stderr.isatty())
+    path, pairs = generate_questions(
+        resources, args.collection, args.per_chunk, args.max_chunks, update
+    )
+    close()
+    if args.json:
+        print(json.dumps({"path": str(path), "pairs": len(pairs)}))
+    else:
+        print(f"{len(pairs)} question/answer pairs written to {path}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score every backend on one question set; print a table, or JSON with `--json`."""
     from bot.evaluation.questions import load_questions
@@ -330,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     adapters.add_argument("--delete", metavar="NAME")
     adapters.add_argument("--json", action="store_true")
     adapters.set_defaults(run=cmd_adapters)
+
+    qa = commands.add_parser(
+        "qa", parents=[settings], help="write Q/A pairs from a collection's documents"
+    )
+    qa.add_argument("--collection", required=True)
+    qa.add_argument("--per-chunk", type=int, default=2, help="pairs per chunk, at most")
+    qa.add_argument("--max-chunks", type=int, default=100, help="chunks used, spread evenly")
+    qa.add_argument("--json", action="store_true", help='print {"path", "pairs"}')
+    qa.set_defaults(run=cmd_qa)
 
     evaluate = commands.add_parser(
         "eval", parents=[settings], help="compare backends on a question set"

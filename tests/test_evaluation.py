@@ -300,3 +300,15 @@ def test_generated_pairs_come_from_the_collection_text(resources: Resources, tmp
     # The file is both a question set for `kbot eval` and training data for `kbot train`.
     assert [q.question for q in load_questions(path)] == [p["question"] for p in pairs]
     assert len(load_records(path)) == len(pairs)
+
+
+def test_cli_qa_names_an_unknown_collection(resources: Resources) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "qa", "--collection", "nope"]
+        + ["--home", str(resources.settings.home)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Unknown collection 'nope'" in result.stderr
