@@ -171,8 +171,10 @@ def test_compare_tab_scores_backends_and_asks_them_all(
     expect(page.locator("#compare-questions")).to_contain_text("bright orange")
     page.locator("#compare-run").click()
     page.locator("#compare-status").get_by_text("3 answers scored").wait_for(timeout=180_000)
-    rows = page.locator("#compare-results tbody tr").all_inner_texts()
-    assert [row.split()[0] for row in rows] == specs
+    results = page.locator("#compare-results")
+    expect(results).to_contain_text(f"lora:{lora}")
+    text = results.inner_text()
+    assert 0 < text.index("base") < text.index("rag:compare-docs") < text.index(f"lora:{lora}")
     expect(page.locator("#compare-report")).to_contain_text(".html")
 
     page.locator("#ask-all-question textarea").fill("What colour is the Tollow bridge?")
