@@ -165,6 +165,12 @@ def test_compare_tab_scores_backends_and_asks_them_all(
 
     page = open_chat(browser, server)
     page.get_by_role("tab", name="Compare").click()
+    # The model writes a question whose answer is the document's sentence.
+    choose(page, "#compare-gen-collection", "compare-docs")
+    page.locator("#compare-generate").click()
+    expect(page.locator("#compare-questions")).to_contain_text(FACT_QA[1][1], timeout=60_000)
+    expect(page.locator("#compare-saved input")).to_have_value("compare-docs.jsonl")
+
     for spec in specs:
         page.locator("#compare-backends label").get_by_text(spec, exact=True).click()
     page.locator("#compare-upload input[type=file]").set_input_files(str(questions))

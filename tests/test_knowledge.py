@@ -96,6 +96,19 @@ def test_reingesting_unchanged_files_embeds_nothing(
     assert again.chunks_unchanged == first.chunks_added == kb.store.count("facts")
 
 
+def test_stats_count_what_the_collection_costs(kb: KnowledgeBase, tmp_path: Path) -> None:
+    paths = write_facts(tmp_path / "docs")
+    result = kb.ingest("facts", paths)
+    stats = kb.stats("facts")
+    assert stats["documents"] == len(paths) and stats["chunks"] == result.chunks_added
+    assert stats["source_bytes"] == sum(p.stat().st_size for p in paths)
+    text_bytes = sum(len(text.encode()) for _, text in kb.chunks("facts"))
+    assert stats["index_bytes"] == text_bytes + 4 * 384 * result.chunks_added  # MiniLM: 384
+    assert stats["ingest_seconds"] > 0
+    kb.ingest("facts", paths)  # unchanged: costs nothing more
+    assert kb.stats("facts")["ingest_seconds"] == stats["ingest_seconds"]
+
+
 def test_a_changed_file_replaces_its_chunks_and_reuses_unchanged_ones(
     kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path
 ) -> None:
