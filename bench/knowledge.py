@@ -13,7 +13,7 @@ All five answer the same --questions test questions (spread evenly over the test
 `bot.evaluation.runner.compare`, the code behind `kbot eval`; generation is greedy and capped
 at 64 new tokens (SQuAD answers are short).
 
-Usage: python bench/knowledge.py [--articles 2] [--questions 40] [--threads 0] [--max-steps N]
+Usage: python bench/knowledge.py [--articles 2] [--questions 60] [--threads 0] [--max-steps N]
                                  [--quick]
 Writes bench/results/knowledge.json and knowledge.html (the report `kbot eval --report` writes)
 and prints the table.
@@ -66,7 +66,7 @@ def spread(items: list, count: int) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=2)
-    parser.add_argument("--questions", type=int, default=40, help="test questions to answer")
+    parser.add_argument("--questions", type=int, default=60, help="test questions to answer")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all)")
     parser.add_argument("--max-steps", type=int, help="cap training steps (trial runs)")
     parser.add_argument(
