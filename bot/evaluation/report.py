@@ -78,8 +78,10 @@ def scores_figure(comparison: Comparison) -> Figure:
     figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(rows) + 2), 3.6), layout="constrained")
     width = 0.8 / max(len(metrics), 1)
     for offset, metric in enumerate(metrics):
-        positions = [i + (offset - (len(metrics) - 1) / 2) * width for i in range(len(rows))]
-        values = [row[metric] or 0.0 for row in rows]
+        # No bar where a score does not apply (hit@k of a backend that does not retrieve).
+        shown = [(i, row[metric]) for i, row in enumerate(rows) if row[metric] is not None]
+        positions = [i + (offset - (len(metrics) - 1) / 2) * width for i, _ in shown]
+        values = [value for _, value in shown]
         bars = axes.bar(positions, values, width, label=SCORE_LABELS[metric])
         axes.bar_label(bars, fmt="%.2f", fontsize=7)
     axes.set_xticks(range(len(rows)), [row["backend"] for row in rows])
