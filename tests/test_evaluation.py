@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from bot.evaluation.scoring import answer_scores, same_source
 from bot.resources import Resources
 from bot.service import ChatService
 from bot.training import generate_questions
+from tests.cli import kbot
 from tests.documents import FACT_QA
 
-ROOT = Path(__file__).resolve().parents[1]
 SPECS = "base,rag:{c},lora:{a},full:{f},rag+lora:{c}:{a}"
 
 
@@ -157,29 +156,20 @@ def test_kbot_eval_scores_every_backend_and_writes_the_report(
 ) -> None:
     specs = SPECS.format(c=fact_docs, a=lora, f=full)
     report = tmp_path / "report" / "compare.html"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "eval",
-            "--questions",
-            str(questions_file),
-            "--backends",
-            specs,
-            "--json",
-            "--report",
-            str(report),
-            "--home",
-            str(resources.settings.home),
-            "--max-new-tokens",
-            "48",
-            "--temperature",
-            "0",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = kbot(
+        "eval",
+        "--questions",
+        str(questions_file),
+        "--backends",
+        specs,
+        "--json",
+        "--report",
+        str(report),
+        "--max-new-tokens",
+        "48",
+        "--temperature",
+        "0",
+        home=resources.settings.home,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
@@ -218,13 +208,13 @@ def test_eval_rejects_unknown_adapters_and_bad_question_files_before_running(
     resources: Resources, fact_docs: str, questions_file: Path, tmp_path: Path
 ) -> None:
     def kbot_eval(questions: Path, backends: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "bot.cli", "eval", "--questions", str(questions)]
-            + ["--backends", backends, "--home", str(resources.settings.home)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        return kbot(
+            "eval",
+            "--questions",
+            str(questions),
+            "--backends",
+            backends,
+            home=resources.settings.home,
         )
 
     result = kbot_eval(questions_file, f"base,lora:nope,rag:{fact_docs}")
@@ -303,12 +293,5 @@ def test_generated_pairs_come_from_the_collection_text(resources: Resources, tmp
 
 
 def test_cli_qa_names_an_unknown_collection(resources: Resources) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "qa", "--collection", "nope"]
-        + ["--home", str(resources.settings.home)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = kbot("qa", "--collection", "nope", home=resources.settings.home)
     assert result.returncode == 2 and "Unknown collection 'nope'" in result.stderr

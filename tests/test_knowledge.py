@@ -15,6 +15,7 @@ from bot.names import InvalidNameError
 from bot.settings import Settings
 from knowledge.base import KnowledgeBase, UnknownCollectionError, expand_paths
 from knowledge.embeddings import load_embedder
+from tests.cli import kbot
 from tests.documents import write_facts, write_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,16 +288,6 @@ def test_a_running_app_sees_what_another_process_ingested(
         capture_output=True,
     )
     assert top_source(kb, "What is the Tollow bridge made of?") == "bridges.pdf"
-
-
-def kbot(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args, "--home", str(home)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_cli_ingest_retrieve_collections_forget(tmp_path: Path) -> None:

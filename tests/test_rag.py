@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,8 @@ import pytest
 from bot.backends import BackendError
 from bot.resources import Resources
 from bot.service import ChatService
+from tests.cli import kbot
 from tests.documents import write_facts
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -56,25 +53,15 @@ def test_unknown_or_missing_collection_is_a_clear_error(resources: Resources, fa
 
 
 def test_cli_ask_rag_json_has_sources(resources: Resources, facts: str) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "ask",
-            "Who is the captain of the Heron?",
-            "--backend",
-            "rag",
-            "--collection",
-            facts,
-            "--json",
-            "--home",
-            str(resources.settings.home),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = kbot(
+        "ask",
+        "Who is the captain of the Heron?",
+        "--backend",
+        "rag",
+        "--collection",
+        facts,
+        "--json",
+        home=resources.settings.home,
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)

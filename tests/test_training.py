@@ -18,6 +18,7 @@ from bot.names import InvalidNameError
 from bot.resources import Resources
 from bot.service import ChatService
 from bot.training import run_training
+from tests.cli import kbot
 from tests.documents import FACT_QA as FACTS
 from tests.documents import QUESTION, train, write_jsonl
 
@@ -174,24 +175,15 @@ def test_malformed_lines_are_rejected_with_their_number(tmp_path: Path) -> None:
 def test_cli_train_rejects_bad_data_before_training(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q", "answer": "a"}\n{"question": 3, "answer": "a"}\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "train",
-            "--method",
-            "lora",
-            "--data",
-            str(bad),
-            "--name",
-            "x",
-            "--home",
-            str(tmp_path / "home"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = kbot(
+        "train",
+        "--method",
+        "lora",
+        "--data",
+        str(bad),
+        "--name",
+        "x",
+        home=tmp_path / "home",
         timeout=120,
     )
     assert result.returncode == 2 and "line 2" in result.stderr
