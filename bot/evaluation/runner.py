@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from bot.backends import Backend, BackendError
 from bot.evaluation.questions import Question
 from bot.evaluation.scoring import answer_scores, source_hit
@@ -69,7 +71,7 @@ class BackendResult:
             "hit_at_k": _mean([float(h) for h in hits]) if hits else None,
             "k": max((len(a.sources) for a in answers), default=0) or None,
             "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
-            "latency_p95_s": round(_percentile(latencies, 0.95), 3) if latencies else None,
+            "latency_p95_s": round(float(np.percentile(latencies, 95)), 3) if latencies else None,
             "tokens_per_s": round(sum(a.tokens for a in answers) / seconds, 1) if seconds else None,
         }
 
@@ -118,14 +120,6 @@ class Comparison:
 
 def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 4) if values else None
-
-
-def _percentile(ordered: list[float], share: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    position = share * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def available_specs(service: ChatService) -> list[str]:
