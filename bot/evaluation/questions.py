@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.files import write_text_atomically
+
 FORMAT = '{"question": "...", "answer": "..." or "answers": ["...", ...], "source": optional}'
 
 
@@ -95,10 +97,5 @@ def load_questions(path: Path, max_bytes: int = 50_000_000) -> list[Question]:
 
 def write_questions(path: Path, questions: list[dict[str, Any]]) -> Path:
     """Write records as JSONL, atomically: an existing file is replaced only when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    with staging.open("w", encoding="utf-8") as out:
-        for record in questions:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    staging.replace(path)
-    return path
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in questions)
+    return write_text_atomically(path, lines)

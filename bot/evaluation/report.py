@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bot.evaluation.runner import Comparison  # noqa: E402
+from bot.files import write_text_atomically  # noqa: E402
 
 SCORE_LABELS = {
     "em": "exact match",
@@ -172,8 +173,4 @@ the trained artifacts' metadata.</p>
 
 
 def write_report(comparison: Comparison, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(render_html(comparison), encoding="utf-8")
-    staging.replace(path)
-    return path
+    return write_text_atomically(path, render_html(comparison))
