@@ -17,7 +17,8 @@ from bot.evaluation.questions import Question, QuestionFileError, load_questions
 from bot.evaluation.report import costs_figure, scores_figure, table, write_report
 from bot.evaluation.runner import ask_all, available_specs, compare
 from bot.service import ChatService, Reply
-from bot.training import generate_questions, question_sets
+from bot.training import question_sets
+from bot.ui.train import write_qa_pairs
 
 COLUMNS = ["question", "answers", "source"]
 ANSWER_SEPARATOR = " | "
@@ -153,17 +154,7 @@ def compare_tab(service: ChatService) -> None:
                 raise gr.Error(str(error)) from None
 
         def make_questions(collection: str | None, count: float | None, progress=gr.Progress()):
-            if not collection:
-                raise gr.Error("Choose a collection to write questions from.")
-            try:
-                path, _ = generate_questions(
-                    resources,
-                    collection,
-                    max_chunks=int(count or 50),
-                    progress=lambda fraction, label: progress(fraction, desc=label),
-                )
-            except (ValueError, LookupError) as error:
-                raise gr.Error(str(error)) from None
+            path, _ = write_qa_pairs(resources, collection, progress, int(count or 50))
             return (
                 questions_frame(load_questions(path)),
                 gr.Dropdown(choices=question_sets(resources), value=path.name),

@@ -47,6 +47,24 @@ def _loss_frame(history: list[dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(rows or [{"step": 0, "loss": None, "series": "train"}])
 
 
+def write_qa_pairs(
+    resources: Resources, collection: str | None, progress: gr.Progress, max_chunks: int = 100
+) -> tuple[Path, list[dict[str, str]]]:
+    """Q/A pairs written from `collection` with a progress bar; what goes wrong is shown to
+    the user as a message."""
+    if not collection:
+        raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
+    try:
+        return generate_questions(
+            resources,
+            collection,
+            max_chunks=max_chunks,
+            progress=lambda fraction, label: progress(fraction, desc=label),
+        )
+    except (ValueError, LookupError) as error:
+        raise gr.Error(str(error)) from None
+
+
 def train_tab(
     resources: Resources,
     linked: list[gr.components.Component],
@@ -175,16 +193,7 @@ def train_tab(
         stop.click(cancel, None, status, api_visibility="private")
 
         def write_pairs(collection: str | None, progress=gr.Progress()) -> tuple[Any, str]:
-            if not collection:
-                raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
-            try:
-                path, pairs = generate_questions(
-                    resources,
-                    collection,
-                    progress=lambda fraction, label: progress(fraction, desc=label),
-                )
-            except (ValueError, LookupError) as error:
-                raise gr.Error(str(error)) from None
+            path, pairs = write_qa_pairs(resources, collection, progress)
             return (
                 gr.Dropdown(choices=question_sets(resources), value=path.name),
                 f"Wrote {len(pairs)} Q/A pairs to `{path}`: read or edit them there (or in the "
