@@ -39,10 +39,8 @@ def questions_from_frame(frame: pd.DataFrame | None) -> list[Question]:
     for number, (question, answers, source) in enumerate(rows, start=1):
         if not question.strip() and not answers.strip():
             continue
-        record = {"question": question, "answers": answers.split(ANSWER_SEPARATOR.strip())}
-        record["answers"] = [a.strip() for a in record["answers"] if a.strip()] or [""]
-        if source.strip():
-            record["source"] = source
+        golds = [a.strip() for a in answers.split(ANSWER_SEPARATOR.strip()) if a.strip()]
+        record = {"question": question, "answers": golds or [""], "source": source.strip() or None}
         try:
             questions.append(question_of(record, number))
         except ValueError as error:
