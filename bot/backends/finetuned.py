@@ -76,7 +76,7 @@ class LoraBackend(ArtifactBackend):
     description = "The base model with a small trained LoRA adapter switched on (base frozen)."
     Options = LoraOptions
     method, option = "lora", "adapter"
-    positional = ("adapter",)
+    positional = (option,)
 
 
 class FullOptions(BaseModel):
@@ -90,4 +90,4 @@ class FullBackend(ArtifactBackend):
     description = "A checkpoint whose every weight was trained on your data."
     Options = FullOptions
     method, option = "full", "checkpoint"
-    positional = ("checkpoint",)
+    positional = (option,)

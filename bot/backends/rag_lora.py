@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from bot.backends.finetuned import LoraBackend, checked_artifact, training_costs
+from bot.backends.finetuned import checked_artifact, training_costs
 from bot.backends.rag import RagBackend, RagOptions
 from bot.llm import LocalChatModel
 from bot.resources import Resources
@@ -29,7 +29,7 @@ class RagLoraBackend(RagBackend):
 
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         if field == "adapter":
-            return LoraBackend().option_choices(resources, field)
+            return resources.artifacts.names_of("lora")
         return super().option_choices(resources, field)
 
     def costs(self, resources: Resources, options: Any) -> dict[str, Any]:
