@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run test test-all lint format bench clean
+.PHONY: install run test test-fast lint format bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ run: install
 
 test: install
 	$(PY) -m pytest -q
+
+test-fast: install  # the quick loop: no training, browser or long model runs
+	$(PY) -m pytest -q -m "not slow and not browser"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -136,8 +136,7 @@ def combine(parts: list[TrainingData]) -> TrainingData:
 
 
 def load_documents(paths: list[Path], max_file_bytes: int = 50_000_000) -> TrainingData:
-    from knowledge.base import expand_paths
-    from knowledge.loaders import LoadError, load_file, read_checked
+    from knowledge.loaders import LoadError, expand_paths, load_file, read_checked
 
     texts = []
     for path in expand_paths(paths):

@@ -8,15 +8,12 @@ and renamed into place, so a killed run never leaves a half-written artifact und
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
-from bot.names import validate_name
-
-META = "kbot_meta.json"
+from adapters.meta import META_FILE, ArtifactMeta
+from common.names import validate_name
 
 
 class UnknownArtifactError(LookupError):
@@ -50,22 +47,27 @@ class ArtifactRegistry:
             return []
         for trash in self.root.glob(".replaced-*"):
             self._recover(trash.name.removeprefix(".replaced-"))
-        return sorted(p.name for p in self.root.iterdir() if (p / META).is_file())
+        # Hidden folders are work in progress (staging, a replaced artifact), not artifacts.
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and (p / META_FILE).is_file()
+        )
 
     def names_of(self, method: str) -> list[str]:
-        return [name for name in self.names() if self.meta(name).get("method") == method]
+        return [name for name in self.names() if self.meta(name).method == method]
 
-    def meta(self, name: str) -> dict[str, Any]:
-        meta_file = self.path(name) / META
+    def meta(self, name: str) -> ArtifactMeta:
+        meta_file = self.path(name) / META_FILE
         if not meta_file.is_file():
             known = ", ".join(self.names()) or "none yet"
             raise UnknownArtifactError(
                 f"Unknown adapter or checkpoint {name!r}. Existing: {known}."
             )
-        return json.loads(meta_file.read_text())
+        return ArtifactMeta.model_validate_json(meta_file.read_text())
 
-    def all(self) -> list[dict[str, Any]]:
-        return [{"name": name, **self.meta(name)} for name in self.names()]
+    def all(self) -> list[tuple[str, ArtifactMeta]]:
+        return [(name, self.meta(name)) for name in self.names()]
 
     def delete(self, name: str) -> None:
         self.meta(name)  # raises for unknown names

@@ -7,14 +7,13 @@ trains every weight of another copy. The shared serving model is never touched.
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import resource
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -22,47 +21,74 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from adapters.data import TrainingData
-from adapters.registry import META, ArtifactRegistry
+from adapters.meta import META_FILE, ArtifactMeta, DataInfo
+from adapters.registry import ArtifactRegistry
+from common.files import write_atomically
 
 Progress = Callable[[float, str], None]
 
 
-class TrainConfig(BaseModel):
-    """A training recipe. LoRA defaults follow the QLoRA paper's finding that adapting all
-    linear layers matters more than the rank: r=16, alpha=32 (alpha = 2r keeps the update
-    scale steady across ranks), dropout 0.05."""
+def _flag(name: str) -> dict[str, Any]:
+    """The command-line flag of a field, where it is not the field's own name."""
+    return {"flag": name}
 
-    method: Literal["lora", "full"]
-    name: str
-    max_steps: int | None = Field(default=None, ge=1, description="Stop after N steps.")
-    epochs: float = Field(default=3.0, gt=0, description="Passes over the data (no max_steps).")
-    learning_rate: float | None = Field(
-        default=None, gt=0, description="Default: 1e-3 for LoRA, 5e-5 for full fine-tuning."
+
+class TrainConfig(BaseModel):
+    """A training recipe, and the one place its defaults live: the CLI's flags and the Train
+    tab's fields are built from it. LoRA defaults follow the QLoRA paper's finding that
+    adapting all linear layers matters more than the rank: r=16, alpha=2r (which keeps the
+    update scale steady across ranks), dropout 0.05."""
+
+    method: Literal["lora", "full"] = Field(description="LoRA adapters or every weight.")
+    name: str = Field(description="Name of the adapter or checkpoint to save.")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="Stop after N steps (default: train for `epochs`)."
     )
-    batch_size: int = Field(default=4, ge=1)
+    epochs: float = Field(default=3.0, gt=0, description="Passes over the data.")
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="Default: 1e-3 for LoRA, 5e-5 for full fine-tuning.",
+        json_schema_extra=_flag("lr"),
+    )
+    batch_size: int = Field(default=4, ge=1, description="Examples per step.")
     max_length: int = Field(default=256, ge=16, description="Tokens per example.")
-    eval_fraction: float = Field(default=0.1, ge=0, lt=0.5)
-    seed: int = 42
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = Field(default=32, ge=1)
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    eval_fraction: float = Field(
+        default=0.1, ge=0, lt=0.5, description="Share of examples held out to measure loss."
+    )
+    seed: int = Field(default=42, description="Seed for shuffling and initialisation.")
+    lora_r: int = Field(default=16, ge=1, description="LoRA rank.", json_schema_extra=_flag("rank"))
+    lora_alpha: int | None = Field(
+        default=None,
+        ge=1,
+        description="LoRA alpha (default: 2 x rank).",
+        json_schema_extra=_flag("alpha"),
+    )
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="LoRA dropout.")
     lora_targets: str = Field(
-        default="all-linear", description='"all-linear" or comma-separated module names.'
+        default="all-linear",
+        description='LoRA target modules: "all-linear" or comma-separated module names.',
+        json_schema_extra=_flag("targets"),
     )
     save_every: int = Field(default=100, ge=1, description="Checkpoint every N steps.")
-    overwrite: bool = False
+    overwrite: bool = Field(default=False, description="Replace an artifact of the same name.")
     resume: bool = Field(default=False, description="Continue from the last checkpoint.")
 
     @property
     def lr(self) -> float:
         return self.learning_rate or (1e-3 if self.method == "lora" else 5e-5)
 
+    @property
+    def alpha(self) -> int:
+        return self.lora_alpha or 2 * self.lora_r
+
 
 @dataclass
 class TrainResult:
     status: Literal["done", "cancelled"]
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: ArtifactMeta | None = None  # None when cancelled
     path: Path | None = None
+    steps: int = 0
 
 
 # Tokens ------------------------------------------------------------------------------------
@@ -143,7 +169,7 @@ def _trainable_model(config: TrainConfig, location: str) -> Any:
     )
     lora = LoraConfig(
         r=config.lora_r,
-        lora_alpha=config.lora_alpha,
+        lora_alpha=config.alpha,
         lora_dropout=config.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",
@@ -249,6 +275,7 @@ def train(
     `history` (if given) receives the logged losses as they come, for live plots."""
     import torch
     from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     registry.check_free(config.name, config.overwrite)
     cancel = cancel or threading.Event()
@@ -286,7 +313,10 @@ def train(
         report_to="none",
         use_cpu=not torch.cuda.is_available(),
         bf16=torch.cuda.is_available(),  # mixed precision on GPUs; CPUs train in fp32
-        disable_tqdm=progress is not None,
+        # Progress goes through `progress` only: transformers' own bar and log printer
+        # would write log dictionaries to stdout, which `--json` keeps for its result.
+        disable_tqdm=True,
+        log_level="warning",
         dataloader_num_workers=0,
     )
     trainer = Trainer(
@@ -297,12 +327,14 @@ def train(
         data_collator=_collate(tokenizer.pad_token_id or tokenizer.eos_token_id),
         callbacks=_callbacks(progress, cancel, history),
     )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
     resume = config.resume and any(run_dir.glob("checkpoint-*"))
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
     if cancel.is_set():
-        return TrainResult(status="cancelled", meta={"step": trainer.state.global_step})
+        return TrainResult(status="cancelled", steps=trainer.state.global_step)
     eval_loss = trainer.evaluate()["eval_loss"] if eval_set else None
 
     staging = registry.staging(config.name)
@@ -312,37 +344,37 @@ def train(
     file_bytes = _folder_bytes(staging)
     save_loss_plot(history, staging / "loss.png", f"{config.method} · {config.name}")
     train_losses = [h["loss"] for h in history if "loss" in h]
-    meta = {
-        "method": config.method,
-        "base_model": base_name,
-        "data": {
-            "origin": data.origin,
-            "kind": data.kind,
-            "records": len(data),
-            "fingerprint": data.fingerprint,
-            "examples": len(examples),
-            "train_examples": len(train_set),
-            "eval_examples": len(eval_set),
-        },
-        "hyperparameters": config.model_dump(exclude={"name", "overwrite", "resume"})
-        | {"learning_rate": config.lr, "max_steps": max_steps},
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_share": round(trainable / total, 6),
-        "file_bytes": file_bytes,
-        "base_model_bytes": _folder_bytes(Path(base_location))
+    meta = ArtifactMeta(
+        method=config.method,
+        base_model=base_name,
+        data=DataInfo(
+            origin=data.origin,
+            kind=data.kind,
+            records=len(data),
+            fingerprint=data.fingerprint,
+            examples=len(examples),
+            train_examples=len(train_set),
+            eval_examples=len(eval_set),
+        ),
+        hyperparameters=config.model_dump(exclude={"name", "overwrite", "resume"})
+        | {"learning_rate": config.lr, "lora_alpha": config.alpha, "max_steps": max_steps},
+        trainable_params=trainable,
+        total_params=total,
+        trainable_share=round(trainable / total, 6),
+        file_bytes=file_bytes,
+        base_model_bytes=_folder_bytes(Path(base_location))
         if Path(base_location).is_dir()
         else None,
-        "train_seconds": round(seconds, 2),
-        "steps": trainer.state.global_step,
-        "peak_memory_mb": round(_peak_memory_mb(), 1),
-        "final_train_loss": round(train_losses[-1], 4) if train_losses else None,
-        "mean_train_loss": round(float(output.training_loss), 4),
-        "eval_loss": round(eval_loss, 4) if eval_loss is not None else None,
-        "loss_history": history,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (staging / META).write_text(json.dumps(meta, indent=1))
+        train_seconds=round(seconds, 2),
+        steps=trainer.state.global_step,
+        peak_memory_mb=round(_peak_memory_mb(), 1),
+        final_train_loss=round(train_losses[-1], 4) if train_losses else None,
+        mean_train_loss=round(float(output.training_loss), 4),
+        eval_loss=round(eval_loss, 4) if eval_loss is not None else None,
+        loss_history=history,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    write_atomically(staging / META_FILE, meta.model_dump_json(indent=1))
     path = registry.publish(staging, config.name, config.overwrite)
     shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints only serve to resume a broken run
-    return TrainResult(status="done", meta=meta, path=path)
+    return TrainResult(status="done", meta=meta, path=path, steps=meta.steps)

@@ -80,8 +80,9 @@ def main() -> None:
 
     from adapters.train import TrainConfig
     from bot.evaluation.questions import parse_questions
-    from bot.evaluation.report import text_table, write_report
+    from bot.evaluation.report import write_report
     from bot.evaluation.runner import compare
+    from bot.evaluation.table import text_table
     from bot.resources import Resources
     from bot.service import ChatService
     from bot.settings import load_settings
@@ -120,7 +121,7 @@ def main() -> None:
             config = TrainConfig(method=method, name=method, max_steps=args.max_steps)
             result = run_training(resources, config, data)
             meta = result.meta
-            log(f"  {method}: {meta['steps']} steps in {meta['train_seconds']} s")
+            log(f"  {method}: {meta.steps} steps in {meta.train_seconds} s")
 
         questions = parse_questions(
             "".join(

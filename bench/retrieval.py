@@ -147,7 +147,9 @@ def chunk_texts(kb, files: list[Path]) -> list[str]:
     texts = []
     for path in files:
         documents = load_file(path, path.read_bytes())
-        chunks = chunk_documents(documents, file_kind(path), kb.chunk_size, kb.chunk_overlap)
+        chunks = chunk_documents(
+            documents, file_kind(path), kb.writer.chunk_size, kb.writer.chunk_overlap
+        )
         texts += [c.page_content for c in chunks]
     return texts
 

@@ -47,6 +47,18 @@ def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
     return [{"role": "assistant", "content": reply.answer}, info]
 
 
+def cannot_answer(reason: str) -> list[dict[str, Any]]:
+    """Why a message was not answered, as a line in the conversation: the history stays in
+    view, and the model never sees the line (info lines are left out of its history)."""
+    return [
+        {
+            "role": "assistant",
+            "content": "Not answered: change the choice in the sidebar and send it again.",
+            "metadata": {"title": f"⚠️ {reason}", "status": "done"},
+        }
+    ]
+
+
 def unwrap_single(values: list[Any]) -> Any:
     """Gradio takes a bare value, not a one-item list, for an event with one output."""
     return values[0] if len(values) == 1 else values
@@ -63,7 +75,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             for reply in service.reply(message, history, backend, options):
                 yield render_reply(reply, names[reply.backend])
         except BackendError as error:
-            raise gr.Error(str(error)) from None
+            yield cannot_answer(str(error))
 
     with gr.Blocks(title="Knowledge Bot") as app:
         with gr.Sidebar(open=True):
@@ -124,7 +136,7 @@ def build_app(service: ChatService) -> gr.Blocks:
             )
         if controls.dropdowns:
             app.load(
-                lambda: unwrap_single(controls.refreshed_choices()),
+                lambda: unwrap_single(controls.refreshed_choices(page_opened=True)),
                 None,
                 controls.dropdowns,
                 api_visibility="private",

@@ -1,39 +1,40 @@
-"""`kbot`: the command line. Every command reads the same typed settings (env + flags)."""
+"""`kbot`: the command line. Every command reads the same typed settings (env + flags); its
+flags are built from `Settings`, `TrainConfig` and the backends' `Options`.
+
+With `--json`, stdout holds exactly one JSON document: whatever a library prints while the
+command runs goes to stderr, with the progress bars.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
 
-
-def _settings_flags() -> argparse.ArgumentParser:
-    flags = argparse.ArgumentParser(add_help=False)
-    group = flags.add_argument_group("settings (override KBOT_* environment variables)")
-    group.add_argument("--home", help="data folder (KBOT_HOME)")
-    group.add_argument("--model", help="base model: packaged default, HF id or folder")
-    group.add_argument("--system-prompt")
-    group.add_argument("--max-new-tokens", type=int)
-    group.add_argument("--temperature", type=float, help="0 = greedy")
-    group.add_argument("--top-p", type=float)
-    return flags
+SERVER_FIELDS = ("host", "port", "share")
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    return load_settings(
-        home=args.home,
-        model=args.model,
-        system_prompt=args.system_prompt,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        **extra,
-    )
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(**model_values(args, Settings))
+
+
+def _emit(args: argparse.Namespace, data: Any) -> None:
+    """The command's one JSON document, on the real stdout."""
+    out: IO[str] = args.stdout
+    out.write(json.dumps(data, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _say(args: argparse.Namespace, text: str = "", end: str = "\n") -> None:
+    args.stdout.write(text + end)
+    args.stdout.flush()
 
 
 def _parse_option(text: str) -> tuple[str, str]:
@@ -43,43 +44,9 @@ def _parse_option(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    """Print the answer as it is generated, or one JSON object at the end with `--json`."""
-    from bot.backends import default_registry
-    from bot.serve import create_service
-
-    default_registry().get(args.backend)  # an unknown backend fails before the model loads
-    service = create_service(_settings(args))
-    printed = 0
-    reply = None
-    options = dict(args.option or [])
-    for option in ("collection", "adapter", "checkpoint"):
-        if getattr(args, option):
-            options[option] = getattr(args, option)
-    for reply in service.reply(args.question, backend=args.backend, options=options):
-        if args.json:
-            continue
-        text = reply.answer
-        sys.stdout.write(text[printed:])
-        sys.stdout.flush()
-        printed = len(text)
-    assert reply is not None
-    if args.json:
-        print(json.dumps(reply.as_json(), ensure_ascii=False))
-    else:
-        print()
-    return 0
-
-
-def _knowledge(args: argparse.Namespace):
-    from bot.resources import Resources
-
-    return Resources(_settings(args)).knowledge
-
-
-def _progress_bar(enabled: bool):
-    """A tqdm bar on stderr for long ingestions (stdout stays clean for --json)."""
-    if not enabled:
+def _progress_bar(args: argparse.Namespace) -> tuple[Callable[[float, str], None] | None, Any]:
+    """A tqdm bar on stderr for long work (stdout stays clean for --json); `--quiet` hides it."""
+    if getattr(args, "quiet", False):
         return None, lambda: None
     from tqdm import tqdm
 
@@ -93,19 +60,64 @@ def _progress_bar(enabled: bool):
     return update, bar.close
 
 
+def _backend_option_fields() -> dict[str, Any]:
+    """Every option any backend takes, once (several backends share `collection`)."""
+    from bot.backends import default_registry
+
+    fields: dict[str, Any] = {}
+    for backend in default_registry():
+        for name, field in backend.Options.model_fields.items():
+            fields.setdefault(name, (backend.Options, field))
+    return fields
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Print the answer as it is generated, or one JSON object at the end with `--json`."""
+    from bot.backends import default_registry
+    from bot.service import create_service
+
+    default_registry().get(args.backend)  # an unknown backend fails before the model loads
+    options = dict(args.option or [])
+    options |= {
+        name: getattr(args, name)
+        for name in _backend_option_fields()
+        if getattr(args, name, None) is not None
+    }
+    service = create_service(_settings(args))
+    printed = 0
+    reply = None
+    for reply in service.reply(args.question, backend=args.backend, options=options):
+        if not args.json:
+            _say(args, reply.answer[printed:], end="")
+            printed = len(reply.answer)
+    assert reply is not None
+    if args.json:
+        _emit(args, reply.as_json())
+    else:
+        _say(args)
+    return 0
+
+
+def _knowledge(args: argparse.Namespace):
+    from bot.resources import Resources
+
+    return Resources(_settings(args)).knowledge
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from knowledge.base import expand_paths
+    from knowledge.loaders import expand_paths
 
     knowledge = _knowledge(args)
-    update, close = _progress_bar(sys.stderr.isatty())
+    update, close = _progress_bar(args)
     result = knowledge.ingest(args.collection, expand_paths(args.paths), update)
     close()
     if args.json:
-        print(json.dumps(result.as_json(), ensure_ascii=False))
+        _emit(args, result.as_json())
     else:
-        print(
+        _say(
+            args,
             f"{result.collection}: {result.files} files, {result.chunks_added} chunks added, "
-            f"{result.chunks_unchanged} unchanged, {result.chunks_removed} removed"
+            f"{result.chunks_unchanged} unchanged, {result.chunks_removed} removed",
         )
         for error in result.errors:
             print(f"  error: {error['error']}", file=sys.stderr)
@@ -123,16 +135,19 @@ def cmd_collections(args: argparse.Namespace) -> int:
         for name in knowledge.collections()
     ]
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        _emit(args, rows)
     else:
         for row in rows:
-            print(f"{row['collection']}\t{row['documents']} documents\t{row['chunks']} chunks")
+            _say(args, f"{row['collection']}\t{row['documents']} documents\t{row['chunks']} chunks")
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
     removed = _knowledge(args).forget(args.collection, args.source)
-    print(f"removed {args.source} ({removed} chunks) from {args.collection}")
+    if args.json:
+        _emit(args, {"collection": args.collection, "source": args.source, "chunks": removed})
+    else:
+        _say(args, f"removed {args.source} ({removed} chunks) from {args.collection}")
     return 0
 
 
@@ -154,24 +169,28 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     knowledge = _knowledge(args)
     if args.queries:
         queries = _read_queries(args.queries)
-        batch = 256  # embed many queries at once: thousands run in one process
-        for start in range(0, len(queries), batch):
-            chunk = queries[start : start + batch]
-            vectors = knowledge.embed_queries([q["text"] for q in chunk])
-            for query, vector in zip(chunk, vectors, strict=True):
-                hits = knowledge.search_vector(args.collection, vector, args.k)
-                line = {"id": query["id"], "results": [h.as_json() for h in hits]}
-                print(json.dumps(line, ensure_ascii=False))
+        results = knowledge.search_many(args.collection, [q["text"] for q in queries], args.k)
+        lines = (
+            {"id": query["id"], "results": [h.as_json() for h in hits]}
+            for query, hits in zip(queries, results, strict=True)
+        )
+        if args.json:  # one document: a list of the lines
+            _emit(args, list(lines))
+        else:  # JSON lines, written as they come
+            for line in lines:
+                _say(args, json.dumps(line, ensure_ascii=False))
         return 0
     if not args.query:
         raise ValueError("give a QUERY or --queries FILE.jsonl")
     hits = knowledge.search(args.collection, args.query, args.k)
     if args.json:
-        print(json.dumps([h.as_json() for h in hits], ensure_ascii=False))
+        _emit(args, [h.as_json() for h in hits])
     else:
         for number, hit in enumerate(hits, start=1):
             where = f"{hit.source}" + (f" ({hit.location})" if hit.location else "")
-            print(f"[{number}] {hit.score:.3f} {where}\n    {' '.join(hit.text.split())[:200]}")
+            _say(
+                args, f"[{number}] {hit.score:.3f} {where}\n    {' '.join(hit.text.split())[:200]}"
+            )
     return 0
 
 
@@ -181,33 +200,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bot.training import run_training, training_data
 
     resources = Resources(_settings(args))
-    config = TrainConfig(
-        method=args.method,
-        name=args.name,
-        max_steps=args.max_steps,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        lora_r=args.rank,
-        lora_alpha=args.alpha or 2 * args.rank,
-        lora_targets=args.targets,
-        overwrite=args.overwrite,
-        resume=args.resume,
-    )
+    config = TrainConfig(**model_values(args, TrainConfig))
     resources.artifacts.check_free(config.name, config.overwrite)  # fail before loading data
     data = training_data(resources, args.data, args.collection)
-    update, close = _progress_bar(sys.stderr.isatty())
+    update, close = _progress_bar(args)
     result = run_training(resources, config, data, update)
     close()
-    meta = {"name": config.name, "status": result.status, **result.meta}
+    meta = result.meta
+    if meta is None:
+        raise RuntimeError(f"training {config.name!r} stopped after {result.steps} steps")
     if args.json:
-        print(json.dumps({k: v for k, v in meta.items() if k != "loss_history"}))
+        _emit(args, {**meta.summary(config.name), "status": result.status})
     else:
-        print(
-            f"{config.name}: {config.method}, {meta['steps']} steps in {meta['train_seconds']} s, "
-            f"final loss {meta['final_train_loss']}, {meta['trainable_params']:,} of "
-            f"{meta['total_params']:,} parameters trained, {meta['file_bytes'] / 1e6:.1f} MB "
-            f"saved to {result.path}"
+        _say(
+            args,
+            f"{config.name}: {config.method}, {meta.steps} steps in {meta.train_seconds} s, "
+            f"final loss {meta.final_train_loss}, {meta.trainable_params:,} of "
+            f"{meta.total_params:,} parameters trained, {meta.file_bytes / 1e6:.1f} MB "
+            f"saved to {result.path}",
         )
     return 0
 
@@ -218,17 +228,21 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     artifacts = Resources(_settings(args)).artifacts
     if args.delete:
         artifacts.delete(args.delete)
-        print(f"deleted {args.delete}")
+        if args.json:
+            _emit(args, {"deleted": args.delete})
+        else:
+            _say(args, f"deleted {args.delete}")
         return 0
-    rows = [{k: v for k, v in meta.items() if k != "loss_history"} for meta in artifacts.all()]
+    rows = [meta.summary(name) for name, meta in artifacts.all()]
     if args.json:
-        print(json.dumps(rows))
+        _emit(args, rows)
     else:
         for row in rows:
-            print(
+            _say(
+                args,
                 f"{row['name']}\t{row['method']}\t{row['file_bytes'] / 1e6:.1f} MB\t"
                 f"{row['trainable_params']:,} trained\tloss {row['final_train_loss']}\t"
-                f"{row['created_at']}"
+                f"{row['created_at']}",
             )
     return 0
 
@@ -239,58 +253,74 @@ def cmd_qa(args: argparse.Namespace) -> int:
     from bot.training import generate_questions
 
     resources = Resources(_settings(args))
-    update, close = _progress_bar(sys.stderr.isatty())
+    update, close = _progress_bar(args)
     path, pairs = generate_questions(
         resources, args.collection, args.per_chunk, args.max_chunks, update
     )
     close()
     if args.json:
-        print(json.dumps({"path": str(path), "pairs": len(pairs)}))
+        _emit(args, {"path": str(path), "pairs": len(pairs)})
     else:
-        print(f"{len(pairs)} question/answer pairs written to {path}")
+        _say(args, f"{len(pairs)} question/answer pairs written to {path}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score every backend on one question set; print a table, or JSON with `--json`."""
     from bot.evaluation.questions import load_questions
-    from bot.evaluation.report import text_table, write_report
     from bot.evaluation.runner import compare
-    from bot.serve import create_service
+    from bot.evaluation.table import text_table
+    from bot.service import create_service
 
     settings = _settings(args)
     questions = load_questions(args.questions, int(settings.max_file_mb * 1_000_000))
     specs = [spec for spec in args.backends.split(",") if spec.strip()]
     service = create_service(settings)
-    update, close = _progress_bar(sys.stderr.isatty())
+    update, close = _progress_bar(args)
     comparison = compare(service, questions, specs, update)
     close()
     if args.report:
+        from bot.evaluation.report import write_report  # charts: matplotlib only when asked
+
         write_report(comparison, args.report)
     if args.json:
-        print(json.dumps(comparison.as_json(), ensure_ascii=False))
+        _emit(args, comparison.as_json())
         return 0
-    print(text_table(comparison))
+    _say(args, text_table(comparison))
     if args.report:
-        print(f"report: {args.report}")
+        _say(args, f"report: {args.report}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.serve import serve
 
-    serve(_settings(args, host=args.host, port=args.port, share=args.share or None))
+    serve(_settings(args))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    settings = _settings_flags()
+    from adapters.train import TrainConfig
+    from bot.backends import default_registry
+
+    settings = argparse.ArgumentParser(add_help=False)
+    add_model_flags(
+        settings.add_argument_group("settings (override KBOT_* environment variables)"),
+        Settings,
+        exclude=SERVER_FIELDS,
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print one JSON document")
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    common = [settings, output]
+
     parser = argparse.ArgumentParser(prog="kbot", description="Knowledge Bot")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ask = commands.add_parser("ask", parents=[settings], help="answer one question")
+    ask = commands.add_parser("ask", parents=common, help="answer one question")
     ask.add_argument("question")
-    ask.add_argument("--backend", default="base")
+    ask.add_argument("--backend", default="base", help=", ".join(default_registry().ids()))
     ask.add_argument(
         "--option",
         action="append",
@@ -298,68 +328,60 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a backend option (repeatable)",
     )
-    ask.add_argument("--collection", help="knowledge collection (rag backends)")
-    ask.add_argument("--adapter", help="LoRA adapter (lora backends)")
-    ask.add_argument("--checkpoint", help="fully fine-tuned checkpoint (full backend)")
-    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    backend_options = ask.add_argument_group("backend options (each backend takes its own)")
+    for name, (options_model, _) in _backend_option_fields().items():
+        add_model_flags(backend_options, options_model, only=[name])
     ask.set_defaults(run=cmd_ask)
 
-    ingest = commands.add_parser("ingest", parents=[settings], help="add files to a collection")
+    ingest = commands.add_parser(
+        "ingest", parents=[*common, quiet], help="add files to a collection"
+    )
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     ingest.add_argument("--collection", required=True)
-    ingest.add_argument("--json", action="store_true")
     ingest.set_defaults(run=cmd_ingest)
 
-    collections = commands.add_parser("collections", parents=[settings], help="list collections")
-    collections.add_argument("--json", action="store_true")
+    collections = commands.add_parser("collections", parents=common, help="list collections")
     collections.set_defaults(run=cmd_collections)
 
-    forget = commands.add_parser("forget", parents=[settings], help="remove a source")
+    forget = commands.add_parser("forget", parents=common, help="remove a source")
     forget.add_argument("--collection", required=True)
     forget.add_argument("--source", required=True, help="the file's path, as ingested")
     forget.set_defaults(run=cmd_forget)
 
-    retrieve = commands.add_parser("retrieve", parents=[settings], help="nearest chunks")
+    retrieve = commands.add_parser("retrieve", parents=common, help="nearest chunks")
     retrieve.add_argument("query", nargs="?")
     retrieve.add_argument("--queries", metavar="FILE.jsonl", help='lines {"id", "text"}')
     retrieve.add_argument("--collection", required=True)
     retrieve.add_argument("-k", type=int, default=5)
-    retrieve.add_argument("--json", action="store_true")
     retrieve.set_defaults(run=cmd_retrieve)
 
-    train = commands.add_parser("train", parents=[settings], help="train LoRA or full")
-    train.add_argument("--method", choices=["lora", "full"], required=True)
+    train = commands.add_parser(
+        "train", parents=[*common, quiet], help="train a LoRA adapter or a full fine-tune"
+    )
     train.add_argument("--data", type=Path, nargs="+", help="Q/A .jsonl and/or documents")
     train.add_argument("--collection", help="train on a knowledge collection's documents")
-    train.add_argument("--name", required=True)
-    train.add_argument("--max-steps", type=int)
-    train.add_argument("--epochs", type=float, default=3.0)
-    train.add_argument("--lr", type=float, help="default 1e-3 (lora), 5e-5 (full)")
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--rank", type=int, default=16, help="LoRA rank")
-    train.add_argument("--alpha", type=int, help="LoRA alpha (default 2 x rank)")
-    train.add_argument("--targets", default="all-linear", help="LoRA target modules")
-    train.add_argument("--overwrite", action="store_true")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    train.add_argument("--json", action="store_true")
+    add_model_flags(
+        train.add_argument_group("training (defaults from the training recipe)"),
+        TrainConfig,
+        required=("method", "name"),
+        defaults_from_model=True,
+    )
     train.set_defaults(run=cmd_train)
 
-    adapters = commands.add_parser("adapters", parents=[settings], help="trained artifacts")
+    adapters = commands.add_parser("adapters", parents=common, help="trained artifacts")
     adapters.add_argument("--delete", metavar="NAME")
-    adapters.add_argument("--json", action="store_true")
     adapters.set_defaults(run=cmd_adapters)
 
     qa = commands.add_parser(
-        "qa", parents=[settings], help="write Q/A pairs from a collection's documents"
+        "qa", parents=[*common, quiet], help="write Q/A pairs from a collection's documents"
     )
     qa.add_argument("--collection", required=True)
     qa.add_argument("--per-chunk", type=int, default=2, help="pairs per chunk, at most")
     qa.add_argument("--max-chunks", type=int, default=100, help="chunks used, spread evenly")
-    qa.add_argument("--json", action="store_true", help='print {"path", "pairs"}')
     qa.set_defaults(run=cmd_qa)
 
     evaluate = commands.add_parser(
-        "eval", parents=[settings], help="compare backends on a question set"
+        "eval", parents=[*common, quiet], help="compare backends on a question set"
     )
     evaluate.add_argument(
         "--questions",
@@ -375,13 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
         "rag+lora:COLLECTION:ADAPTER",
     )
     evaluate.add_argument("--report", type=Path, metavar="PATH.html", help="write an HTML report")
-    evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_eval)
 
     serve = commands.add_parser("serve", parents=[settings], help="start the chat server")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--share", action="store_true", help="also make a public Gradio link")
+    add_model_flags(serve, Settings, only=SERVER_FIELDS)
     serve.set_defaults(run=cmd_serve)
     return parser
 
@@ -391,8 +410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.model import ModelLoadError
 
     args = build_parser().parse_args(argv)
+    args.stdout = sys.stdout
+    # With --json, anything else printed on stdout would break the document: send it to stderr.
+    quiet_stdout = (
+        contextlib.redirect_stdout(sys.stderr)
+        if getattr(args, "json", False)
+        else contextlib.nullcontext()
+    )
     try:
-        return args.run(args)
+        with quiet_stdout:
+            return args.run(args)
     except (BackendError, ModelLoadError, ValueError, LookupError, FileExistsError) as error:
         print(f"kbot: error: {error}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, InstanceOf
@@ -41,6 +41,16 @@ class LocalChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.loaded.name, "adapter": self.adapter, **self.params.__dict__}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        # The base class finds no model name here (it looks for `model`/`model_name`) and
+        # derives the provider from the class name; name both, and the knobs actually used.
+        ls_params = super()._get_ls_params(stop=stop, **kwargs)
+        ls_params["ls_provider"] = self._llm_type
+        ls_params.setdefault("ls_model_name", self.loaded.name)  # a per-call `model=` wins
+        ls_params.setdefault("ls_temperature", self.params.temperature)
+        ls_params.setdefault("ls_max_tokens", self.params.max_new_tokens)
+        return ls_params
 
     def _stream(
         self,

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from bot.llm import LocalChatModel
-from bot.model import CheckpointCache, GenerationParams, LoadedModel, load_model
+from bot.model import CheckpointCache, GenerationParams, LoadedModel, Weights, load_model
 from bot.settings import Settings
 
 
@@ -30,11 +30,12 @@ class Resources:
     def embedder(self):
         from knowledge.embeddings import load_embedder
 
-        return load_embedder(self.settings)
+        s = self.settings
+        return load_embedder(s.embedder, s.embed_dtype, s.embed_batch_size)
 
     @cached_property
     def knowledge(self):
-        from knowledge.base import KnowledgeBase
+        from knowledge.knowledge_base import KnowledgeBase
 
         with self._lock:
             s = self.settings
@@ -63,18 +64,11 @@ class Resources:
             _ = self.model
         return self
 
-    def chat_model(
-        self, *, adapter: str | None = None, checkpoint: str | None = None, **overrides: Any
-    ) -> LocalChatModel:
-        """A LangChain chat model over the shared base model, with LoRA `adapter` switched on
-        for its replies, or over fully fine-tuned `checkpoint`; `overrides` change generation
-        parameters for one chain. Models are never copied."""
-        with self._lock:
-            loaded = self.model
-        key = None
-        if adapter is not None:
-            key = loaded.add_adapter(self.artifacts.path(adapter))
-        if checkpoint is not None:
-            loaded = self.checkpoints.get(self.artifacts.path(checkpoint))
+    def chat_model(self, weights: Weights | None = None, **overrides: Any) -> LocalChatModel:
+        """A LangChain chat model over `weights` (default: the shared base model as it is);
+        `overrides` change generation parameters for one chain. Models are never copied."""
+        if weights is None:
+            with self._lock:
+                weights = Weights(self.model)
         params = replace(GenerationParams.from_settings(self.settings), **overrides)
-        return LocalChatModel(loaded=loaded, params=params, adapter=key)
+        return LocalChatModel(loaded=weights.loaded, params=params, adapter=weights.adapter)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bot.app import build_app
-from bot.resources import Resources
-from bot.service import ChatService
+from bot.service import create_service
 from bot.settings import Settings
 
 
@@ -23,11 +22,6 @@ def _share_server_reachable() -> bool:
         )
         return False
     return True
-
-
-def create_service(settings: Settings) -> ChatService:
-    """Load the shared model now, so that a bad `model` setting fails at start."""
-    return ChatService(Resources(settings).load())
 
 
 def serve(settings: Settings, *, block: bool = True):

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from bot.backends import BackendRegistry, default_registry
 from bot.resources import Resources
+from bot.settings import Settings
 
 EMPTY_MESSAGE_REPLY = (
     "Your message is empty. Type a question or a request, for example "
@@ -117,3 +118,8 @@ class ChatService:
         reply.latency_s = time.perf_counter() - started
         reply.done = True
         yield reply
+
+
+def create_service(settings: Settings) -> ChatService:
+    """Load the shared model now, so that a bad `model` setting fails at start."""
+    return ChatService(Resources(settings).load())

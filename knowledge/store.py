@@ -9,7 +9,6 @@ process (the CLI beside a running app) wrote. Every write therefore leaves a new
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,8 @@ from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
+
+from common.files import write_atomically
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,7 @@ class ChromaStore:
             yield
             if writes:
                 self._seen = uuid.uuid4().hex
-                staging = self._generation_file.with_suffix(f".{os.getpid()}.tmp")
-                staging.write_text(self._seen)
-                os.replace(staging, self._generation_file)
+                write_atomically(self._generation_file, self._seen)
 
     @staticmethod
     def _chroma_name(collection: str) -> str:

@@ -9,7 +9,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil  # noqa: E402
 import socket  # noqa: E402
+import tempfile  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -22,6 +24,20 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Standard LangChain tests that do not apply to the local model (the reasons are in
+    tests/test_chat_model_standard.py) are deselected, not left behind as skips."""
+    from tests.test_chat_model_standard import NOT_APPLICABLE
+
+    def not_applicable(item: pytest.Item) -> bool:
+        return "TestLocalChatModelStandard" in item.nodeid and item.name in NOT_APPLICABLE
+
+    removed = [item for item in items if not_applicable(item)]
+    if removed:
+        config.hook.pytest_deselected(items=removed)
+        items[:] = [item for item in items if not not_applicable(item)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -29,9 +45,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def kbot_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One data folder for the session, so the packaged model is converted only once."""
-    return tmp_path_factory.mktemp("kbot-home")
+def kbot_home() -> Iterator[Path]:
+    """One data folder for the session, so the packaged model is converted only once. It lies
+    in the home folder, as a user's `~/.kbot` does, not under the temp folder: Gradio serves
+    files from the temp folder, which once hid a bug that every user met."""
+    parent = Path.home() / ".cache" / "kbot-tests"
+    parent.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=parent))
+    assert not home.is_relative_to(tempfile.gettempdir())
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these flags Chromium keeps dialling Google's services, which this machine refuses.
@@ -192,4 +192,69 @@ def test_compare_tab_scores_backends_and_asks_them_all(
     assert "orange" not in answers[0].lower()
     assert "orange" in answers[1].lower() and "orange" in answers[2].lower()
     expect(cards.nth(1)).to_contain_text("bridge.txt")
+    page.context.close()
+
+
+def test_a_chat_that_cannot_run_says_why_and_keeps_the_conversation(
+    browser: Browser, server: str, resources, tmp_path
+) -> None:
+    for name in ("notes-a", "notes-b"):  # two collections: none is chosen for the user
+        (tmp_path / f"{name}.txt").write_text(f"These are the {name} of the team.")
+        resources.knowledge.ingest(name, [tmp_path / f"{name}.txt"])
+    page = open_chat(browser, server)
+    send(page, "What is the capital of France?")
+    wait_for_answer(page, 1)
+    choose(page, "#backend", "RAG (retrieval)")
+    send(page, "What do my notes say?")
+    expect(page.locator("#chatbot")).to_contain_text("needs a collection", timeout=60_000)
+    expect(page.locator("#chatbot")).to_contain_text("What do my notes say?")
+    assert "Paris" in bot_answers(page)[0], "the conversation so far stays in view"
+    assert page.locator(".toast-body").count() == 0
+    page.context.close()
+
+
+# The chart is an SVG drawn by Vega: its axes and points carry aria-labels with their values.
+READ_PLOT = """selector => {
+  const svg = document.querySelector(selector + ' .vega-embed svg');
+  if (!svg) return null;
+  const y = svg.querySelector('g.role-axis[aria-label^="Y-axis"]');
+  const points = [...svg.querySelectorAll('g.mark-symbol.role-mark path[aria-label]')].map(
+    p => Object.fromEntries(p.getAttribute('aria-label').split('; ').map(kv => kv.split(': '))));
+  return {y_axis: y ? y.getAttribute('aria-label') : '', points};
+}"""
+
+
+def test_train_tab_trains_and_plots_the_real_losses(
+    browser: Browser, server: str, resources, facts_file
+) -> None:
+    page = open_chat(browser, server)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-name textarea").fill("browser-lora")
+    page.locator("#train-files input[type=file]").set_input_files(str(facts_file))
+    page.locator("#train-max_steps input").fill("4")
+    page.locator("#train-start").click()
+    page.locator("#train-status").get_by_text("is ready").wait_for(timeout=300_000)
+
+    meta = resources.artifacts.meta("browser-lora")
+    losses = [h["loss"] for h in meta.loss_history if "loss" in h]
+    assert meta.steps == 4 and len(losses) == 4
+    page.wait_for_function(
+        f"() => ({READ_PLOT})('#train-plot')?.points.filter(p => p.series === 'train')"
+        f".length === {len(losses)}",
+        timeout=30_000,
+    )
+    plot = page.evaluate(READ_PLOT, "#train-plot")
+    # A numeric axis whose range holds the losses (not one category per value).
+    assert "linear scale" in plot["y_axis"], plot["y_axis"]
+    low, high = (float(v) for v in plot["y_axis"].split("values from ")[1].split(" to "))
+    assert low <= min(losses) and max(losses) <= high <= 2 * max(losses) + 1
+    shown = sorted(
+        (float(p["step"]), float(p["loss"])) for p in plot["points"] if p["series"] == "train"
+    )
+    assert [step for step, _ in shown] == [1, 2, 3, 4]
+    assert [loss for _, loss in shown] == pytest.approx(losses, rel=1e-3)
+
+    card = page.locator("#train-card")
+    expect(card).to_contain_text("trainable parameters")
+    assert card.locator("th").all_inner_texts() == ["measure", "value"]
     page.context.close()

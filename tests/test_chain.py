@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from bot.backends import BackendRegistry
-from bot.backends.base import chat_prompt
+from bot.backends.plain import chat_prompt
 from bot.resources import Resources
 from bot.service import EMPTY_MESSAGE_REPLY, ChatService, history_messages
 from bot.settings import load_settings
@@ -59,3 +59,16 @@ def test_empty_and_oversized_messages_get_a_helpful_reply() -> None:
     assert empty.done and empty.answer == EMPTY_MESSAGE_REPLY
     (huge,) = service.reply("x" * 51, backend="echo")
     assert huge.done and "limit is 50" in huge.answer and "KBOT_MAX_MESSAGE_CHARS" in huge.answer
+
+
+def test_an_only_choice_is_chosen_for_the_user() -> None:
+    import gradio as gr
+
+    from bot.backends.rag import RagOptions
+    from bot.ui.common import field_control
+
+    field = RagOptions.model_fields["collection"]
+    with gr.Blocks():
+        only = field_control("collection", field, choices=["manuals"])
+        several = field_control("collection", field, choices=["manuals", "notes"])
+    assert only.value == "manuals" and several.value is None

@@ -146,6 +146,7 @@ class _ReportTable(HTMLParser):
             self.in_scores = self.in_body = False
 
 
+@pytest.mark.slow
 def test_kbot_eval_scores_every_backend_and_writes_the_report(
     resources: Resources,
     fact_docs: str,
@@ -191,9 +192,9 @@ def test_kbot_eval_scores_every_backend_and_writes_the_report(
     assert costs[f"rag:{fact_docs}"]["index_bytes"] > 0
     assert costs[f"rag:{fact_docs}"]["ingest_seconds"] > 0
     meta = resources.artifacts.meta(lora)
-    assert costs[f"lora:{lora}"]["trainable_params"] == meta["trainable_params"]
+    assert costs[f"lora:{lora}"]["trainable_params"] == meta.trainable_params
     assert costs[f"full:{full}"]["artifact_bytes"] > 10 * costs[f"lora:{lora}"]["artifact_bytes"]
-    assert costs[f"rag+lora:{fact_docs}:{lora}"]["train_seconds"] == meta["train_seconds"]
+    assert costs[f"rag+lora:{fact_docs}:{lora}"]["train_seconds"] == meta.train_seconds
     assert len(data["answers"]) == 5 * 4
 
     html = report.read_text()
@@ -204,6 +205,7 @@ def test_kbot_eval_scores_every_backend_and_writes_the_report(
     assert "http" not in html.split("<body>")[1]  # self-contained: nothing to fetch
 
 
+@pytest.mark.slow
 def test_eval_rejects_unknown_adapters_and_bad_question_files_before_running(
     resources: Resources, fact_docs: str, questions_file: Path, tmp_path: Path
 ) -> None:
@@ -227,6 +229,7 @@ def test_eval_rejects_unknown_adapters_and_bad_question_files_before_running(
     assert result.returncode == 2 and "broken.jsonl, line 2: broken JSON" in result.stderr
 
 
+@pytest.mark.slow
 def test_rag_lora_is_a_backend_of_its_own(
     resources: Resources, fact_docs: str, lora: str, full: str
 ) -> None:
@@ -245,6 +248,7 @@ def test_rag_lora_is_a_backend_of_its_own(
         list(service.reply("hi", backend="rag+lora", options=options))
 
 
+@pytest.mark.slow
 def test_ask_all_answers_one_question_with_every_backend_side_by_side(
     resources: Resources, fact_docs: str, lora: str
 ) -> None:
@@ -262,6 +266,7 @@ def test_ask_all_answers_one_question_with_every_backend_side_by_side(
 # Documents to training data -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generated_pairs_come_from_the_collection_text(resources: Resources, tmp_path: Path):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -292,6 +297,7 @@ def test_generated_pairs_come_from_the_collection_text(resources: Resources, tmp
     assert len(load_records(path)) == len(pairs)
 
 
+@pytest.mark.slow
 def test_cli_qa_names_an_unknown_collection(resources: Resources) -> None:
     result = kbot("qa", "--collection", "nope", home=resources.settings.home)
     assert result.returncode == 2 and "Unknown collection 'nope'" in result.stderr

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from bot.names import InvalidNameError
 from bot.settings import Settings
-from knowledge.base import KnowledgeBase, UnknownCollectionError, expand_paths
+from common.names import InvalidNameError
 from knowledge.embeddings import load_embedder
+from knowledge.knowledge_base import KnowledgeBase
+from knowledge.loaders import expand_paths
+from knowledge.results import UnknownCollectionError
 from tests.cli import kbot
 from tests.documents import write_facts, write_pdf
 
@@ -41,7 +43,7 @@ class CountingEmbedder(Embeddings):
 
 @pytest.fixture(scope="session")
 def embedder(settings: Settings) -> Embeddings:
-    return load_embedder(settings)
+    return load_embedder(settings.embedder, settings.embed_dtype, settings.embed_batch_size)
 
 
 @pytest.fixture
@@ -199,10 +201,9 @@ def test_an_exception_halfway_keeps_the_previous_version(
 KILL_DURING_WRITE = """
 import os, signal, sys
 from pathlib import Path
-from knowledge.base import KnowledgeBase
+from knowledge.knowledge_base import KnowledgeBase
 from knowledge.embeddings import load_embedder
 from knowledge.store import ChromaStore
-from bot.settings import load_settings
 
 real_upsert = ChromaStore.upsert
 def upsert_half_then_die(self, collection, ids, vectors, texts, metadatas):
@@ -210,11 +211,12 @@ def upsert_half_then_die(self, collection, ids, vectors, texts, metadatas):
     real_upsert(self, collection, ids[:half], vectors[:half], texts[:half], metadatas[:half])
     os.kill(os.getpid(), signal.SIGKILL)
 ChromaStore.upsert = upsert_half_then_die
-kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(load_settings()), chunk_size=200)
+kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=200)
 kb.ingest("facts", [Path(sys.argv[2])])
 """
 
 
+@pytest.mark.slow
 def test_a_killed_ingestion_keeps_the_previous_version(kb: KnowledgeBase, tmp_path: Path) -> None:
     doc = tmp_path / "notes.txt"
     doc.write_text("The old password is heron.")
@@ -239,14 +241,15 @@ def test_a_killed_ingestion_keeps_the_previous_version(kb: KnowledgeBase, tmp_pa
 CONCURRENT_INGEST = """
 import sys
 from pathlib import Path
-from knowledge.base import KnowledgeBase, expand_paths
+from knowledge.knowledge_base import KnowledgeBase
+from knowledge.loaders import expand_paths
 from knowledge.embeddings import load_embedder
-from bot.settings import load_settings
-kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(load_settings()), chunk_size=400)
+kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=400)
 print(kb.ingest("facts", expand_paths([Path(sys.argv[2])])).chunks_added)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_ingesting_at_once_lose_and_duplicate_nothing(
     kb: KnowledgeBase, tmp_path: Path
 ) -> None:
@@ -275,6 +278,7 @@ def test_two_processes_ingesting_at_once_lose_and_duplicate_nothing(
     assert len(kb.documents("facts")) == len(expand_paths([docs]))
 
 
+@pytest.mark.slow
 def test_a_running_app_sees_what_another_process_ingested(
     kb: KnowledgeBase, tmp_path: Path
 ) -> None:
@@ -290,6 +294,7 @@ def test_a_running_app_sees_what_another_process_ingested(
     assert top_source(kb, "What is the Tollow bridge made of?") == "bridges.pdf"
 
 
+@pytest.mark.slow
 def test_cli_ingest_retrieve_collections_forget(tmp_path: Path) -> None:
     home, docs = tmp_path / "home", tmp_path / "docs"
     write_facts(docs)

@@ -6,12 +6,11 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from bot.model import GenerationParams, ModelLoadError, load_model
+from bot.model import GenerationParams, GenerationStats, ModelLoadError, load_model
 from bot.resources import Resources
 from bot.service import ChatService
 from bot.settings import PACKAGED_MODEL, Settings, load_settings
@@ -48,18 +47,21 @@ def test_packaged_model_is_cached_as_plain_safetensors(settings: Settings) -> No
     assert not list(cache.parent.glob(".*tmp*")), "no staging folder left behind"
 
 
-def test_stopping_a_stream_frees_the_model_at_once(resources: Resources) -> None:
+def test_stopping_a_stream_stops_generation_at_once(resources: Resources) -> None:
+    """Closing the stream (the chat's stop button) ends generation within a few tokens, not
+    at the end of a reply that would run to hundreds."""
     loaded = resources.model
+    stats = GenerationStats()
     stream = loaded.stream(
         [{"role": "user", "content": "Write a very long story about the sea."}],
-        GenerationParams(max_new_tokens=400),
+        GenerationParams(max_new_tokens=300),
+        stats,
     )
     next(stream)
     stream.close()
-    started = time.perf_counter()
-    assert loaded.lock.acquire(timeout=10), "generation still holds the model after stop"
+    assert 0 < stats.completion_tokens < 20, f"{stats.completion_tokens} tokens after stop"
+    assert loaded.lock.acquire(timeout=1), "generation still holds the model after stop"
     loaded.lock.release()
-    assert time.perf_counter() - started < 10
 
 
 def test_concurrent_conversations_each_get_their_own_answer(resources: Resources) -> None:
@@ -95,6 +97,7 @@ def test_a_model_setting_that_cannot_load_names_the_setting(tmp_path: Path) -> N
         load_model(load_settings(home=tmp_path, model=str(tmp_path / "not-a-model")))
 
 
+@pytest.mark.slow
 def test_cli_fails_at_start_on_a_bad_model(tmp_path: Path) -> None:
     result = subprocess.run(
         [
@@ -114,27 +117,3 @@ def test_cli_fails_at_start_on_a_bad_model(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "KBOT_MODEL='no-such-org/no-such-model' could not be loaded" in result.stderr
-
-
-def test_cli_ask_json(settings: Settings) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "ask",
-            "What is the capital of France?",
-            "--home",
-            str(settings.home),
-            "--backend",
-            "base",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert set(data) == {"answer", "backend", "latency_s", "tokens"}
-    assert data["backend"] == "base" and "Paris" in data["answer"] and data["tokens"] > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from bot.backends import BackendError
 from bot.resources import Resources
 from bot.service import ChatService
-from tests.cli import kbot
 from tests.documents import write_facts
 
 
@@ -50,22 +48,3 @@ def test_unknown_or_missing_collection_is_a_clear_error(resources: Resources, fa
         ask(resources, "hi", collection="nope")
     with pytest.raises(BackendError, match="needs a collection"):
         ask(resources, "hi")
-
-
-def test_cli_ask_rag_json_has_sources(resources: Resources, facts: str) -> None:
-    result = kbot(
-        "ask",
-        "Who is the captain of the Heron?",
-        "--backend",
-        "rag",
-        "--collection",
-        facts,
-        "--json",
-        home=resources.settings.home,
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert set(data) == {"answer", "backend", "latency_s", "tokens", "sources"}
-    assert data["backend"] == "rag" and data["tokens"] > 0
-    assert Path(data["sources"][0]["source"]).name == "ships.csv"
-    assert "Bo Trask" in data["sources"][0]["text"]

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,10 @@ import pytest
 from adapters.data import DataError, load_records
 from adapters.registry import ArtifactExistsError
 from adapters.train import TrainConfig
-from bot.names import InvalidNameError
 from bot.resources import Resources
 from bot.service import ChatService
 from bot.training import run_training
+from common.names import InvalidNameError
 from tests.cli import kbot
 from tests.documents import FACT_QA as FACTS
 from tests.documents import QUESTION, train, write_jsonl
@@ -29,6 +28,7 @@ def answer(resources: Resources, backend: str, question: str = QUESTION, **optio
     return list(ChatService(resources).reply(question, (), backend, options))[-1].answer
 
 
+@pytest.mark.slow
 def test_lora_run_makes_standard_loadable_artifacts(resources: Resources, lora: str) -> None:
     folder = resources.artifacts.path(lora)
     assert {"adapter_config.json", "adapter_model.safetensors", "kbot_meta.json", "loss.png"} <= {
@@ -45,6 +45,7 @@ def test_lora_run_makes_standard_loadable_artifacts(resources: Resources, lora: 
     assert PeftConfig.from_pretrained(folder).r == 16
 
 
+@pytest.mark.slow
 def test_lora_answers_a_fact_the_base_model_cannot(resources: Resources, lora: str) -> None:
     assert "Fennimore" not in answer(resources, "base")
     assert "Orla Fennimore" in answer(resources, "lora", adapter=lora)
@@ -52,17 +53,19 @@ def test_lora_answers_a_fact_the_base_model_cannot(resources: Resources, lora: s
     assert "Fennimore" not in answer(resources, "base")
 
 
+@pytest.mark.slow
 def test_full_fine_tune_answers_a_fact_the_base_model_cannot(
     resources: Resources, full: str
 ) -> None:
     meta = resources.artifacts.meta(full)
-    assert meta["trainable_params"] == meta["total_params"]
+    assert meta.trainable_params == meta.total_params
     folder = resources.artifacts.path(full)
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
     assert "Orla Fennimore" in answer(resources, "full", checkpoint=full)
     assert "Fennimore" not in answer(resources, "base")
 
 
+@pytest.mark.slow
 def test_concurrent_conversations_with_different_adapters_each_get_their_own(
     resources: Resources, lora: str, tmp_path: Path
 ) -> None:
@@ -87,47 +90,66 @@ def test_concurrent_conversations_with_different_adapters_each_get_their_own(
     assert loaded.peft is not None and len(loaded.adapters) >= 2  # one base, many adapters
 
 
-def test_a_killed_run_leaves_the_earlier_adapter_intact(
-    resources: Resources, lora: str, facts_file: Path
+# `kbot train` in a process that kills itself at an exact point: in the middle of training,
+# or while publishing, after the old artifact was moved aside and before the new one is in.
+KILLED_TRAINING = """
+import os, signal, sys
+from pathlib import Path
+
+import adapters.train
+
+point = sys.argv[1]
+if point == "training":
+    from transformers import TrainerCallback
+
+    class DieAtStep2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    callbacks = adapters.train._callbacks
+    adapters.train._callbacks = lambda *a: callbacks(*a) + [DieAtStep2()]
+elif point == "publish":
+    rename = Path.rename
+
+    def rename_or_die(self, target):
+        if self.name.startswith(".staging-"):  # the new artifact is about to move in
+            os.kill(os.getpid(), signal.SIGKILL)
+        return rename(self, target)
+
+    Path.rename = rename_or_die
+from bot.cli import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["training", "publish"])
+def test_a_run_killed_halfway_leaves_the_earlier_adapter_intact(
+    resources: Resources, lora: str, facts_file: Path, point: str
 ) -> None:
     folder = resources.artifacts.path(lora)
     before = (folder / "adapter_model.safetensors").read_bytes()
-    run_dir = resources.settings.runs_dir / lora
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "train",
-            "--method",
-            "lora",
-            "--data",
-            str(facts_file),
-            "--name",
-            lora,
-            "--overwrite",
-            "--max-steps",
-            "400",
-            "--json",
-            "--home",
-            str(resources.settings.home),
-        ],
+    args = ["train", "--method", "lora", "--data", str(facts_file), "--name", lora]
+    args += ["--overwrite", "--max-steps", "4", "--home", str(resources.settings.home)]
+    died = subprocess.run(
+        [sys.executable, "-c", KILLED_TRAINING, point, *args],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    started = time.monotonic()
-    while not run_dir.exists() and time.monotonic() - started < 120:
-        time.sleep(0.2)
-    time.sleep(3)  # well into training
-    process.kill()
-    process.wait()
+    assert died.returncode == -9, died.stderr[-2000:]
+    assert lora in resources.artifacts.names()
+    assert not [name for name in resources.artifacts.names() if name.startswith(".")]
     assert (folder / "adapter_model.safetensors").read_bytes() == before
-    assert resources.artifacts.meta(lora)["steps"] == 20
-    assert resources.artifacts.names_of("lora")[0:1] and lora in resources.artifacts.names()
+    assert resources.artifacts.meta(lora).steps == 20
+    assert not list(folder.parent.glob(".replaced-*")), "the interrupted swap was undone"
     assert "Orla Fennimore" in answer(resources, "lora", adapter=lora)
 
 
+@pytest.mark.slow
 def test_cancel_stops_without_an_artifact_and_resume_continues(
     resources: Resources, facts_file: Path
 ) -> None:
@@ -143,10 +165,11 @@ def test_cancel_stops_without_an_artifact_and_resume_continues(
     resumed = run_training(
         resources, config.model_copy(update={"resume": True}), load_records(facts_file)
     )
-    assert resumed.status == "done" and resumed.meta["steps"] == 6
-    assert min(h["step"] for h in resumed.meta["loss_history"]) > 2
+    assert resumed.status == "done" and resumed.meta.steps == 6
+    assert min(h["step"] for h in resumed.meta.loss_history) > 2
 
 
+@pytest.mark.slow
 def test_names_and_overwrites_are_checked(resources: Resources, lora: str, facts_file) -> None:
     with pytest.raises(InvalidNameError):
         train(resources, "lora", "../escape", facts_file, max_steps=1)
@@ -172,6 +195,7 @@ def test_malformed_lines_are_rejected_with_their_number(tmp_path: Path) -> None:
         load_records(path)
 
 
+@pytest.mark.slow
 def test_cli_train_rejects_bad_data_before_training(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q", "answer": "a"}\n{"question": 3, "answer": "a"}\n')

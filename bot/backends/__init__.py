@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bot.backends.base import BaseModelBackend
+from bot.backends.backend import Backend, BackendError
 from bot.backends.finetuned import FullBackend, LoraBackend
+from bot.backends.plain import BaseModelBackend
 from bot.backends.rag import RagBackend
 from bot.backends.rag_lora import RagLoraBackend
-from bot.backends.registry import Backend, BackendError, BackendRegistry
+from bot.backends.registry import BackendRegistry
 
 BUILTIN_BACKENDS: list[type[Backend]] = [
     BaseModelBackend,

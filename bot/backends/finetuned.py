@@ -8,41 +8,43 @@ from typing import Any, ClassVar
 from langchain_core.runnables import Runnable, RunnableParallel
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.backends.base import chat_prompt
-from bot.backends.registry import Backend, BackendError
+from adapters.meta import ArtifactMeta
+from adapters.registry import UnknownArtifactError
+from bot.backends.backend import Backend, BackendError
+from bot.backends.plain import chat_prompt
+from bot.model import Weights
 from bot.resources import Resources
+from common.names import InvalidNameError
 
 
-def training_costs(meta: dict[str, Any]) -> dict[str, Any]:
-    """The costs an artifact's metadata records."""
-    return {
-        "train_seconds": meta.get("train_seconds"),
-        "trainable_params": meta.get("trainable_params"),
-        "artifact_bytes": meta.get("file_bytes"),
-        "peak_memory_mb": meta.get("peak_memory_mb"),
-    }
-
-
-def checked_artifact(resources: Resources, name: str, method: str, option: str) -> dict[str, Any]:
+def checked_artifact(resources: Resources, name: str, method: str, option: str) -> ArtifactMeta:
     """The metadata of artifact `name`, after checking it exists, is a `method` artifact and
     was trained on the model now loaded."""
     if not name:
         raise BackendError(f"Choose a trained {option} (train one first).")
-    from adapters.registry import UnknownArtifactError
-    from bot.names import InvalidNameError
-
     try:
         meta = resources.artifacts.meta(name)
     except (UnknownArtifactError, InvalidNameError) as error:
         raise BackendError(str(error)) from None
-    if meta.get("method") != method:
-        raise BackendError(f"{name!r} is a {meta.get('method')} artifact, not a {method} one.")
-    if meta.get("base_model") != resources.settings.model:
+    if meta.method != method:
+        raise BackendError(f"{name!r} is a {meta.method} artifact, not a {method} one.")
+    if meta.base_model != resources.settings.model:
         raise BackendError(
-            f"{name!r} was trained on {meta.get('base_model')!r}, but the model loaded is "
+            f"{name!r} was trained on {meta.base_model!r}, but the model loaded is "
             f"{resources.settings.model!r} (setting KBOT_MODEL)."
         )
     return meta
+
+
+def lora_weights(resources: Resources, adapter: str) -> Weights:
+    """The shared base model with LoRA `adapter` switched on (loaded once per version)."""
+    loaded = resources.model
+    return Weights(loaded, loaded.add_adapter(resources.artifacts.path(adapter)))
+
+
+def checkpoint_weights(resources: Resources, checkpoint: str) -> Weights:
+    """A fully fine-tuned checkpoint: a model of its own, cached under a memory cap."""
+    return Weights(resources.checkpoints.get(resources.artifacts.path(checkpoint)))
 
 
 class ArtifactBackend(Backend):
@@ -51,17 +53,20 @@ class ArtifactBackend(Backend):
     method: ClassVar[str]
     option: ClassVar[str]
 
+    def weights(self, resources: Resources, name: str) -> Weights:
+        raise NotImplementedError
+
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         return resources.artifacts.names_of(self.method) if field == self.option else None
 
     def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
         name = getattr(options, self.option)
-        return training_costs(checked_artifact(resources, name, self.method, self.option))
+        return checked_artifact(resources, name, self.method, self.option).costs()
 
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
         name = getattr(options, self.option)
         checked_artifact(resources, name, self.method, self.option)
-        llm = resources.chat_model(**{self.option: name})
+        llm = resources.chat_model(self.weights(resources, name))
         return RunnableParallel(answer=chat_prompt(resources.settings.system_prompt) | llm)
 
 
@@ -78,6 +83,9 @@ class LoraBackend(ArtifactBackend):
     method, option = "lora", "adapter"
     positional = (option,)
 
+    def weights(self, resources: Resources, name: str) -> Weights:
+        return lora_weights(resources, name)
+
 
 class FullOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -91,3 +99,6 @@ class FullBackend(ArtifactBackend):
     Options = FullOptions
     method, option = "full", "checkpoint"
     positional = (option,)
+
+    def weights(self, resources: Resources, name: str) -> Weights:
+        return checkpoint_weights(resources, name)

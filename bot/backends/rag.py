@@ -9,10 +9,10 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.backends.registry import Backend, BackendError
+from bot.backends.backend import Backend, BackendError
 from bot.llm import LocalChatModel
-from bot.names import InvalidNameError, validate_name
 from bot.resources import Resources
+from common.names import InvalidNameError, validate_name
 
 # Instructions after the context, close to where the answer starts, worked best with small
 # models (SmolLM2-135M: 6 of 15 answers right vs 4-6 for other layouts we tried).
@@ -74,6 +74,7 @@ class RagBackend(Backend):
     )
     Options = RagOptions
     positional = ("collection",)
+    retrieves = True
 
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         return resources.knowledge.collections() if field == "collection" else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from bot.backends.finetuned import checked_artifact, training_costs
+from bot.backends.finetuned import checked_artifact, lora_weights
 from bot.backends.rag import RagBackend, RagOptions
 from bot.llm import LocalChatModel
 from bot.resources import Resources
@@ -34,8 +34,9 @@ class RagLoraBackend(RagBackend):
 
     def costs(self, resources: Resources, options: Any) -> dict[str, Any]:
         meta = checked_artifact(resources, options.adapter, "lora", "adapter")
-        return {**super().costs(resources, options), **training_costs(meta)}
+        return {**super().costs(resources, options), **meta.costs()}
 
     def answer_model(self, resources: Resources, options: Any) -> LocalChatModel:
         checked_artifact(resources, options.adapter, "lora", "adapter")
-        return resources.chat_model(adapter=options.adapter, repetition_penalty=1.0)
+        weights = lora_weights(resources, options.adapter)
+        return resources.chat_model(weights, repetition_penalty=1.0)

@@ -1,77 +1,13 @@
-"""What a backend is, and the registry that holds them.
-
-A backend is one module: it declares `id`, `name`, `description` and an `Options` model, and
-builds the LangChain runnable for a conversation. The UI, CLI and API are built from this data,
-so adding a backend never touches them.
-"""
+"""The registry of backends, by id."""
 
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator
 
-from langchain_core.runnables import Runnable
-from pydantic import BaseModel, ConfigDict, ValidationError
+from bot.backends.backend import Backend, BackendError
 
-if TYPE_CHECKING:
-    from bot.resources import Resources
-
-_ID = re.compile(r"^[a-z][a-z0-9_+-]{0,31}$")
-
-
-class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BackendError(ValueError):
-    """A request names a backend or options that cannot be used; the message says why."""
-
-
-class Backend(ABC):
-    """One way of answering. The runnable it builds takes `{"question": str, "history":
-    list[BaseMessage]}` and streams dicts: `{"answer": AIMessageChunk}` pieces and, for
-    backends that retrieve, one `{"sources": list[dict]}`."""
-
-    id: ClassVar[str]
-    name: ClassVar[str]
-    description: ClassVar[str]
-    Options: ClassVar[type[BaseModel]] = NoOptions
-    # Options that a short spec such as "rag:manuals" gives in this order (`kbot eval`).
-    positional: ClassVar[tuple[str, ...]] = ()
-
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
-        """Allowed values of a text option (collections, adapters...), or None for free input."""
-        return None
-
-    def option_defaults(self, resources: Resources) -> dict[str, Any]:
-        """Values to prefill in the UI where an option's default comes from the settings."""
-        return {}
-
-    def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
-        """What building this backend's knowledge cost (index size, training time...), for
-        comparisons; the base model costs nothing beyond itself."""
-        return {}
-
-    def parse_options(self, options: dict | None) -> BaseModel:
-        unknown = sorted(set(options or {}) - set(self.Options.model_fields))
-        if unknown:
-            known = ", ".join(self.Options.model_fields) or "none"
-            raise BackendError(
-                f"Invalid options for backend {self.id!r}: {', '.join(unknown)} "
-                f"(unknown; this backend takes: {known})"
-            )
-        try:
-            return self.Options.model_validate(options or {})
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in error.errors()
-            )
-            raise BackendError(f"Invalid options for backend {self.id!r}: {problems}") from None
-
-    @abstractmethod
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
-        """The runnable that answers one message of a conversation using this backend."""
+_ID = re.compile(r"[a-z][a-z0-9_+-]{0,31}")
 
 
 class BackendRegistry:
@@ -79,7 +15,7 @@ class BackendRegistry:
         self._backends: dict[str, Backend] = {}
 
     def register(self, backend: Backend) -> Backend:
-        if not _ID.match(getattr(backend, "id", "")):
+        if not _ID.fullmatch(str(getattr(backend, "id", ""))):
             raise ValueError(
                 f"Backend id {getattr(backend, 'id', None)!r} is malformed: use 1-32 lowercase "
                 "letters, digits, '_', '-' or '+', starting with a letter."
@@ -96,7 +32,7 @@ class BackendRegistry:
             known = ", ".join(sorted(self._backends)) or "none"
             raise BackendError(f"Unknown backend {backend_id!r}. Available: {known}.") from None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Backend]:
         return iter(self._backends.values())
 
     def __len__(self) -> int:

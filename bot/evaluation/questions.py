@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.files import write_text_atomically
+from common.files import write_atomically
 
 FORMAT = '{"question": "...", "answer": "..." or "answers": ["...", ...], "source": optional}'
 
@@ -98,4 +98,4 @@ def load_questions(path: Path, max_bytes: int = 50_000_000) -> list[Question]:
 def write_questions(path: Path, questions: list[dict[str, Any]]) -> Path:
     """Write records as JSONL, atomically: an existing file is replaced only when complete."""
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in questions)
-    return write_text_atomically(path, lines)
+    return write_atomically(path, lines)

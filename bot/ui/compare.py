@@ -4,8 +4,12 @@ and "ask all", one question answered by several backends side by side."""
 from __future__ import annotations
 
 import html
+import shutil
+import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +18,12 @@ import pandas as pd
 
 from bot.backends import BackendError
 from bot.evaluation.questions import Question, QuestionFileError, load_questions, question_of
-from bot.evaluation.report import costs_figure, scores_figure, table, write_report
+from bot.evaluation.report import costs_figure, scores_figure, write_report
 from bot.evaluation.runner import ask_all, available_specs, compare
+from bot.evaluation.table import table
 from bot.service import ChatService, Reply
 from bot.training import question_sets
-from bot.ui.train import write_qa_pairs
+from bot.ui.common import progress_callback, write_qa_pairs
 
 COLUMNS = ["question", "answers", "source"]
 ANSWER_SEPARATOR = " | "
@@ -48,6 +53,12 @@ def questions_from_frame(frame: pd.DataFrame | None) -> list[Question]:
     if not questions:
         raise QuestionFileError("The question table is empty: upload, choose or generate a set.")
     return questions
+
+
+def _report_name() -> str:
+    # Never built from a client value (a session id could hold "../").
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"compare-{stamp}-{uuid.uuid4().hex[:8]}.html"
 
 
 def side_by_side(replies: list[Reply]) -> str:
@@ -168,14 +179,17 @@ def compare_tab(service: ChatService) -> None:
                     service,
                     questions,
                     chosen,
-                    lambda fraction, label: progress(fraction, desc=label),
+                    progress_callback(progress),
                     cancel,
                 )
             except (BackendError, QuestionFileError, LookupError) as error:
                 raise gr.Error(str(error)) from None
             titles, rows = table(comparison)
-            path = resources.settings.home / "reports" / f"compare-{request.session_hash}.html"
-            write_report(comparison, path)
+            kept = write_report(comparison, resources.settings.home / "reports" / _report_name())
+            # Gradio serves files from its temp and working folders only; KBOT_HOME may be
+            # anywhere (~/.kbot by default), so the download is a copy in a temp folder.
+            download = Path(tempfile.mkdtemp(prefix="kbot-report-")) / kept.name
+            shutil.copyfile(kept, download)
             done = sum(len(r.answers) for r in comparison.results)
             note = " Cancelled: partial results." if comparison.cancelled else ""
             return (
@@ -183,7 +197,7 @@ def compare_tab(service: ChatService) -> None:
                 pd.DataFrame(rows, columns=titles),
                 scores_figure(comparison),
                 costs_figure(comparison),
-                str(path),
+                str(download),
             )
 
         def cancel(request: gr.Request) -> str:

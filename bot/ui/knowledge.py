@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from bot.resources import Resources
+from bot.ui.common import progress_callback
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
 
@@ -73,7 +74,7 @@ def knowledge_tab(
                 result = knowledge.ingest(
                     name,
                     [(Path(p), Path(p).name) for p in paths],
-                    lambda fraction, label: progress(fraction, desc=label),
+                    progress_callback(progress),
                 )
             except ValueError as error:  # an invalid collection name
                 raise gr.Error(str(error)) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 import gradio as gr
@@ -10,40 +9,19 @@ from pydantic.fields import FieldInfo
 
 from bot.backends import Backend
 from bot.resources import Resources
+from bot.ui.common import field_control
 
 
 def _control(
     backend: Backend, resources: Resources, name: str, field: FieldInfo
 ) -> gr.components.Component:
-    label = field.title or name.replace("_", " ").capitalize()
-    elem_id = f"option-{backend.id}-{name}"
-    info = field.description
-    default = backend.option_defaults(resources).get(name)
-    if default is None and not field.is_required():
-        default = field.get_default(call_default_factory=True)
-    choices = backend.option_choices(resources, name)
-    if choices is not None:
-        return gr.Dropdown(
-            choices=choices, value=default or None, label=label, info=info, elem_id=elem_id
-        )
-    kind = _plain_type(field.annotation)
-    if kind is bool:
-        return gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id)
-    if kind in (int, float):
-        return gr.Number(
-            value=default,
-            label=label,
-            info=info,
-            precision=0 if kind is int else None,
-            elem_id=elem_id,
-        )
-    return gr.Textbox(value=default or "", label=label, info=info, elem_id=elem_id)
-
-
-def _plain_type(annotation: Any) -> Any:
-    """`int | None` -> int: optional options are shown as their plain type, left empty."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if len(args) == 1 else annotation
+    return field_control(
+        name,
+        field,
+        default=backend.option_defaults(resources).get(name),
+        choices=backend.option_choices(resources, name),
+        elem_id=f"option-{backend.id}-{name}",
+    )
 
 
 class OptionControls:
@@ -83,13 +61,19 @@ class OptionControls:
     def dropdowns(self) -> list[gr.Dropdown]:
         return [c for _, _, c in self.controls if isinstance(c, gr.Dropdown)]
 
-    def refreshed_choices(self) -> list[Any]:
-        """Fresh dropdown choices (collections and adapters change while the app runs),
-        one update per component of `dropdowns`."""
+    def refreshed_choices(self, page_opened: bool = False) -> list[Any]:
+        """Fresh dropdown choices (collections and adapters change while the app runs), one
+        update per component of `dropdowns`. The only choice is chosen for the user; when a
+        page opens with several, none is (a default from when the app started may be stale)."""
         by_id = {backend.id: backend for backend in self.backends}
-        updates = [
-            gr.Dropdown(choices=by_id[owner].option_choices(self.resources, name))
-            for owner, name, control in self.controls
-            if isinstance(control, gr.Dropdown)
-        ]
+        updates = []
+        for owner, name, control in self.controls:
+            if isinstance(control, gr.Dropdown):
+                choices = by_id[owner].option_choices(self.resources, name) or []
+                chosen: dict[str, Any] = {}
+                if len(choices) == 1:
+                    chosen = {"value": choices[0]}
+                elif page_opened:
+                    chosen = {"value": None}
+                updates.append(gr.Dropdown(choices=choices, **chosen))
         return updates

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,31 +12,37 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from adapters.meta import ArtifactMeta
 from adapters.train import TrainConfig
 from bot.resources import Resources
-from bot.training import generate_questions, question_sets, run_training, training_data
+from bot.training import question_sets, run_training, training_data
+from bot.ui.common import field_control, write_qa_pairs
 
 _cancels: dict[str, threading.Event] = {}  # per browser session
 
 
-def _result_card(meta: dict[str, Any]) -> str:
-    base_mb = (meta.get("base_model_bytes") or 0) / 1e6
-    size_mb = meta["file_bytes"] / 1e6
+def _result_card(meta: ArtifactMeta) -> str:
+    base_mb = (meta.base_model_bytes or 0) / 1e6
+    size_mb = meta.file_bytes / 1e6
     share = f" ({size_mb / base_mb:.1%} of the full model's {base_mb:.0f} MB)" if base_mb else ""
-    eval_loss = meta["eval_loss"] if meta["eval_loss"] is not None else "—"
+    eval_loss = meta.eval_loss if meta.eval_loss is not None else "—"
     return (
-        f"### {meta['method'].upper()} · {meta['steps']} steps\n"
-        f"| | |\n|---|---|\n"
-        f"| trainable parameters | {meta['trainable_params']:,} of {meta['total_params']:,} "
-        f"({meta['trainable_share']:.2%}) |\n"
+        f"### {meta.method.upper()} · {meta.steps} steps\n"
+        "| measure | value |\n|---|---|\n"
+        f"| trainable parameters | {meta.trainable_params:,} of {meta.total_params:,} "
+        f"({meta.trainable_share:.2%}) |\n"
         f"| saved size | {size_mb:.1f} MB{share} |\n"
-        f"| training time | {meta['train_seconds']:.0f} s |\n"
-        f"| peak memory | {meta['peak_memory_mb']:.0f} MB |\n"
-        f"| final train loss / eval loss | {meta['final_train_loss']} / {eval_loss} |\n"
+        f"| training time | {meta.train_seconds:.0f} s |\n"
+        f"| peak memory | {meta.peak_memory_mb:.0f} MB |\n"
+        f"| final train loss / eval loss | {meta.final_train_loss} / {eval_loss} |\n"
     )
 
 
 def _loss_frame(history: list[dict[str, float]]) -> pd.DataFrame:
+    """Losses by step and series, always numeric. The chart's axes are fixed by the first
+    frame it gets: an empty frame with an untyped loss column made the loss axis a list of
+    categories for the whole run (rising, with labels like 41608429). So even before the first
+    step the frame holds both series with numeric (NaN, not drawn) values."""
     rows = [
         {"step": h["step"], "loss": h["loss"], "series": "train"} for h in history if "loss" in h
     ]
@@ -44,25 +51,35 @@ def _loss_frame(history: list[dict[str, float]]) -> pd.DataFrame:
         for h in history
         if "eval_loss" in h
     ]
-    return pd.DataFrame(rows or [{"step": 0, "loss": None, "series": "train"}])
+    if not rows:
+        rows = [{"step": math.nan, "loss": math.nan, "series": s} for s in ("train", "eval")]
+    return pd.DataFrame(rows).astype({"step": "float64", "loss": "float64", "series": "str"})
 
 
-def write_qa_pairs(
-    resources: Resources, collection: str | None, progress: gr.Progress, max_chunks: int = 100
-) -> tuple[Path, list[dict[str, str]]]:
-    """Q/A pairs written from `collection` with a progress bar; what goes wrong is shown to
-    the user as a message."""
-    if not collection:
-        raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
-    try:
-        return generate_questions(
-            resources,
-            collection,
-            max_chunks=max_chunks,
-            progress=lambda fraction, label: progress(fraction, desc=label),
-        )
-    except (ValueError, LookupError) as error:
-        raise gr.Error(str(error)) from None
+# Recipe fields shown at once; the others sit under "More settings". Defaults and help come
+# from `TrainConfig`, like the CLI's flags.
+_MAIN_FIELDS = ("max_steps", "epochs", "learning_rate", "lora_r", "batch_size")
+_HIDDEN_FIELDS = ("method", "name", "overwrite", "resume")
+
+
+def _recipe_controls(names: tuple[str, ...]) -> dict[str, gr.components.Component]:
+    fields = TrainConfig.model_fields
+    return {name: field_control(name, fields[name], elem_id=f"train-{name}") for name in names}
+
+
+def _unset(name: str, value: Any) -> bool:
+    """An empty field, or 0 in a number field whose default is "none" (a cleared number box
+    sends 0): the recipe's default applies."""
+    optional = TrainConfig.model_fields[name].default is None
+    return value is None or value == "" or (optional and value == 0)
+
+
+def _config(values: dict[str, Any]) -> TrainConfig:
+    """The recipe from the form: empty fields keep their defaults."""
+    given = {k: v for k, v in values.items() if not _unset(k, v)}
+    if isinstance(given.get("name"), str):
+        given["name"] = given["name"].strip()
+    return TrainConfig(**given)
 
 
 def train_tab(
@@ -81,7 +98,12 @@ def train_tab(
             name = gr.Textbox(label="Name", placeholder="my-adapter", elem_id="train-name")
             overwrite = gr.Checkbox(label="Overwrite an existing one")
         with gr.Row():
-            files = gr.File(file_count="multiple", type="filepath", label="Training data")
+            files = gr.File(
+                file_count="multiple",
+                type="filepath",
+                label="Training data",
+                elem_id="train-files",
+            )
             with gr.Column():
                 collection = gr.Dropdown(
                     choices=resources.knowledge.collections(),
@@ -97,46 +119,36 @@ def train_tab(
                 )
                 generate = gr.Button("Write Q/A pairs from the collection", size="sm")
         with gr.Row():
-            steps = gr.Number(value=60, precision=0, label="Max steps")
-            rate = gr.Number(value=None, label="Learning rate (empty: method default)")
-            rank = gr.Number(value=16, precision=0, label="LoRA rank")
-            batch = gr.Number(value=4, precision=0, label="Batch size")
+            recipe = _recipe_controls(_MAIN_FIELDS)
+        with gr.Accordion("More settings", open=False), gr.Row():
+            others = tuple(
+                n for n in TrainConfig.model_fields if n not in _MAIN_FIELDS + _HIDDEN_FIELDS
+            )
+            recipe |= _recipe_controls(others)
         with gr.Row():
             start = gr.Button("Start training", variant="primary", elem_id="train-start")
             stop = gr.Button("Cancel", variant="stop")
         status = gr.Markdown(elem_id="train-status")
-        plot = gr.LinePlot(x="step", y="loss", color="series", label="Loss", height=260)
+        plot = gr.LinePlot(
+            _loss_frame([]),
+            x="step",
+            y="loss",
+            color="series",
+            label="Loss",
+            height=300,
+            elem_id="train-plot",
+        )
         card = gr.Markdown(elem_id="train-card")
+        form_fields = {"method": method, "name": name, "overwrite": overwrite} | recipe
 
-        def run(
-            method: str,
-            name: str,
-            overwrite: bool,
-            files: list[str] | None,
-            collection: str | None,
-            qa_name: str | None,
-            steps: float | None,
-            rate: float | None,
-            rank: float | None,
-            batch: float | None,
-            request: gr.Request,
-        ) -> Iterator[tuple]:
+        def run(form: dict[gr.components.Component, Any], request: gr.Request) -> Iterator[tuple]:
             try:
-                config = TrainConfig(
-                    method=method,
-                    name=(name or "").strip(),
-                    max_steps=int(steps) if steps else None,
-                    learning_rate=rate or None,
-                    lora_r=int(rank or 16),
-                    lora_alpha=2 * int(rank or 16),
-                    batch_size=int(batch or 4),
-                    overwrite=overwrite,
-                )
+                config = _config({key: form[control] for key, control in form_fields.items()})
                 resources.artifacts.check_free(config.name, config.overwrite)
-                paths = [Path(f) for f in files or []]
-                if qa_name:
-                    paths.append(resources.settings.questions_dir / qa_name)
-                data = training_data(resources, paths or None, collection or None)
+                paths = [Path(f) for f in form[files] or []]
+                if form[qa_set]:
+                    paths.append(resources.settings.questions_dir / form[qa_set])
+                data = training_data(resources, paths or None, form[collection] or None)
             except Exception as error:
                 raise gr.Error(str(error)) from None
             cancel = _cancels[request.session_hash] = threading.Event()
@@ -168,12 +180,12 @@ def train_tab(
             if "error" in state:
                 raise gr.Error(f"Training failed: {state['error']}")
             result = state["result"]
-            if result.status == "cancelled":
+            if result.meta is None:
                 yield "Cancelled; nothing was saved.", gr.skip(), "", *unchanged
                 return
             yield (
                 f"Done: **{config.name}** is ready; pick it in the chat's backend list.",
-                _loss_frame(result.meta["loss_history"]),
+                _loss_frame(result.meta.loss_history),
                 _result_card(result.meta),
                 *linked_update(),
             )
@@ -186,7 +198,7 @@ def train_tab(
 
         start.click(
             run,
-            [method, name, overwrite, files, collection, qa_set, steps, rate, rank, batch],
+            {files, collection, qa_set, *form_fields.values()},
             [status, plot, card, *linked],
             api_visibility="private",
         )
@@ -196,8 +208,8 @@ def train_tab(
             path, pairs = write_qa_pairs(resources, collection, progress)
             return (
                 gr.Dropdown(choices=question_sets(resources), value=path.name),
-                f"Wrote {len(pairs)} Q/A pairs to `{path}`: read or edit them there (or in the "
-                "Compare tab), then start training.",
+                f"Wrote {len(pairs)} Q/A pairs to `{path.name}`: read or edit them in the "
+                "Compare tab, then start training.",
             )
 
         generate.click(write_pairs, collection, [qa_set, status], api_visibility="private")

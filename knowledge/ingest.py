@@ -1,12 +1,12 @@
-"""Knowledge collections: ingest files incrementally, forget them, search them."""
+"""Writing a collection: add new and changed files, forget sources, as transactions that a
+crash or a kill cannot leave half done (the manifest is the commit point, see `manifest.py`)."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,60 +14,19 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from bot.names import validate_name
 from knowledge.chunking import chunk_documents
-from knowledge.loaders import LOADERS, LoadError, file_kind, load_file, read_checked
+from knowledge.loaders import LoadError, file_kind, load_file, read_checked
 from knowledge.manifest import Manifest, ManifestFile, SourceEntry
+from knowledge.results import IngestResult, Progress
 from knowledge.store import ChromaStore
 
-Progress = Callable[[float, str], None]
 
-
-class UnknownCollectionError(LookupError):
-    pass
-
-
-@dataclass
-class IngestResult:
-    collection: str
-    files: int = 0
-    chunks_added: int = 0
-    chunks_unchanged: int = 0
-    chunks_removed: int = 0
-    errors: list[dict[str, str]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Hit:
-    source: str
-    text: str
-    score: float
-    location: str = ""
-    chunk_index: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"source": self.source, "text": self.text, "score": self.score}
-        if self.location:
-            data["location"] = self.location
-        return data
-
-
-def _location(metadata: dict[str, Any]) -> str:
-    if "page" in metadata:
-        return f"page {metadata['page']}"
-    if "row" in metadata:
-        return f"row {metadata['row']}"
-    return str(metadata.get("section", ""))
-
-
-def _chunk_id(source: str, file_hash: str, index: int) -> str:
+def chunk_id(source: str, file_hash: str, index: int) -> str:
     return hashlib.sha256(f"{source}\0{file_hash}\0{index}".encode()).hexdigest()[:32]
 
 
-def _version(source: str, file_hash: str) -> dict[str, Any]:
+def version(source: str, file_hash: str) -> dict[str, Any]:
+    """Chroma's filter for the chunks of one version of one source."""
     return {"$and": [{"source": source}, {"file_hash": file_hash}]}
 
 
@@ -84,111 +43,40 @@ class _Prepared:
     known: dict[str, list[float]]
 
 
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named, plus the supported files under folders named (hidden ones skipped)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and file_kind(p) in LOADERS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            files.append(path)
-    return files
+@dataclass
+class CollectionWriter:
+    """How files become stored chunks: the chunking rules, the limits and the embedder."""
 
+    store: ChromaStore
+    embedder: Embeddings
+    chunk_size: int = 1000
+    chunk_overlap: int = 150
+    max_file_bytes: int = 50_000_000
+    embed_batch_size: int = 32
 
-class KnowledgeBase:
-    def __init__(
-        self,
-        root: Path,
-        embedder: Embeddings,
-        *,
-        chunk_size: int = 1000,
-        chunk_overlap: int = 150,
-        max_file_bytes: int = 50_000_000,
-        embed_batch_size: int = 32,
-    ) -> None:
-        self.root = root
-        self.embedder = embedder
-        self.chunk_size = chunk_size
-        self.chunk_overlap = chunk_overlap
-        self.max_file_bytes = max_file_bytes
-        self.embed_batch_size = embed_batch_size
-        self.store = ChromaStore(root / "chroma", embedder)
-        self._manifests: dict[str, ManifestFile] = {}
-
-    # Collections -------------------------------------------------------------------------
-
-    def _manifest(self, name: str) -> ManifestFile:
-        # One object per collection, so its read cache lives as long as this knowledge base.
-        if name not in self._manifests:
-            self._manifests[name] = ManifestFile(self.root / "collections" / validate_name(name))
-        return self._manifests[name]
-
-    def _existing(self, name: str) -> ManifestFile:
-        manifest = self._manifest(name)
-        if not manifest.exists():
-            known = ", ".join(self.collections()) or "none yet"
-            raise UnknownCollectionError(
-                f"Unknown collection {name!r}. Existing: {known}. "
-                "Create one by ingesting files into it."
-            )
-        return manifest
-
-    def collections(self) -> list[str]:
-        folder = self.root / "collections"
-        if not folder.is_dir():
-            return []
-        return sorted(p.name for p in folder.iterdir() if (p / "manifest.json").exists())
-
-    def create(self, name: str) -> None:
-        manifest = self._manifest(name)
-        with manifest.locked():
-            if not manifest.exists():
-                manifest.write(Manifest())
-
-    def delete(self, name: str) -> None:
-        manifest = self._existing(name)
-        with manifest.locked():
-            self.store.drop(name)
-            (manifest.path).unlink()
-        shutil.rmtree(manifest.folder, ignore_errors=True)
-
-    def documents(self, name: str) -> list[dict[str, Any]]:
-        manifest = self._existing(name).read()
-        return [{"source": s, **asdict(e)} for s, e in sorted(manifest.sources.items())]
-
-    # Writing -----------------------------------------------------------------------------
-
-    def _sweep(self, name: str, manifest: Manifest) -> None:
+    def sweep(self, name: str, manifest: Manifest) -> None:
         """Delete chunks of versions that were never committed or were replaced (a crash
         between the steps of an earlier write leaves such chunks behind)."""
         for source, file_hash in manifest.pending + manifest.stale:
             if manifest.committed_hash(source) != file_hash:
-                self.store.delete(name, _version(source, file_hash))
+                self.store.delete(name, version(source, file_hash))
         manifest.pending, manifest.stale = [], []
 
     def ingest(
         self,
         name: str,
-        files: Iterable[Path | tuple[Path, str]],
+        manifest_file: ManifestFile,
+        items: Sequence[tuple[Path, str]],
         progress: Progress | None = None,
     ) -> IngestResult:
-        """Add new and changed files to collection `name` (created if needed). A file that
-        fails leaves its earlier version in place and is reported in `errors`.
+        """Add new and changed files, given as (path, source name), to collection `name`. A
+        file that fails leaves its earlier version in place and is reported in `errors`.
 
         Files are read and chunked one by one, but their new chunks are embedded together in
         full batches (many small files would otherwise embed a few chunks at a time), then
-        each file is committed on its own."""
+        committed a batch at a time."""
         started = time.perf_counter()
-        manifest_file = self._manifest(name)
-        self.create(name)
         result = IngestResult(collection=name)
-        items = [f if isinstance(f, tuple) else (f, str(f.resolve())) for f in files]
         waiting: list[_Prepared] = []
 
         def fail(path: Path, error: Exception) -> None:
@@ -267,7 +155,7 @@ class KnowledgeBase:
             load_file(path, data), file_kind(path), self.chunk_size, self.chunk_overlap
         )
         # Chunks that did not change keep their vectors: only new text is embedded.
-        known = self.store.vectors(name, _version(source, old.hash)) if old else {}
+        known = self.store.vectors(name, version(source, old.hash)) if old else {}
         todo = [c for c in chunks if c.metadata["chunk_hash"] not in known]
         return _Prepared(path, source, file_hash, len(data), chunks, todo, known)
 
@@ -284,7 +172,7 @@ class KnowledgeBase:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)
-            self._sweep(name, manifest)
+            self.sweep(name, manifest)
             replacing: list[tuple[_Prepared, SourceEntry | None]] = []
             for prepared in batch:
                 current = manifest.sources.get(prepared.source)
@@ -298,7 +186,7 @@ class KnowledgeBase:
             ids, vectors, texts, metadatas = [], [], [], []
             for prepared, _ in replacing:
                 for index, chunk in enumerate(prepared.chunks):
-                    ids.append(_chunk_id(prepared.source, prepared.file_hash, index))
+                    ids.append(chunk_id(prepared.source, prepared.file_hash, index))
                     vectors.append(prepared.known[chunk.metadata["chunk_hash"]])
                     texts.append(chunk.page_content)
                     metadatas.append(
@@ -322,19 +210,18 @@ class KnowledgeBase:
             for prepared, current in replacing:
                 # Stale entries stay listed until the next write sweeps them (a no-op then).
                 if current:
-                    self.store.delete(name, _version(prepared.source, current.hash))
+                    self.store.delete(name, version(prepared.source, current.hash))
         for prepared, current in replacing:
             result.files += 1
             result.chunks_added += len(prepared.chunks)
             result.chunks_removed += current.chunks if current else 0
 
-    def forget(self, name: str, source: str) -> int:
+    def forget(self, name: str, manifest_file: ManifestFile, source: str) -> int:
         """Remove `source` (as stored, or a path to it) from collection `name`; returns the
         number of chunks removed."""
-        manifest_file = self._existing(name)
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)
-            self._sweep(name, manifest)
+            self.sweep(name, manifest)
             key = source if source in manifest.sources else str(Path(source).resolve())
             entry = manifest.sources.pop(key, None)
             if entry is None:
@@ -342,67 +229,12 @@ class KnowledgeBase:
                 raise LookupError(f"{source!r} is not in collection {name!r}.")
             manifest.stale.append((key, entry.hash))
             manifest_file.write(manifest)
-            self.store.delete(name, _version(key, entry.hash))
+            self.store.delete(name, version(key, entry.hash))
             manifest.stale.clear()
             manifest_file.write(manifest)
         return entry.chunks
 
-    # Reading -----------------------------------------------------------------------------
 
-    def stats(self, name: str) -> dict[str, Any]:
-        """What collection `name` costs: its documents, chunks, the bytes of its index
-        (float32 vectors plus chunk text, as stored) and the time spent ingesting it."""
-        manifest = self._existing(name).read()
-        footprint = self.store.footprint(name)
-        return {
-            "documents": len(manifest.sources),
-            "chunks": sum(entry.chunks for entry in manifest.sources.values()),
-            "source_bytes": sum(entry.bytes for entry in manifest.sources.values()),
-            "index_bytes": footprint["vector_bytes"] + footprint["text_bytes"],
-            "ingest_seconds": round(manifest.ingest_seconds, 2),
-        }
-
-    def chunks(self, name: str) -> list[tuple[str, str]]:
-        """Every committed chunk as (source, text), sources in name order, chunks in reading
-        order."""
-        manifest = self._existing(name).read()
-        ordered = sorted(
-            (meta["source"], meta["chunk_index"], text)
-            for text, meta in self.store.chunks(name)
-            if manifest.committed_hash(meta["source"]) == meta.get("file_hash")
-        )
-        return [(source, text) for source, _, text in ordered]
-
-    def source_texts(self, name: str) -> list[str]:
-        """Each committed source's text, rebuilt from its chunks in reading order (chunk
-        overlaps repeat a little text; harmless for training on it)."""
-        by_source: dict[str, list[str]] = {}
-        for source, text in self.chunks(name):
-            by_source.setdefault(source, []).append(text)
-        return ["\n\n".join(texts) for texts in by_source.values()]
-
-    def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
-        # Same model, same normalization as the documents; MiniLM takes no query prefix.
-        return self.embedder.embed_documents(list(queries))
-
-    def search(self, name: str, query: str, k: int) -> list[Hit]:
-        return self.search_vector(name, self.embedder.embed_query(query), k)
-
-    def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
-        manifest = self._existing(name).read()
-        if not manifest.sources:
-            return []
-        # Over-fetch a little: chunks of uncommitted versions (after a crash) are skipped.
-        found = self.store.search(name, vector, k + 8)
-        hits = [
-            Hit(
-                source=c.metadata["source"],
-                text=c.text,
-                score=round(float(c.score), 4),
-                location=_location(c.metadata),
-                chunk_index=int(c.metadata.get("chunk_index", 0)),
-            )
-            for c in found
-            if manifest.committed_hash(c.metadata["source"]) == c.metadata.get("file_hash")
-        ]
-        return hits[:k]
+def as_items(files: Iterable[Path | tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Files as (path, source name): a bare path is stored under its absolute path."""
+    return [f if isinstance(f, tuple) else (f, str(f.resolve())) for f in files]

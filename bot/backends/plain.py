@@ -6,7 +6,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable, RunnableParallel
 from pydantic import BaseModel
 
-from bot.backends.registry import Backend
+from bot.backends.backend import Backend
 from bot.resources import Resources
 
 

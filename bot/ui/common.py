@@ -1,0 +1,75 @@
+"""Helpers the tabs share: form controls built from typed fields, progress bars, and work
+whose errors are shown to the user."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import gradio as gr
+from pydantic.fields import FieldInfo
+
+from bot.resources import Resources
+from bot.training import generate_questions
+
+
+def plain_type(annotation: Any) -> Any:
+    """`int | None` -> int: optional fields are shown as their plain type, left empty."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 else annotation
+
+
+def field_control(
+    name: str,
+    field: FieldInfo,
+    *,
+    default: Any = None,
+    choices: list[str] | None = None,
+    elem_id: str | None = None,
+) -> gr.components.Component:
+    """A form control for one typed field: a dropdown where the values are known, otherwise a
+    checkbox, number or text box by the field's type, with its description as help."""
+    label = field.title or name.replace("_", " ").capitalize()
+    info = field.description
+    if default is None and not field.is_required():
+        default = field.get_default(call_default_factory=True)
+    kind = plain_type(field.annotation)
+    if choices is None and typing.get_origin(kind) is Literal:
+        choices = list(typing.get_args(kind))
+    if choices is not None:
+        # The only choice is the one a user would pick: preselect it.
+        value = default or (choices[0] if len(choices) == 1 else None)
+        return gr.Dropdown(choices=choices, value=value, label=label, info=info, elem_id=elem_id)
+    if kind is bool:
+        return gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id)
+    if kind in (int, float):
+        return gr.Number(
+            value=default,
+            label=label,
+            info=info,
+            precision=0 if kind is int else None,
+            elem_id=elem_id,
+        )
+    return gr.Textbox(value=default or "", label=label, info=info, elem_id=elem_id)
+
+
+def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
+    """The core's `progress(fraction, label)` shown as a Gradio progress bar."""
+    return lambda fraction, label: progress(fraction, desc=label)
+
+
+def write_qa_pairs(
+    resources: Resources, collection: str | None, progress: gr.Progress, max_chunks: int = 100
+) -> tuple[Path, list[dict[str, str]]]:
+    """Q/A pairs written from `collection` with a progress bar; what goes wrong is shown to
+    the user as a message."""
+    if not collection:
+        raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
+    try:
+        return generate_questions(
+            resources, collection, max_chunks=max_chunks, progress=progress_callback(progress)
+        )
+    except (ValueError, LookupError) as error:
+        raise gr.Error(str(error)) from None

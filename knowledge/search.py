@@ -1,0 +1,68 @@
+"""Nearest chunks of a collection, one query or many at once. Only chunks of committed
+versions count (see `manifest.py`): a crash can leave others in the store until the next
+write sweeps them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from knowledge.manifest import Manifest
+from knowledge.results import Hit
+from knowledge.store import ChromaStore
+
+# Extra chunks fetched per search, to make up for uncommitted ones that are skipped.
+_OVERFETCH = 8
+# Queries embedded together: thousands of queries run in one process, a batch at a time.
+QUERY_BATCH = 256
+
+
+def location_of(metadata: dict[str, Any]) -> str:
+    if "page" in metadata:
+        return f"page {metadata['page']}"
+    if "row" in metadata:
+        return f"row {metadata['row']}"
+    return str(metadata.get("section", ""))
+
+
+def embed_queries(embedder: Embeddings, queries: Sequence[str]) -> list[list[float]]:
+    # Same model, same normalization as the documents; MiniLM takes no query prefix.
+    return embedder.embed_documents(list(queries))
+
+
+def search_vector(
+    store: ChromaStore, manifest: Manifest, name: str, vector: Sequence[float], k: int
+) -> list[Hit]:
+    """The `k` committed chunks of collection `name` nearest to `vector`, best first."""
+    if not manifest.sources:
+        return []
+    found = store.search(name, vector, k + _OVERFETCH)
+    hits = [
+        Hit(
+            source=c.metadata["source"],
+            text=c.text,
+            score=round(float(c.score), 4),
+            location=location_of(c.metadata),
+            chunk_index=int(c.metadata.get("chunk_index", 0)),
+        )
+        for c in found
+        if manifest.committed_hash(c.metadata["source"]) == c.metadata.get("file_hash")
+    ]
+    return hits[:k]
+
+
+def search_many(
+    store: ChromaStore,
+    embedder: Embeddings,
+    manifest: Manifest,
+    name: str,
+    queries: Sequence[str],
+    k: int,
+) -> Iterator[list[Hit]]:
+    """The hits of each query in order, embedding the queries in batches."""
+    for start in range(0, len(queries), QUERY_BATCH):
+        vectors = embed_queries(embedder, queries[start : start + QUERY_BATCH])
+        for vector in vectors:
+            yield search_vector(store, manifest, name, vector, k)
