@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from bot.backends import BackendError
-from bot.service import ChatService, Reply
+from bot.service import EVIDENCE_HEADING, ChatService, Reply
 from bot.ui.compare import compare_tab
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
@@ -22,16 +23,37 @@ def _info_line(reply: Reply, backend_name: str) -> str:
     return f"{backend_name} · {reply.tokens} tokens · {reply.latency_s:.1f} s"
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def escape_markdown(text: str) -> str:
+    """Document text shown as plain text: markup in a document (a remote image, a link, a
+    heading) is not rendered, so it can neither load anything nor pose as the app's own."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def _where(item: dict[str, Any]) -> str:
+    where = Path(item.get("source", "?")).name
+    return where + (f", {item['location']}" if item.get("location") else "")
+
+
 def _sources_markdown(sources: list[dict[str, Any]]) -> str:
     lines = []
     for number, source in enumerate(sources, start=1):
-        where = Path(source.get("source", "?")).name
-        if source.get("location"):
-            where += f", {source['location']}"
         score = f" (score {source['score']:.2f})" if "score" in source else ""
-        snippet = " ".join(str(source.get("text", "")).split())[:240]
-        lines.append(f"**[{number}]** `{where}`{score}  \n{snippet}")
+        snippet = escape_markdown(str(source.get("text", "")))[:300]
+        lines.append(f"**[{number}]** {escape_markdown(_where(source))}{score}  \n{snippet}")
     return "\n\n".join(lines)
+
+
+def _evidence_markdown(evidence: list[dict[str, Any]]) -> str:
+    """The sentences the answer rests on, under it, each with its source and passage."""
+    lines = [
+        f"> {escape_markdown(item['text'])} — *{escape_markdown(_where(item))}* "
+        f"\\[{item['passage']}\\]"
+        for item in evidence
+    ]
+    return f"\n\n{EVIDENCE_HEADING}\n" + "\n>\n".join(lines) if lines else ""
 
 
 def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
@@ -44,7 +66,8 @@ def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
         "content": _sources_markdown(reply.sources) or "Answered without retrieved sources.",
         "metadata": {"title": _info_line(reply, backend_name), "status": "done"},
     }
-    return [{"role": "assistant", "content": reply.answer}, info]
+    answer = reply.answer + _evidence_markdown(reply.evidence)
+    return [{"role": "assistant", "content": answer}, info]
 
 
 def cannot_answer(reason: str) -> list[dict[str, Any]]:

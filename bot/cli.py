@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import IO, Any
 
 from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
+from common.files import write_atomically
 
 SERVER_FIELDS = ("host", "port", "share")
 
@@ -292,6 +294,51 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reader_data(args: argparse.Namespace) -> int:
+    """Reading-comprehension questions as reader training records, built with the RAG
+    pipeline's own retrieval, sentence choice and prompt."""
+    from adapters.data import load_records
+    from adapters.reader import reader_records, write_squad_paragraphs
+    from bot.resources import Resources
+    from knowledge.knowledge_base import KnowledgeBase
+    from knowledge.loaders import expand_paths
+
+    resources = Resources(_settings(args))
+    settings = resources.settings
+    workspace = settings.home / "reader"  # kept apart from the user's collections
+    questions = write_squad_paragraphs(args.squad, workspace / "paragraphs")
+    if args.limit:
+        questions = random.Random(args.seed).sample(questions, min(args.limit, len(questions)))
+    knowledge = KnowledgeBase(
+        workspace / "knowledge",
+        resources.embedder,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+    )
+    update, close = _progress_bar(args)
+    knowledge.ingest("articles", expand_paths([workspace / "paragraphs"]), update)
+    records, counts = reader_records(
+        knowledge,
+        "articles",
+        questions,
+        k=settings.top_k,
+        sentences=settings.evidence_sentences,
+        unanswerable_share=args.unanswerable,
+        seed=args.seed,
+        progress=update,
+    )
+    close()
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    write_atomically(args.out, lines)
+    summary = {"path": str(args.out), "records": len(records), **counts}
+    summary["fingerprint"] = load_records(args.out).fingerprint
+    if args.json:
+        _emit(args, summary)
+    else:
+        _say(args, ", ".join(f"{key} {value}" for key, value in summary.items()))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.serve import serve
 
@@ -398,6 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--report", type=Path, metavar="PATH.html", help="write an HTML report")
     evaluate.set_defaults(run=cmd_eval)
+
+    reader = commands.add_parser(
+        "reader-data",
+        parents=[*common, quiet],
+        help="reader training records from SQuAD-format questions (then: kbot train)",
+    )
+    reader.add_argument(
+        "--squad", type=Path, required=True, metavar="DIR", help="paragraphs.jsonl, questions.jsonl"
+    )
+    reader.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl")
+    reader.add_argument("--limit", type=int, help="questions to use, drawn at random")
+    reader.add_argument(
+        "--unanswerable", type=float, default=0.2, help="share asked without their article"
+    )
+    reader.add_argument("--seed", type=int, default=42)
+    reader.set_defaults(run=cmd_reader_data)
 
     serve = commands.add_parser("serve", parents=[settings], help="start the chat server")
     add_model_flags(serve, Settings, only=SERVER_FIELDS)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from bot.llm import LocalChatModel
 from bot.model import CheckpointCache, GenerationParams, LoadedModel, Weights, load_model
 from bot.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Resources:
@@ -57,6 +61,35 @@ class Resources:
     @cached_property
     def checkpoints(self) -> CheckpointCache:
         return CheckpointCache(self.settings.checkpoint_cache_mb)
+
+    @cached_property
+    def reader(self) -> Path | None:
+        """The reader adapter's folder (setting `reader`), or None for the plain model. A
+        reader trained on another base model cannot be used with this one: it is left off."""
+        from adapters.meta import META_FILE, ArtifactMeta
+        from adapters.reader import PACKAGED_READER
+
+        choice = self.settings.reader.strip()
+        if choice.lower() in ("", "none"):
+            return None
+        if choice == "packaged":
+            folder = PACKAGED_READER
+        elif Path(choice).is_dir():
+            folder = Path(choice)
+        else:
+            folder = self.artifacts.path(choice)
+        meta_file = folder / META_FILE
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"KBOT_READER={choice!r}: no trained adapter in {folder}.")
+        trained_on = ArtifactMeta.model_validate_json(meta_file.read_text()).base_model
+        if trained_on != self.settings.model:
+            log.warning(
+                "The reader was trained on %s, not %s: RAG reads without it.",
+                trained_on,
+                self.settings.model,
+            )
+            return None
+        return folder
 
     def load(self) -> Resources:
         """Load the base model now (at start), so a bad setting fails before serving."""

@@ -29,6 +29,7 @@ class Reply:
     backend: str
     answer: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0
     latency_s: float = 0.0
     done: bool = False
@@ -42,6 +43,8 @@ class Reply:
         }
         if self.sources:
             data["sources"] = self.sources
+        if self.evidence:
+            data["evidence"] = self.evidence
         return data
 
 
@@ -54,14 +57,19 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+# The UI shows an answer's evidence under it, after this line; it is not part of the answer.
+EVIDENCE_HEADING = "**Evidence**"
+
+
 def history_messages(history: Sequence[dict[str, Any]]) -> list[BaseMessage]:
     """Gradio/OpenAI-style `{"role", "content"}` turns as LangChain messages. Info lines the
-    UI adds under answers (messages with a metadata title) are not part of the conversation."""
+    UI adds under answers (messages with a metadata title) and the evidence shown under an
+    answer are not part of the conversation."""
     messages: list[BaseMessage] = []
     for turn in history:
         if (turn.get("metadata") or {}).get("title"):
             continue
-        content = _text_of(turn.get("content"))
+        content = _text_of(turn.get("content")).split(f"\n\n{EVIDENCE_HEADING}\n")[0]
         if not content:
             continue
         role = turn.get("role")
@@ -107,6 +115,8 @@ class ChatService:
         for chunk in chain.stream({"question": text, "history": history_messages(history)}):
             if "sources" in chunk:
                 reply.sources = chunk["sources"]
+            if "evidence" in chunk:
+                reply.evidence = chunk["evidence"]
             piece = chunk.get("answer")
             if piece is not None:
                 reply.answer += piece.text

@@ -42,10 +42,11 @@ class Settings(BaseSettings):
         default=PACKAGED_EMBEDDER,
         description="Embedding model: the packaged default, a Hugging Face id, or a local folder.",
     )
-    embed_dtype: Literal["float32", "bfloat16"] = Field(
-        default="bfloat16",
-        description="bfloat16 embeds about twice as fast on CPU with the same retrieval quality "
-        "(docs/BENCHMARKS.md).",
+    embed_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="Embedding precision: auto is bfloat16 on CPUs that compute in it "
+        "natively (about twice as fast, same retrieval quality), else float32 (bfloat16 is "
+        "emulated there, about 5 times slower).",
     )
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     chunk_size: int = Field(
@@ -56,6 +57,26 @@ class Settings(BaseSettings):
     )
     chunk_overlap: int = Field(default=150, ge=0, le=5000)
     top_k: int = Field(default=4, ge=1, le=50, description="Chunks retrieved per question.")
+    evidence_sentences: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="Sentences of the retrieved chunks the model reads, best first (0: the "
+        "whole chunks).",
+    )
+    reader: str = Field(
+        default="packaged",
+        description="The LoRA adapter RAG reads with: 'packaged' (trained on reading "
+        "comprehension, shipped with the app), the name of a trained adapter, a folder, or "
+        "'none' for the plain model.",
+    )
+    min_evidence: float = Field(
+        default=0.0,
+        ge=-1.0,
+        le=1.0,
+        description="Below this similarity of the best evidence sentence to the question, RAG "
+        "answers that the documents do not say.",
+    )
     max_file_mb: float = Field(default=50.0, gt=0, description="Larger files are refused.")
     checkpoint_cache_mb: float = Field(
         default=2048,

@@ -1,27 +1,24 @@
-"""Retrieval-augmented answers: the question's nearest chunks go to the model, which cites them."""
+"""Retrieval-augmented answers: the question's nearest chunks are retrieved, the sentences of
+them that answer it are chosen, and the model reads only those (`knowledge/reading.py`), giving
+a short answer with its evidence, or "The documents do not say."."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import AIMessageChunk, convert_to_messages
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, BackendError
 from bot.llm import LocalChatModel
+from bot.model import Weights
 from bot.resources import Resources
 from common.names import InvalidNameError, validate_name
+from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
 
-# Instructions after the context, close to where the answer starts, worked best with small
-# models (SmolLM2-135M: 6 of 15 answers right vs 4-6 for other layouts we tried).
-ANSWER_SYSTEM = "You are a helpful assistant that answers from the given context."
-ANSWER_HUMAN = (
-    "Context:\n{context}\n\nQuestion: {question}\n"
-    "Answer briefly from the context and cite the passage number like [1]. If the context "
-    "does not contain the answer, say that you don't know."
-)
 CONDENSE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation. "
     "Reply with the rewritten question only."
@@ -34,14 +31,6 @@ class RagOptions(BaseModel):
     collection: str = Field(default="", description="Knowledge collection to answer from.")
     k: int | None = Field(
         default=None, ge=1, le=50, description="Chunks to retrieve (default: setting top_k)."
-    )
-
-
-def format_context(hits: list[Any]) -> str:
-    return "\n\n".join(
-        f"[{number}] ({hit.source.rsplit('/', 1)[-1]}{', ' + hit.location if hit.location else ''})"
-        f"\n{hit.text}"
-        for number, hit in enumerate(hits, start=1)
     )
 
 
@@ -65,12 +54,16 @@ def standalone_question(condense: Runnable) -> Runnable:
     return RunnableLambda(rewrite)
 
 
+def documents_do_not_say(_: Any) -> AIMessageChunk:
+    return AIMessageChunk(content=NOT_IN_DOCUMENTS)
+
+
 class RagBackend(Backend):
     id = "rag"
     name = "RAG (retrieval)"
     description = (
-        "Finds the passages of a knowledge collection nearest to your question and answers "
-        "from them, citing [n]."
+        "Finds the passages of a knowledge collection nearest to your question, reads the "
+        "sentences that answer it and replies briefly, showing them as evidence."
     )
     Options = RagOptions
     positional = ("collection",)
@@ -102,11 +95,16 @@ class RagBackend(Backend):
         return {key: stats[key] for key in ("index_bytes", "ingest_seconds", "chunks")}
 
     def answer_model(self, resources: Resources, options: RagOptions) -> LocalChatModel:
-        # No repetition penalty: it would punish copying facts from the context.
-        return resources.chat_model(repetition_penalty=1.0)
+        """The shared model with the reader adapter on, when there is one. No repetition
+        penalty: it would punish copying facts from the passages."""
+        reader = resources.reader
+        loaded = resources.model
+        weights = Weights(loaded, loaded.add_adapter(reader)) if reader else None
+        return resources.chat_model(weights, repetition_penalty=1.0)
 
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
         assert isinstance(options, RagOptions)
+        settings = resources.settings
         retrieve = self.retriever(resources, options)
         llm = self.answer_model(resources, options)
         condense = (
@@ -116,23 +114,33 @@ class RagBackend(Backend):
                     ("human", "Conversation:\n{conversation}\n\nLast question: {question}"),
                 ]
             )
-            | llm
+            | resources.chat_model(repetition_penalty=1.0)  # rewriting is not reading
             | StrOutputParser()
         )
-        answer_prompt = ChatPromptTemplate.from_messages(
-            [
-                ("system", ANSWER_SYSTEM),
-                MessagesPlaceholder("history"),
-                ("human", ANSWER_HUMAN),
-            ]
+        read = (
+            RunnableLambda(
+                lambda x: convert_to_messages(reader_messages(x["query"], x["evidence"]))
+            )
+            | llm
         )
+
+        def evidence(inputs: dict[str, Any]) -> list[Evidence]:
+            return select_evidence(
+                resources.embedder, inputs["query"], inputs["hits"], settings.evidence_sentences
+            )
+
+        def answer(inputs: dict[str, Any]) -> Runnable:
+            # Too little support for any answer: say so rather than let the model guess.
+            supported = inputs["evidence"] and inputs["evidence"][0].score >= settings.min_evidence
+            return read if supported else RunnableLambda(documents_do_not_say)
+
         return (
             RunnablePassthrough.assign(query=standalone_question(condense))
             | RunnablePassthrough.assign(hits=lambda inputs: retrieve.invoke(inputs["query"]))
+            | RunnablePassthrough.assign(evidence=evidence)
             | RunnableParallel(
-                answer=RunnablePassthrough.assign(context=lambda x: format_context(x["hits"]))
-                | answer_prompt
-                | llm,
+                answer=RunnableLambda(answer),
                 sources=lambda x: [hit.as_json() for hit in x["hits"]],
+                evidence=lambda x: [e.as_json() for e in x["evidence"]],
             )
         )

@@ -51,6 +51,7 @@ class Scored:
     latency_s: float
     tokens: int
     sources: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -169,6 +170,7 @@ def score(question: Question, reply: Reply) -> Scored:
         latency_s=round(reply.latency_s, 3),
         tokens=reply.tokens,
         sources=sources,
+        evidence=reply.evidence,
     )
 
 

@@ -1,0 +1,137 @@
+"""Training data that teaches the model to read: reading-comprehension questions (SQuAD's
+format) put to the model exactly as RAG puts them, with the sentences retrieval chose from a
+collection of the articles, and the short answer as the target.
+
+A share of questions is asked with their own article's passages taken away (distractors
+only) and taught to answer "The documents do not say.": the reader learns to say so rather
+than guess. A question whose chosen sentences miss its answer although its article is there
+is left out (counted as `not_found`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from knowledge.knowledge_base import KnowledgeBase
+from knowledge.reading import (
+    NOT_IN_DOCUMENTS,
+    evidence_candidates,
+    reader_messages,
+    select_evidence,
+)
+
+Progress = Callable[[float, str], None]
+
+# The reader shipped with the app: a LoRA adapter trained by `kbot reader-data` and
+# `kbot train` on SQuAD train articles (how, and its scores: docs/BENCHMARKS.md).
+PACKAGED_READER = Path(__file__).parent / "reader"
+
+
+@dataclass(frozen=True)
+class ReadingQuestion:
+    question: str
+    answers: tuple[str, ...]
+    source: str  # the file its article's paragraph was ingested from
+
+
+class CachedEmbeddings(Embeddings):
+    """The same texts (a paragraph's sentences) come back for many questions: embed once."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self._cache: dict[str, list[float]] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            self._cache.update(zip(missing, self.inner.embed_documents(missing), strict=True))
+        return [self._cache[t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def write_squad_paragraphs(folder: Path, destination: Path) -> list[ReadingQuestion]:
+    """A SQuAD folder (`paragraphs.jsonl`, `questions.jsonl`) as one text file per paragraph
+    under `destination`, and its questions pointing at those files."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with (folder / "paragraphs.jsonl").open(encoding="utf-8") as lines:
+        for line in lines:
+            paragraph = json.loads(line)
+            (destination / f"{paragraph['id']}.txt").write_text(paragraph["text"] + "\n")
+    with (folder / "questions.jsonl").open(encoding="utf-8") as lines:
+        return [
+            ReadingQuestion(q["question"], tuple(q["answers"]), f"{q['paragraph_id']}.txt")
+            for q in map(json.loads, lines)
+        ]
+
+
+def _holds_answer(texts: Sequence[str], answers: Sequence[str]) -> str | None:
+    """The first answer that the texts contain (the shortest span first), if any."""
+    joined = " ".join(" ".join(t.split()) for t in texts).lower()
+    for answer in sorted(answers, key=len):
+        if " ".join(answer.split()).lower() in joined:
+            return answer.strip()
+    return None
+
+
+def reader_records(
+    knowledge: KnowledgeBase,
+    collection: str,
+    questions: Sequence[ReadingQuestion],
+    *,
+    k: int = 4,
+    sentences: int = 2,
+    unanswerable_share: float = 0.2,
+    seed: int = 42,
+    progress: Progress | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Chat records `{"messages": [system, user, assistant]}` for training, and counts of
+    the questions by what they teach: an answer, "do not say" (`distractors_only`), or
+    nothing (`not_found`, left out)."""
+    embedder = CachedEmbeddings(knowledge.embedder)
+    chooser = random.Random(seed)
+    records: list[dict[str, Any]] = []
+    counts = {"answer": 0, "not_found": 0, "distractors_only": 0}
+    texts = [q.question for q in questions]
+    # k more than needed, so that k remain once a question's own article is taken away.
+    results = list(knowledge.search_many(collection, texts, 2 * k))
+    # Embed every question and candidate sentence in large batches first (much faster than
+    # a few at a time); choosing the evidence then only reads the cache.
+    wanted = texts + [text for hits in results for _, _, text in evidence_candidates(hits)]
+    unique = list(dict.fromkeys(wanted))
+    for start in range(0, len(unique), 1024):
+        embedder.embed_documents(unique[start : start + 1024])
+        if progress:
+            progress(min(1.0, (start + 1024) / len(unique)), f"embedding {len(unique)} texts")
+    for number, (question, hits) in enumerate(zip(questions, results, strict=True), start=1):
+        distractors_only = chooser.random() < unanswerable_share
+        if distractors_only:
+            article = question.source.rsplit("_", 1)[0]
+            hits = [h for h in hits if not Path(h.source).name.startswith(article + "_")]
+        hits = hits[:k]
+        evidence = select_evidence(embedder, question.question, hits, sentences)
+        answer = (
+            None
+            if distractors_only
+            else _holds_answer([e.text for e in evidence], question.answers)
+        )
+        kind = "distractors_only" if distractors_only else ("answer" if answer else "not_found")
+        counts[kind] += 1
+        if kind == "not_found":
+            # Retrieval missed the answer though the article holds it: whether the reader
+            # should then answer or decline is unclear, so it is not taught either way.
+            continue
+        messages = reader_messages(question.question, evidence)
+        messages.append({"role": "assistant", "content": answer or NOT_IN_DOCUMENTS})
+        records.append({"messages": messages})
+        if progress and (number % 50 == 0 or number == len(questions)):
+            progress(number / len(questions), f"question {number} of {len(questions)}")
+    return records, counts

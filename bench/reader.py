@@ -1,0 +1,220 @@
+"""Reading what was retrieved: sentence choice, the trained reader and "the documents do not
+say", on SQuAD v1.1 dev articles that neither the reader nor anything else was trained on.
+
+  * The collection: every paragraph (one .txt file each) of --articles dev articles, spread
+    over the file (the first two, 1973_oil_crisis and Amazon_rainforest, are those of
+    bench/knowledge.py's 60-question slice).
+  * Answerable: --questions questions of those articles, spread evenly.
+  * Unanswerable: --unanswerable questions of other dev articles, asked of the collection.
+  * Sentence choice: the share of questions whose gold answer is in what the model reads,
+    for 1, 2 and 3 sentences and whole chunks (same retrieval: top_k chunks).
+  * Gate: the best evidence sentence's similarity to the question, answerable against
+    unanswerable; the threshold keeping 95% of answerable questions.
+  * Answers: the RAG backend through `ChatService` (as `kbot ask` and the chat), greedy, for
+    each variant: EM, F1, contains gold, p50 latency, and how often it says the documents do
+    not say, on both sets.
+
+Usage: python bench/reader.py [--articles 6] [--questions 300] [--unanswerable 100]
+                              [--variants plain-2,reader-2] [--quick]
+Writes bench/results/reader.json and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import elapsed, log  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev"
+
+
+def spread(items: list, count: int) -> list:
+    return items if count >= len(items) else [items[i * len(items) // count] for i in range(count)]
+
+
+def load_dev() -> tuple[list[dict], list[dict]]:
+    with (SQUAD / "paragraphs.jsonl").open() as lines:
+        paragraphs = [json.loads(line) for line in lines if line.strip()]
+    with (SQUAD / "questions.jsonl").open() as lines:
+        questions = [json.loads(line) for line in lines if line.strip()]
+    return paragraphs, questions
+
+
+def choose_articles(paragraphs: list[dict], count: int) -> tuple[list[str], list[str]]:
+    """`count` articles (the first two, then spread over the rest) and the others."""
+    titles = list(dict.fromkeys(p["title"] for p in paragraphs))
+    chosen = titles[:2] + spread(titles[2:], max(0, count - 2))
+    return chosen[:count], [t for t in titles if t not in chosen[:count]]
+
+
+def gold_in(texts: list[str], answers: list[str]) -> bool:
+    from bot.evaluation.scoring import normalize_answer
+
+    joined = f" {normalize_answer(' '.join(texts))} "
+    return any(f" {normalize_answer(a)} " in joined for a in answers if normalize_answer(a))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=6)
+    parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--unanswerable", type=int, default=100)
+    parser.add_argument(
+        "--variants",
+        default="plain-2,reader-2",
+        help="comma-separated READER-SENTENCES: reader is plain or reader, sentences 0-3 "
+        "(0: whole chunks)",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="trial: 2 articles, 20 + 10")
+    args = parser.parse_args()
+    if args.quick:
+        args.articles, args.questions, args.unanswerable = 2, 20, 10
+
+    import torch
+
+    from bot.evaluation.scoring import answer_scores
+    from bot.resources import Resources
+    from bot.service import ChatService
+    from bot.settings import load_settings
+    from knowledge.reading import NOT_IN_DOCUMENTS, select_evidence
+
+    torch.set_num_threads(args.threads)
+    paragraphs, questions = load_dev()
+    inside, outside = choose_articles(paragraphs, args.articles)
+    answerable = spread([q for q in questions if q["title"] in inside], args.questions)
+    unanswerable = spread([q for q in questions if q["title"] in outside], args.unanswerable)
+    log(f"{len(inside)} articles, {len(answerable)} answerable, {len(unanswerable)} not")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = load_settings(home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0)
+        resources = Resources(base).load()
+        folder = Path(tmp) / "docs"
+        folder.mkdir()
+        for p in paragraphs:
+            if p["title"] in inside:
+                (folder / f"{p['id']}.txt").write_text(p["text"] + "\n")
+        ingest = resources.knowledge.ingest("dev", sorted(folder.iterdir()))
+        assert not ingest.errors, ingest.errors[:1]
+        log(f"ingested {ingest.chunks_added} chunks")
+
+        # Sentence choice and the gate's signal: embedding only.
+        hits = {
+            q["id"]: h
+            for q, h in zip(
+                answerable + unanswerable,
+                resources.knowledge.search_many(
+                    "dev", [q["question"] for q in answerable + unanswerable], base.top_k
+                ),
+                strict=True,
+            )
+        }
+        choice = {}
+        for count in (1, 2, 3, 0):
+            held = [
+                gold_in(
+                    [
+                        e.text
+                        for e in select_evidence(
+                            resources.embedder, q["question"], hits[q["id"]], count
+                        )
+                    ],
+                    q["answers"],
+                )
+                for q in answerable
+            ]
+            choice["whole chunks" if count == 0 else f"{count} sentences"] = round(
+                statistics.fmean(held), 3
+            )
+        top = {
+            q["id"]: (
+                select_evidence(resources.embedder, q["question"], hits[q["id"]], 1) or [None]
+            )[0]
+            for q in answerable + unanswerable
+        }
+        scores_in = sorted(top[q["id"]].score for q in answerable if top[q["id"]])
+        scores_out = sorted(top[q["id"]].score for q in unanswerable if top[q["id"]])
+        threshold = scores_in[int(0.05 * len(scores_in))]
+        gate = {
+            "threshold_keeping_95pct_answerable": round(threshold, 4),
+            "unanswerable_below": round(statistics.fmean(s < threshold for s in scores_out), 3),
+            "answerable_median": round(statistics.median(scores_in), 4),
+            "unanswerable_median": round(statistics.median(scores_out), 4),
+        }
+        log(f"sentence choice {choice}; gate {gate}")
+
+        service = ChatService(resources)
+        variants = {}
+        for variant in args.variants.split(","):
+            reader, sentences = variant.split("-")
+            for gated in (False, True):
+                name = f"{variant}{' +gate' if gated else ''}"
+                resources.settings = base.model_copy(
+                    update={
+                        "reader": "packaged" if reader == "reader" else "none",
+                        "evidence_sentences": int(sentences),
+                        "min_evidence": threshold if gated else -1.0,
+                    }
+                )
+                resources.__dict__.pop("reader", None)  # re-read the setting
+                rows = {"answerable": [], "unanswerable": []}
+                latencies = []
+                for label, asked in (("answerable", answerable), ("unanswerable", unanswerable)):
+                    for q in asked:
+                        started = time.perf_counter()
+                        reply = deque(
+                            service.reply(
+                                q["question"], backend="rag", options={"collection": "dev"}
+                            ),
+                            maxlen=1,
+                        )[0]
+                        latencies.append(time.perf_counter() - started)
+                        said_no = reply.answer.strip() == NOT_IN_DOCUMENTS
+                        rows[label].append(
+                            {**answer_scores(reply.answer, q["answers"]), "no": said_no}
+                        )
+                a, u = rows["answerable"], rows["unanswerable"]
+                variants[name] = {
+                    "em": round(statistics.fmean(r["em"] for r in a), 3),
+                    "f1": round(statistics.fmean(r["f1"] for r in a), 3),
+                    "contains": round(statistics.fmean(r["contains"] for r in a), 3),
+                    "answerable_said_not": round(statistics.fmean(r["no"] for r in a), 3),
+                    "unanswerable_said_not": round(statistics.fmean(r["no"] for r in u), 3),
+                    "latency_p50_s": round(statistics.median(latencies), 2),
+                }
+                log(f"{name}: {variants[name]}")
+
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "threads": args.threads,
+        "articles": inside,
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "sentence_choice_gold_held": choice,
+        "gate": gate,
+        "variants": variants,
+        "seconds": round(elapsed()),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "reader_quick.json" if args.quick else "reader.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

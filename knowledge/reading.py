@@ -1,0 +1,124 @@
+"""What the reader sees: the sentences of the retrieved chunks that answer the question, and
+the one prompt that puts them beside it. The RAG backend answers with this prompt, and the
+reader adapter is trained on it, so both see exactly the same text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from knowledge.results import Hit
+
+NOT_IN_DOCUMENTS = "The documents do not say."
+READER_SYSTEM = (
+    "Answer the question with a short phrase taken from the passages. If the passages do "
+    f"not answer it, reply exactly: {NOT_IN_DOCUMENTS}"
+)
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
+# A sentence opening with one of these leans on the one before it ("It was built in 1889.").
+_REFERRING = frozenset(
+    ["it", "its", "this", "these", "that", "those", "they", "their", "them"]
+    + ["he", "his", "she", "her", "such", "there", "then"]
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences in reading order; line breaks end sentences too (headings, list items)."""
+    found = []
+    for line in text.splitlines():
+        for sentence in _SENTENCE_END.split(line.strip()):
+            sentence = sentence.strip(" -*#>\t")
+            if _WORD.search(sentence):
+                found.append(sentence)
+    return found
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A passage the answer rests on: a sentence (with the one before it where it needs it),
+    the chunk it came from (`passage`, numbered like the sources) and its similarity."""
+
+    text: str
+    source: str
+    passage: int
+    score: float
+    location: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "text": self.text,
+            "source": self.source,
+            "passage": self.passage,
+            "score": self.score,
+        }
+        if self.location:
+            data["location"] = self.location
+        return data
+
+
+def _needs_previous(sentence: str) -> bool:
+    words = _WORD.findall(sentence)
+    return bool(words) and (words[0].lower() in _REFERRING or len(words) < 4)
+
+
+def evidence_candidates(hits: Sequence[Hit]) -> list[tuple[int, Hit, str]]:
+    """Every sentence of `hits` as (passage number, hit, text), a sentence that leans on the
+    one before it given with it."""
+    candidates: list[tuple[int, Hit, str]] = []
+    for number, hit in enumerate(hits, start=1):
+        sentences = split_sentences(hit.text)
+        for index, sentence in enumerate(sentences):
+            text = sentence
+            if index and _needs_previous(sentence):
+                text = f"{sentences[index - 1]} {sentence}"
+            candidates.append((number, hit, text))
+    return candidates
+
+
+def select_evidence(
+    embedder: Embeddings, question: str, hits: Sequence[Hit], count: int = 2
+) -> list[Evidence]:
+    """The `count` sentences of `hits` nearest to `question` (embedded with the same model
+    as the chunks), best first; `count` 0 gives the whole chunks."""
+    if count <= 0:
+        return [
+            Evidence(hit.text, hit.source, number, hit.score, hit.location)
+            for number, hit in enumerate(hits, start=1)
+        ]
+    candidates = evidence_candidates(hits)
+    if not candidates:
+        return []
+    question_vector, *vectors = embedder.embed_documents(
+        [question, *[text for _, _, text in candidates]]
+    )
+    scored = sorted(
+        (
+            (sum(a * b for a, b in zip(question_vector, vector, strict=True)), order)
+            for order, vector in enumerate(vectors)
+        ),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    chosen: list[Evidence] = []
+    for score, order in scored:
+        number, hit, text = candidates[order]
+        if any(text in e.text or e.text in text for e in chosen):
+            continue  # a sentence already given with its context
+        chosen.append(Evidence(text, hit.source, number, round(score, 4), hit.location))
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def reader_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:
+    """The reader's prompt: numbered passages, the question, a request for a short answer."""
+    passages = "\n".join(f"[{e.passage}] {' '.join(e.text.split())}" for e in evidence)
+    return [
+        {"role": "system", "content": READER_SYSTEM},
+        {"role": "user", "content": f"Passages:\n{passages}\n\nQuestion: {question.strip()}"},
+    ]

@@ -1,0 +1,179 @@
+"""What the reader sees: sentences chosen from retrieved chunks with the real embedder, the
+prompt around them, and how evidence is shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from adapters.data import load_records
+from adapters.reader import reader_records, write_squad_paragraphs
+from bot.app import _evidence_markdown, escape_markdown
+from bot.service import history_messages
+from bot.settings import Settings
+from knowledge.embeddings import load_embedder
+from knowledge.knowledge_base import KnowledgeBase
+from knowledge.reading import (
+    NOT_IN_DOCUMENTS,
+    Evidence,
+    reader_messages,
+    select_evidence,
+    split_sentences,
+)
+from knowledge.results import Hit
+from tests.cli import kbot
+
+LIGHTHOUSE = (
+    "The Korrin lighthouse stands on the northern cape. It was built in 1852 from grey "
+    "granite.\nThe keeper is named Elspeth Varrow. The lamp is lit every evening at seven."
+)
+
+
+@pytest.fixture(scope="module")
+def embedder(settings: Settings) -> Embeddings:
+    return load_embedder(settings.embedder, settings.embed_dtype, settings.embed_batch_size)
+
+
+def test_sentences_split_at_ends_and_line_breaks() -> None:
+    assert split_sentences(LIGHTHOUSE) == [
+        "The Korrin lighthouse stands on the northern cape.",
+        "It was built in 1852 from grey granite.",
+        "The keeper is named Elspeth Varrow.",
+        "The lamp is lit every evening at seven.",
+    ]
+
+
+def test_the_answering_sentence_is_chosen_with_its_source(embedder: Embeddings) -> None:
+    hits = [
+        Hit(
+            "notes/weather.txt", "It rained all week in Quillby. The wind came from the west.", 0.4
+        ),
+        Hit("docs/lighthouse.md", LIGHTHOUSE, 0.3, location="Korrin"),
+    ]
+    (best,) = select_evidence(embedder, "Who is the keeper of the lighthouse?", hits, 1)
+    assert best.text == "The keeper is named Elspeth Varrow."
+    assert (best.source, best.passage, best.location) == ("docs/lighthouse.md", 2, "Korrin")
+
+
+def test_a_sentence_that_leans_on_the_one_before_keeps_it(embedder: Embeddings) -> None:
+    hits = [Hit("lighthouse.md", LIGHTHOUSE, 0.5)]
+    (best,) = select_evidence(embedder, "When was the Korrin lighthouse built?", hits, 1)
+    assert best.text == (
+        "The Korrin lighthouse stands on the northern cape. It was built in 1852 from grey granite."
+    )
+
+
+def test_count_zero_gives_the_whole_chunks(embedder: Embeddings) -> None:
+    hits = [Hit("a.md", "First chunk.", 0.9), Hit("b.md", "Second chunk.", 0.8)]
+    evidence = select_evidence(embedder, "anything", hits, 0)
+    assert [e.text for e in evidence] == ["First chunk.", "Second chunk."]
+
+
+def test_the_prompt_numbers_passages_and_asks_for_a_short_answer() -> None:
+    evidence = [Evidence("The keeper is named\nElspeth Varrow.", "a.md", 2, 0.7)]
+    system, user = reader_messages(" Who keeps it? ", evidence)
+    assert system["role"] == "system" and NOT_IN_DOCUMENTS in system["content"]
+    assert user["content"] == (
+        "Passages:\n[2] The keeper is named Elspeth Varrow.\n\nQuestion: Who keeps it?"
+    )
+
+
+def test_evidence_is_shown_as_text_and_left_out_of_the_history() -> None:
+    shown = escape_markdown("![pixel](http://evil.example/p.png) **bold** <b>x</b>")
+    assert "![" not in shown and "](" not in shown and "**" not in shown and "<b>" not in shown
+    evidence = [{"text": "The keeper is Elspeth.", "source": "/srv/docs/light.md", "passage": 1}]
+    answer = "Elspeth Varrow" + _evidence_markdown(evidence)
+    assert "light\\.md" in answer and "/srv/docs" not in answer
+    history = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": answer}]
+    assert [m.content for m in history_messages(history)] == ["Who?", "Elspeth Varrow"]
+
+
+def write_squad(folder: Path) -> Path:
+    paragraphs = [
+        ("Korrin_0", "The Korrin lighthouse keeper is named Elspeth Varrow."),
+        ("Korrin_1", "The Korrin lamp is lit every evening at seven."),
+        ("Tollow_0", "The Tollow bridge is painted bright orange."),
+    ]
+    questions = [
+        ("Who keeps the Korrin lighthouse?", "Elspeth Varrow", "Korrin_0"),
+        ("When is the Korrin lamp lit?", "every evening at seven", "Korrin_1"),
+        ("What colour is the Tollow bridge?", "bright orange", "Tollow_0"),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "paragraphs.jsonl").write_text(
+        "".join(json.dumps({"id": i, "title": i[:6], "text": t}) + "\n" for i, t in paragraphs)
+    )
+    (folder / "questions.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"{p}_q", "question": q, "answers": [a], "paragraph_id": p}) + "\n"
+            for q, a, p in questions
+        )
+    )
+    return folder
+
+
+def test_reader_records_are_the_rag_prompt_with_the_short_answer(
+    embedder: Embeddings, tmp_path: Path
+) -> None:
+    questions = write_squad_paragraphs(write_squad(tmp_path / "squad"), tmp_path / "docs")
+    knowledge = KnowledgeBase(tmp_path / "kb", embedder)
+    knowledge.ingest("articles", sorted((tmp_path / "docs").iterdir()))
+    records, counts = reader_records(
+        knowledge, "articles", questions, k=2, sentences=1, unanswerable_share=0.0
+    )
+    assert counts == {"answer": 3, "not_found": 0, "distractors_only": 0}
+    first = records[0]["messages"]
+    assert first[:2] == reader_messages(
+        "Who keeps the Korrin lighthouse?",
+        select_evidence(
+            embedder,
+            "Who keeps the Korrin lighthouse?",
+            knowledge.search("articles", "Who keeps the Korrin lighthouse?", 2),
+            1,
+        ),
+    )
+    assert first[2] == {"role": "assistant", "content": "Elspeth Varrow"}
+    without_article, counts = reader_records(
+        knowledge, "articles", questions, k=2, sentences=1, unanswerable_share=1.0
+    )
+    assert counts["distractors_only"] == 3
+    assert all(r["messages"][2]["content"] == NOT_IN_DOCUMENTS for r in without_article)
+    assert "Elspeth" not in without_article[0]["messages"][1]["content"]
+
+
+@pytest.mark.slow
+def test_reader_training_command_publishes_an_adapter(resources, tmp_path: Path) -> None:
+    squad = write_squad(tmp_path / "squad")
+    records = tmp_path / "reader.jsonl"
+    built = kbot(
+        "reader-data",
+        "--squad",
+        str(squad),
+        "--out",
+        str(records),
+        "--json",
+        home=resources.settings.home,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    summary = json.loads(built.stdout)
+    assert summary["records"] == 3 and len(summary["fingerprint"]) == 16
+    assert summary["fingerprint"] == load_records(records).fingerprint
+    trained = kbot(
+        "train",
+        "--method",
+        "lora",
+        "--name",
+        "tiny-reader",
+        "--data",
+        str(records),
+        "--max-steps",
+        "2",
+        "--json",
+        home=resources.settings.home,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    meta = resources.artifacts.meta("tiny-reader")
+    assert meta.steps == 2 and meta.data.fingerprint == summary["fingerprint"]
