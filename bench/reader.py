@@ -15,7 +15,7 @@ say", on SQuAD v1.1 dev articles that neither the reader nor anything else was t
     not say, on both sets.
 
 Usage: python bench/reader.py [--articles 6] [--questions 300] [--unanswerable 100]
-                              [--variants plain-2,reader-2] [--quick]
+                              [--variants plain-2,reader-2] [--gate both] [--quick]
 Writes bench/results/reader.json and prints the tables.
 """
 
@@ -79,6 +79,9 @@ def main() -> None:
         default="plain-2,reader-2",
         help="comma-separated READER-SENTENCES: reader is plain or reader, sentences 0-3 "
         "(0: whole chunks)",
+    )
+    parser.add_argument(
+        "--gate", choices=["both", "off", "on"], default="both", help="variants with the gate"
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="trial: 2 articles, 20 + 10")
@@ -162,7 +165,7 @@ def main() -> None:
         variants = {}
         for variant in args.variants.split(","):
             reader, sentences = variant.split("-")
-            for gated in (False, True):
+            for gated in {"both": (False, True), "off": (False,), "on": (True,)}[args.gate]:
                 name = f"{variant}{' +gate' if gated else ''}"
                 resources.settings = base.model_copy(
                     update={

@@ -13,6 +13,7 @@ from bot.cli import build_parser
 from bot.resources import Resources
 from tests.cli import kbot
 from tests.documents import write_facts
+from tests.test_reading import write_squad
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,7 @@ def test_every_json_command_prints_exactly_one_json_document(
     queries.write_text('{"id": "q1", "text": "saffron owls"}\n{"id": 2, "text": "rye bread"}\n')
     questions = tmp_path / "questions.jsonl"
     questions.write_text('{"question": "Where are saffron owls?", "answer": "Emberfield"}\n')
+    squad = write_squad(tmp_path / "squad")
     runs = [
         ("ingest", [str(docs), "--collection", "cli-json"]),
         ("collections", []),
@@ -49,6 +51,7 @@ def test_every_json_command_prints_exactly_one_json_document(
         ("eval", ["--questions", str(questions), "--backends", "base,rag:cli-json"]),
         ("forget", ["--collection", "cli-json", "--source", str(docs / "owls.html")]),
         ("adapters", ["--delete", "cli-json"]),
+        ("reader-data", ["--squad", str(squad), "--out", str(tmp_path / "reader.jsonl")]),
     ]
     runs[5][1].extend(["--max-steps", "2"])
     outputs: dict[str, list] = {}
@@ -56,7 +59,7 @@ def test_every_json_command_prints_exactly_one_json_document(
         result = kbot(command, *args, "--json", home=home)
         assert result.returncode == 0, f"kbot {command}: {result.stderr[-2000:]}"
         outputs.setdefault(command, []).append(json.loads(result.stdout))
-        if command in ("train", "qa", "eval"):  # long: progress on stderr
+        if command in ("train", "qa", "eval", "reader-data"):  # long: progress on stderr
             assert "%" in result.stderr or "‰" in result.stderr, result.stderr[-500:]
     assert set(outputs) == commands_with_json(), "every --json command is checked here"
 
@@ -75,6 +78,7 @@ def test_every_json_command_prints_exactly_one_json_document(
     assert [row["backend"] for row in outputs["eval"][0]["backends"]] == ["base", "rag:cli-json"]
     assert outputs["forget"][0]["chunks"] >= 1
     assert outputs["adapters"][1] == {"deleted": "cli-json"}
+    assert outputs["reader-data"][0]["records"] == 3
 
 
 def test_quiet_hides_the_progress_bar(resources: Resources, tmp_path: Path) -> None:
