@@ -3,6 +3,7 @@ fine-tuned checkpoint. Both answer like the base backend, with the trained weigh
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 from langchain_core.runnables import Runnable, RunnableParallel
@@ -53,8 +54,9 @@ class ArtifactBackend(Backend):
     method: ClassVar[str]
     option: ClassVar[str]
 
+    @abstractmethod
     def weights(self, resources: Resources, name: str) -> Weights:
-        raise NotImplementedError
+        """The weights that answer with artifact `name`."""
 
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         return resources.artifacts.names_of(self.method) if field == self.option else None
