@@ -41,6 +41,9 @@ class ArtifactMeta(BaseModel):
     eval_loss: float | None = None
     loss_history: list[dict[str, float]] = []
     created_at: str
+    # Measured after training, with the command that measured them (the packaged reader's
+    # come from bench/reader.py --record).
+    scores: dict[str, Any] = {}
 
     def costs(self) -> dict[str, Any]:
         """What building it cost, for comparisons."""

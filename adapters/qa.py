@@ -1,10 +1,16 @@
 """Question/answer pairs from documents, written by the model, for training on the same
 documents that RAG retrieves from.
 
-Each pair's answer is a sentence taken verbatim from a chunk, and the model only writes the
+Each pair starts from a sentence taken verbatim from a chunk, and the model only writes the
 question for it: a small model cannot be trusted to state facts, but it can phrase a question.
 A reply that is not a question, shares no words with its sentence or repeats a worked example
 gets a second try with other examples, then the sentence is skipped.
+
+Where a reader is given, the answer becomes the short span of the sentence that the reader
+picks out for the question (reading that sentence alone), as a person writing reading
+questions would; and a round trip keeps only pairs whose question, asked through retrieval
+and the reader, comes back with that answer: a generic question ("What is it?") that finds
+some other passage is dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 Messages = list[dict[str, str]]  # chat messages {"role", "content"}
 Ask = Callable[[Messages], str]  # messages in, the model's reply out
 Progress = Callable[[float, str], None]
+Span = Callable[[str, str], str | None]  # (question, sentence) -> the answer's span, if any
+RoundTrip = Callable[[str, str], bool]  # (question, answer) -> recovered from the collection?
 
 _INSTRUCTION = {
     "role": "system",
@@ -120,6 +128,17 @@ def write_question(sentence: str, ask: Ask) -> str | None:
     return None
 
 
+def span_in(answer: str, sentence: str) -> str | None:
+    """`answer` as it is written in `sentence` (case and spacing aside), or None when the
+    sentence does not hold it."""
+    words = answer.strip(" .").split()
+    if not words or not content_words(answer):
+        return None
+    pattern = r"\s+".join(re.escape(word) for word in words)
+    found = re.search(pattern, sentence, flags=re.IGNORECASE)
+    return found.group(0) if found else None
+
+
 def generate_pairs(
     chunks: Iterable[tuple[str, str]],
     ask: Ask,
@@ -127,20 +146,36 @@ def generate_pairs(
     max_chunks: int = 100,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    span: Span | None = None,
+    round_trip: RoundTrip | None = None,
+    counts: dict[str, int] | None = None,
 ) -> list[dict[str, str]]:
-    """Pairs `{"question", "answer", "source"}` from (source, text) chunks: up to `per_chunk`
-    sentences of each of up to `max_chunks` chunks spread over the collection."""
+    """Pairs `{"question", "answer", "sentence", "source"}` from (source, text) chunks: up to
+    `per_chunk` sentences of each of up to `max_chunks` chunks spread over the collection.
+    The answer is the sentence, or its span that `span` finds; `round_trip` drops pairs.
+    `counts` (if given) receives how many questions were written and dropped."""
     chosen = spread(list(chunks), max_chunks)
     pairs: list[dict[str, str]] = []
     seen: set[str] = set()
+    counts = counts if counts is not None else {}
+    counts.update(written=0, short=0, dropped_by_round_trip=0)
     for number, (source, text) in enumerate(chosen, start=1):
         if cancel is not None and cancel.is_set():
             break
         for sentence in spread(sentences(text), per_chunk):
             question = write_question(sentence, ask)
-            if question and question.lower() not in seen:
-                seen.add(question.lower())
-                pairs.append({"question": question, "answer": sentence, "source": source})
+            if not question or question.lower() in seen:
+                continue
+            seen.add(question.lower())
+            counts["written"] += 1
+            answer = (span(question, sentence) if span else None) or sentence
+            counts["short"] += answer != sentence
+            if round_trip and not round_trip(question, answer):
+                counts["dropped_by_round_trip"] += 1
+                continue
+            pairs.append(
+                {"question": question, "answer": answer, "sentence": sentence, "source": source}
+            )
         if progress:
             progress(number / len(chosen), f"chunk {number} of {len(chosen)}: {len(pairs)} pairs")
     return pairs

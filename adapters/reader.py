@@ -15,17 +15,19 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
-from knowledge.knowledge_base import KnowledgeBase
 from knowledge.reading import (
     NOT_IN_DOCUMENTS,
     evidence_candidates,
     reader_messages,
     select_evidence,
 )
+
+if TYPE_CHECKING:
+    from knowledge.knowledge_base import KnowledgeBase
 
 Progress = Callable[[float, str], None]
 

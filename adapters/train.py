@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from adapters.data import TrainingData
 from adapters.meta import META_FILE, ArtifactMeta, DataInfo
@@ -70,13 +70,29 @@ class TrainConfig(BaseModel):
         description='LoRA target modules: "all-linear" or comma-separated module names.',
         json_schema_extra=_flag("targets"),
     )
+    as_reader: bool = Field(
+        default=False,
+        description="Train the RAG reader further: each Q/A pair is asked over the sentences "
+        "retrieved from a collection, starting from the current reader (LoRA; needs Q/A data "
+        "and a collection).",
+    )
     save_every: int = Field(default=100, ge=1, description="Checkpoint every N steps.")
     overwrite: bool = Field(default=False, description="Replace an artifact of the same name.")
     resume: bool = Field(default=False, description="Continue from the last checkpoint.")
 
+    @model_validator(mode="after")
+    def _a_reader_is_lora(self) -> TrainConfig:
+        if self.as_reader and self.method != "lora":
+            raise ValueError("the reader is a LoRA adapter: train it with method lora")
+        return self
+
     @property
     def lr(self) -> float:
-        return self.learning_rate or (1e-3 if self.method == "lora" else 5e-5)
+        if self.learning_rate:
+            return self.learning_rate
+        if self.as_reader:
+            return 2e-4  # a trained adapter, refined: a step of 1e-3 would undo what it knows
+        return 1e-3 if self.method == "lora" else 5e-5
 
     @property
     def alpha(self) -> int:
@@ -153,14 +169,17 @@ def _collate(pad_id: int) -> Callable[[list[dict]], dict]:
 # Model -------------------------------------------------------------------------------------
 
 
-def _trainable_model(config: TrainConfig, location: str) -> Any:
+def _trainable_model(config: TrainConfig, location: str, start_from: Path | None) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32)
     if config.method == "full":
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if start_from is not None:  # its rank and targets come with it
+        return PeftModel.from_pretrained(model, start_from, is_trainable=True)
 
     targets = (
         "all-linear"
@@ -270,9 +289,11 @@ def train(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     history: list[dict[str, float]] | None = None,
+    start_from: Path | None = None,
 ) -> TrainResult:
     """Train `config.method` on `data` and publish the artifact under `config.name`.
-    `history` (if given) receives the logged losses as they come, for live plots."""
+    `history` (if given) receives the logged losses as they come, for live plots;
+    `start_from` is a LoRA adapter folder to keep training instead of a new adapter."""
     import torch
     from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -289,7 +310,7 @@ def train(
     eval_set, train_set = examples[:n_eval], examples[n_eval:]
 
     _reset_peak_memory()
-    model = _trainable_model(config, base_location)
+    model = _trainable_model(config, base_location, start_from)
     trainable, total = _parameter_counts(model)
     run_dir = runs_dir / config.name
     history = history if history is not None else []
@@ -357,7 +378,8 @@ def train(
             eval_examples=len(eval_set),
         ),
         hyperparameters=config.model_dump(exclude={"name", "overwrite", "resume"})
-        | {"learning_rate": config.lr, "lora_alpha": config.alpha, "max_steps": max_steps},
+        | {"learning_rate": config.lr, "lora_alpha": config.alpha, "max_steps": max_steps}
+        | ({"started_from": start_from.name} if start_from else {}),
         trainable_params=trainable,
         total_params=total,
         trainable_share=round(trainable / total, 6),

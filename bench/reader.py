@@ -6,6 +6,9 @@ say", on SQuAD v1.1 dev articles that neither the reader nor anything else was t
     bench/knowledge.py's 60-question slice).
   * Answerable: --questions questions of those articles, spread evenly.
   * Unanswerable: --unanswerable questions of other dev articles, asked of the collection.
+  * Look-alikes: --lookalike answerable questions with their most specific name swapped for
+    a name from another article's questions ("When did OPEC raise ..." -> "When did Beyonce
+    raise ..."): worded like a passage of the collection, which no longer answers them.
   * Sentence choice: the share of questions whose gold answer is in what the model reads,
     for 1, 2 and 3 sentences and whole chunks (same retrieval: top_k chunks).
   * Gate: the best evidence sentence's similarity to the question, answerable against
@@ -15,8 +18,10 @@ say", on SQuAD v1.1 dev articles that neither the reader nor anything else was t
     not say, on both sets.
 
 Usage: python bench/reader.py [--articles 6] [--questions 300] [--unanswerable 100]
-                              [--variants plain-2,reader-2] [--gate both] [--quick]
-Writes bench/results/reader.json and prints the tables.
+                              [--lookalike 100] [--variants plain-2,reader-2] [--gate both]
+                              [--quick] [--record]
+Writes bench/results/reader.json and prints the tables; --record also writes the packaged
+reader's figures into its metadata (`scores` in adapters/reader/kbot_meta.json).
 """
 
 from __future__ import annotations
@@ -69,11 +74,49 @@ def gold_in(texts: list[str], answers: list[str]) -> bool:
     return any(f" {normalize_answer(a)} " in joined for a in answers if normalize_answer(a))
 
 
+def record_scores(result: dict, command: str) -> None:
+    """The packaged reader's own figures (variants with the reader) into its metadata."""
+    from adapters.meta import META_FILE, ArtifactMeta
+    from adapters.reader import PACKAGED_READER
+
+    path = PACKAGED_READER / META_FILE
+    meta = ArtifactMeta.model_validate_json(path.read_text())
+    meta.scores = {
+        "command": command,
+        "data": "SQuAD v1.1 dev articles (never trained on)",
+        "articles": len(result["articles"]),
+        "answerable": result["answerable"],
+        "unanswerable": result["unanswerable"],
+        **{name: row for name, row in result["variants"].items() if name.startswith("reader")},
+    }
+    path.write_text(meta.model_dump_json(indent=1) + "\n")
+
+
+def names(question: str) -> list[str]:
+    """Capitalised words after the first, the names a question is about."""
+    words = [w.strip("?,.;:'\"()") for w in question.split()[1:]]
+    return [w for w in words if len(w) > 2 and w[0].isupper()]
+
+
+def lookalikes(answerable: list[dict], others: list[dict], count: int) -> list[dict]:
+    """Answerable questions whose longest name is swapped for a name from `others`."""
+    pool = sorted({name for q in others for name in names(q["question"])})
+    chosen = []
+    for number, q in enumerate(spread(answerable, len(answerable))):
+        own = names(q["question"])
+        if own and pool:
+            target = max(own, key=len)
+            swap = pool[(number * 7919) % len(pool)]
+            chosen.append({**q, "question": q["question"].replace(target, swap, 1)})
+    return spread(chosen, count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=6)
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--unanswerable", type=int, default=100)
+    parser.add_argument("--lookalike", type=int, default=100)
     parser.add_argument(
         "--variants",
         default="plain-2,reader-2",
@@ -85,9 +128,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="trial: 2 articles, 20 + 10")
+    parser.add_argument(
+        "--record", action="store_true", help="write the reader's scores into its metadata"
+    )
     args = parser.parse_args()
     if args.quick:
-        args.articles, args.questions, args.unanswerable = 2, 20, 10
+        args.articles, args.questions, args.unanswerable, args.lookalike = 2, 20, 10, 10
 
     import torch
 
@@ -102,7 +148,13 @@ def main() -> None:
     inside, outside = choose_articles(paragraphs, args.articles)
     answerable = spread([q for q in questions if q["title"] in inside], args.questions)
     unanswerable = spread([q for q in questions if q["title"] in outside], args.unanswerable)
-    log(f"{len(inside)} articles, {len(answerable)} answerable, {len(unanswerable)} not")
+    lookalike = lookalikes(
+        answerable, [q for q in questions if q["title"] in outside], args.lookalike
+    )
+    log(
+        f"{len(inside)} articles, {len(answerable)} answerable, {len(unanswerable)} not, "
+        f"{len(lookalike)} look-alikes"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         base = load_settings(home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0)
@@ -175,9 +227,13 @@ def main() -> None:
                     }
                 )
                 resources.__dict__.pop("reader", None)  # re-read the setting
-                rows = {"answerable": [], "unanswerable": []}
+                rows: dict[str, list] = {"answerable": [], "unanswerable": [], "lookalike": []}
                 latencies = []
-                for label, asked in (("answerable", answerable), ("unanswerable", unanswerable)):
+                for label, asked in (
+                    ("answerable", answerable),
+                    ("unanswerable", unanswerable),
+                    ("lookalike", lookalike),
+                ):
                     for q in asked:
                         started = time.perf_counter()
                         reply = deque(
@@ -186,7 +242,8 @@ def main() -> None:
                             ),
                             maxlen=1,
                         )[0]
-                        latencies.append(time.perf_counter() - started)
+                        if label != "lookalike":  # the same questions, reworded
+                            latencies.append(time.perf_counter() - started)
                         said_no = reply.answer.strip() == NOT_IN_DOCUMENTS
                         rows[label].append(
                             {**answer_scores(reply.answer, q["answers"]), "no": said_no}
@@ -198,6 +255,9 @@ def main() -> None:
                     "contains": round(statistics.fmean(r["contains"] for r in a), 3),
                     "answerable_said_not": round(statistics.fmean(r["no"] for r in a), 3),
                     "unanswerable_said_not": round(statistics.fmean(r["no"] for r in u), 3),
+                    "lookalike_said_not": round(
+                        statistics.fmean(r["no"] for r in rows["lookalike"]), 3
+                    ),
                     "latency_p50_s": round(statistics.median(latencies), 2),
                 }
                 log(f"{name}: {variants[name]}")
@@ -208,6 +268,8 @@ def main() -> None:
         "articles": inside,
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
+        "lookalike": len(lookalike),
+        "lookalike_examples": [q["question"] for q in lookalike[:5]],
         "sentence_choice_gold_held": choice,
         "gate": gate,
         "variants": variants,
@@ -216,6 +278,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reader_quick.json" if args.quick else "reader.json"
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
+    if args.record:
+        record_scores(result, " ".join(["python bench/reader.py", *sys.argv[1:]]))
     print(json.dumps(result, indent=1))
 
 

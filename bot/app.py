@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from bot.access import Access
 from bot.backends import BackendError
 from bot.service import EVIDENCE_HEADING, ChatService, Reply
 from bot.ui.compare import compare_tab
@@ -17,6 +18,7 @@ from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
 
 DEFAULT_BACKEND = "base"
+LOCAL = Access("local")
 
 
 def _info_line(reply: Reply, backend_name: str) -> str:
@@ -87,7 +89,8 @@ def unwrap_single(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def build_app(service: ChatService) -> gr.Blocks:
+def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
+    """The chat, plus the Knowledge, Train and Compare tabs unless `access` is chat-only."""
     backends = list(service.registry)
     names = {backend.id: backend.name for backend in backends}
 
@@ -133,9 +136,10 @@ def build_app(service: ChatService) -> gr.Blocks:
                 fill_height=True,
             )
 
-        knowledge_tab(service.resources, controls.dropdowns, controls.refreshed_choices)
-        train_tab(service.resources, controls.dropdowns, controls.refreshed_choices)
-        compare_tab(service)
+        if access.tools:
+            knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
+            train_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
+            compare_tab(service, access)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [

@@ -20,7 +20,7 @@ from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
 from common.files import write_atomically
 
-SERVER_FIELDS = ("host", "port", "share")
+SERVER_FIELDS = ("host", "port", "share", "unsafe_public", "queue_size")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -199,12 +199,13 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from adapters.train import TrainConfig
     from bot.resources import Resources
-    from bot.training import run_training, training_data
+    from bot.training import reader_training_data, run_training, training_data
 
     resources = Resources(_settings(args))
     config = TrainConfig(**model_values(args, TrainConfig))
     resources.artifacts.check_free(config.name, config.overwrite)  # fail before loading data
-    data = training_data(resources, args.data, args.collection)
+    gather = reader_training_data if config.as_reader else training_data
+    data = gather(resources, args.data, args.collection)
     update, close = _progress_bar(args)
     result = run_training(resources, config, data, update)
     close()
@@ -256,14 +257,26 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
     resources = Resources(_settings(args))
     update, close = _progress_bar(args)
+    counts: dict[str, int] = {}
     path, pairs = generate_questions(
-        resources, args.collection, args.per_chunk, args.max_chunks, update
+        resources,
+        args.collection,
+        args.per_chunk,
+        args.max_chunks,
+        update,
+        round_trip=not args.keep_all,
+        counts=counts,
     )
     close()
     if args.json:
-        _emit(args, {"path": str(path), "pairs": len(pairs)})
+        _emit(args, {"path": str(path), "pairs": len(pairs), **counts})
     else:
-        _say(args, f"{len(pairs)} question/answer pairs written to {path}")
+        _say(
+            args,
+            f"{len(pairs)} question/answer pairs written to {path} ({counts['written']} "
+            f"written, {counts['short']} with a short answer, "
+            f"{counts['dropped_by_round_trip']} dropped by the round trip)",
+        )
     return 0
 
 
@@ -336,6 +349,37 @@ def cmd_reader_data(args: argparse.Namespace) -> int:
         _emit(args, summary)
     else:
         _say(args, ", ".join(f"{key} {value}" for key, value in summary.items()))
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Add, remove or list the users of the users file (KBOT_AUTH, default KBOT_HOME/users.json)."""
+    from bot.access import Users
+
+    settings = _settings(args)
+    path = settings.auth or settings.home / "users.json"
+    users = Users.read(path) if path.is_file() else Users()
+    if args.action != "list" and not args.name:
+        raise ValueError(f"kbot users {args.action} needs the user's name.")
+    if args.action == "add":
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+        if password is None:
+            import getpass
+
+            password = getpass.getpass(f"Password for {args.name}: ")
+        users.add(args.name, password, args.role)
+        users.write(path)
+    elif args.action == "remove":
+        if users.users.pop(args.name, None) is None:
+            raise LookupError(f"No user {args.name!r} in {path}.")
+        users.write(path)
+    if args.json:
+        _emit(args, {"path": str(path), "users": users.listing()})
+    else:
+        for row in users.listing():
+            _say(args, f"{row['name']}\t{row['role']}")
+        if args.action != "list":
+            _say(args, f"saved to {path}; serve with KBOT_AUTH={path}")
     return 0
 
 
@@ -425,6 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--collection", required=True)
     qa.add_argument("--per-chunk", type=int, default=2, help="pairs per chunk, at most")
     qa.add_argument("--max-chunks", type=int, default=100, help="chunks used, spread evenly")
+    qa.add_argument(
+        "--keep-all",
+        action="store_true",
+        help="keep pairs that retrieval and the reader do not answer back (no round trip)",
+    )
     qa.set_defaults(run=cmd_qa)
 
     evaluate = commands.add_parser(
@@ -461,6 +510,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reader.add_argument("--seed", type=int, default=42)
     reader.set_defaults(run=cmd_reader_data)
+
+    users = commands.add_parser(
+        "users", parents=common, help="who may sign in to the server (KBOT_AUTH)"
+    )
+    users.add_argument("action", choices=["list", "add", "remove"])
+    users.add_argument("name", nargs="?", help="the user's name (add, remove)")
+    users.add_argument(
+        "--role",
+        choices=["admin", "user"],
+        default="user",
+        help="admins may also ingest, delete, train and run comparisons",
+    )
+    users.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    users.set_defaults(run=cmd_users)
 
     serve = commands.add_parser("serve", parents=[settings], help="start the chat server")
     add_model_flags(serve, Settings, only=SERVER_FIELDS)

@@ -15,8 +15,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 
-def _plain_type(annotation: Any) -> Any:
-    """`int | None` -> int."""
+def plain_type(annotation: Any) -> Any:
+    """`int | None` -> int: an optional field's plain type."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return args[0] if len(args) == 1 else str
@@ -44,7 +44,7 @@ def add_model_flags(
     for name, field in model.model_fields.items():
         if name in set(exclude) or (wanted is not None and name not in wanted):
             continue
-        kind = _plain_type(field.annotation)
+        kind = plain_type(field.annotation)
         help_text = field.description or ""
         if defaults_from_model and field.default not in (None, False, PydanticUndefined):
             help_text += f" (default: {field.default})"

@@ -92,10 +92,22 @@ class Resources:
         return folder
 
     def load(self) -> Resources:
-        """Load the base model now (at start), so a bad setting fails before serving."""
+        """Load the base model now (at start) and find the reader, so a bad setting fails
+        before serving."""
         with self._lock:
             _ = self.model
+        _ = self.reader
         return self
+
+    def reader_model(self, **overrides: Any) -> LocalChatModel:
+        """The shared model with the reader adapter on (the plain model when there is none),
+        for reading passages. No repetition penalty: it would punish copying facts from the
+        passages; prompt lookup drafts those copies (13% less time per answer on the reader
+        bench's questions)."""
+        reader = self.reader
+        weights = Weights(self.model, self.model.add_adapter(reader)) if reader else None
+        defaults = {"repetition_penalty": 1.0, "prompt_lookup": 8}
+        return self.chat_model(weights, **(defaults | overrides))
 
     def chat_model(self, weights: Weights | None = None, **overrides: Any) -> LocalChatModel:
         """A LangChain chat model over `weights` (default: the shared base model as it is);

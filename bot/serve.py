@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.access import decide_access
 from bot.app import build_app
 from bot.service import create_service
 from bot.settings import Settings
@@ -25,14 +26,26 @@ def _share_server_reachable() -> bool:
 
 
 def serve(settings: Settings, *, block: bool = True):
-    """Serve the chat on `settings.host:port`; returns the running app when `block` is False."""
-    app = build_app(create_service(settings)).queue(default_concurrency_limit=8)
+    """Serve the chat on `settings.host:port`; returns the running app when `block` is False.
+    Who may do what follows from the address and the users file (`bot/access.py`)."""
+    access = decide_access(settings.host, settings.share, settings.auth, settings.unsafe_public)
+    if access.mode == "chat-only":
+        print(
+            "Chat only: this address is reachable by others and no users file is set "
+            "(KBOT_AUTH), so the Knowledge, Train and Compare tabs are off."
+        )
+    app = build_app(create_service(settings), access).queue(
+        default_concurrency_limit=8, max_size=settings.queue_size
+    )
     launch = dict(
         server_name=settings.host,
         server_port=settings.port,
         prevent_thread_lock=True,
         show_error=True,
         quiet=False,
+        max_file_size=int(settings.max_file_mb * 1_000_000),
+        auth=access.users.check if access.users else None,
+        auth_message="Knowledge Bot: sign in with the name and password your admin gave you.",
     )
     share = settings.share and _share_server_reachable()
     app.launch(share=share, **launch)

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=0, le=65535)
     share: bool = False
+    auth: Path | None = Field(
+        default=None,
+        description="A users file (`kbot users add`): everyone signs in, and only admins "
+        "ingest, forget, train and run comparisons.",
+    )
+    unsafe_public: bool = Field(
+        default=False,
+        description="Serve every tab without sign-in on a share link or a non-loopback host "
+        "(otherwise such a server is chat-only): anyone reaching it could ingest, delete and "
+        "train.",
+    )
+    queue_size: int = Field(
+        default=64, ge=1, description="Requests waiting beyond this are turned away."
+    )
 
     @property
     def models_dir(self) -> Path:

@@ -52,6 +52,7 @@ def test_every_json_command_prints_exactly_one_json_document(
         ("forget", ["--collection", "cli-json", "--source", str(docs / "owls.html")]),
         ("adapters", ["--delete", "cli-json"]),
         ("reader-data", ["--squad", str(squad), "--out", str(tmp_path / "reader.jsonl")]),
+        ("users", ["list", "--auth", str(tmp_path / "users.json")]),
     ]
     runs[5][1].extend(["--max-steps", "2"])
     outputs: dict[str, list] = {}
@@ -78,6 +79,7 @@ def test_every_json_command_prints_exactly_one_json_document(
     assert [row["backend"] for row in outputs["eval"][0]["backends"]] == ["base", "rag:cli-json"]
     assert outputs["forget"][0]["chunks"] >= 1
     assert outputs["adapters"][1] == {"deleted": "cli-json"}
+    assert outputs["users"][0]["users"] == []
     assert outputs["reader-data"][0]["records"] == 3
 
 

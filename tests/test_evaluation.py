@@ -281,16 +281,27 @@ def test_generated_pairs_come_from_the_collection_text(resources: Resources, tmp
     )
     resources.knowledge.ingest("qa-source", sorted(folder.iterdir()))
     progress: list[float] = []
+    counts: dict[str, int] = {}
     path, pairs = generate_questions(
-        resources, "qa-source", per_chunk=2, progress=lambda f, _: progress.append(f)
+        resources,
+        "qa-source",
+        per_chunk=2,
+        progress=lambda f, _: progress.append(f),
+        counts=counts,
     )
     assert path == resources.settings.questions_dir / "qa-source.jsonl"
     assert len(pairs) >= 3 and progress[-1] == 1.0
+    assert counts["written"] == len(pairs) + counts["dropped_by_round_trip"]
     chunks = resources.knowledge.chunks("qa-source")
     for pair in pairs:
         assert pair["question"].endswith("?")
-        # Every answer is a sentence of the chunk text of the source it names.
-        assert any(pair["answer"] in text for source, text in chunks if source == pair["source"])
+        # Every pair's sentence is in the chunk text of the source it names, and its answer
+        # is a span of that sentence.
+        assert any(pair["sentence"] in text for source, text in chunks if source == pair["source"])
+        assert pair["answer"] in pair["sentence"]
+    # The reader picks short answers out of the sentences: most are not whole sentences.
+    short = [p for p in pairs if len(p["answer"]) < len(p["sentence"])]
+    assert len(short) * 2 >= len(pairs), pairs
     assert {Path(p["source"]).name for p in pairs} == {"varnu.md", "kettles.txt"}
     # The file is both a question set for `kbot eval` and training data for `kbot train`.
     assert [q.question for q in load_questions(path)] == [p["question"] for p in pairs]

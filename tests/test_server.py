@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -110,9 +111,15 @@ def test_launch_with_share_offline_says_why_and_keeps_serving(settings: Settings
             )
         )
         assert "Paris" in answer
+        # Asked for a share link without users: chat only, no tab that changes data.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10) as response:
+            config = json.load(response)
+        elem_ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
+        assert "message" in elem_ids and not elem_ids & {"kb-add", "train-start"}
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
+    assert "Chat only:" in output
     share_lines = [line for line in output.splitlines() if "share link" in line.lower()]
     assert len(share_lines) == 1, output
     assert share_lines[0].startswith("No share link:") and "serving locally" in share_lines[0]

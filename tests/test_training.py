@@ -19,7 +19,7 @@ from bot.training import run_training
 from common.names import InvalidNameError
 from tests.cli import kbot
 from tests.documents import FACT_QA as FACTS
-from tests.documents import QUESTION, train, write_jsonl
+from tests.documents import QUESTION, train, write_facts, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,3 +224,58 @@ def test_alpaca_and_chat_formats_load(tmp_path: Path) -> None:
     data = load_records(path)
     assert data.conversations[0][0]["content"] == "Add\n\n2 and 2"
     assert [m["role"] for m in data.conversations[1]] == ["system", "user", "assistant"]
+
+
+@pytest.mark.slow
+def test_reader_training_refines_the_reader_on_a_users_own_questions(tmp_path: Path) -> None:
+    """`kbot train --as-reader`: the user's Q/A pairs asked over their collection, a few real
+    steps from the packaged reader, and RAG reads with the result (`--reader NAME`)."""
+    home = tmp_path / "home"
+    docs = write_facts(tmp_path / "docs")
+    ingested = kbot("ingest", *map(str, docs), "--collection", "facts", home=home)
+    assert ingested.returncode == 0, ingested.stderr[-2000:]
+    pairs = [
+        ("Where does the zorblax festival happen?", "Quillby"),
+        ("What do saffron owls eat?", "moth larvae"),
+        ("In which key do Brassmoor kettles whistle?", "F sharp"),
+        ("What is the capital of Peru?", "Lima"),  # not in the documents: left out
+    ]
+    trained = kbot(
+        "train",
+        *("--method", "lora", "--as-reader", "--name", "facts-reader", "--json"),
+        *("--data", str(write_jsonl(tmp_path / "qa.jsonl", pairs)), "--collection", "facts"),
+        *("--max-steps", "2", "--batch-size", "2"),
+        home=home,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    meta = json.loads(trained.stdout)
+    assert meta["steps"] == 2 and meta["hyperparameters"]["as_reader"] is True
+    assert meta["hyperparameters"]["started_from"] == "reader"  # the packaged reader
+    assert meta["data"]["records"] == 3 and "read over collection facts" in meta["data"]["origin"]
+    assert (home / "adapters" / "facts-reader" / "adapter_model.safetensors").is_file()
+
+    asked = kbot(
+        "ask",
+        "What colour do glimmerfish glow at night?",
+        *("--backend", "rag", "--collection", "facts", "--reader", "facts-reader", "--json"),
+        home=home,
+    )
+    assert asked.returncode == 0, asked.stderr[-2000:]
+    reply = json.loads(asked.stdout)
+    # Two small steps from the reader keep it reading: a new adapter would ramble like the
+    # base model, and no reader at all would not answer this briefly.
+    assert "blue" in reply["answer"].lower() and len(reply["answer"].split()) <= 8
+    assert reply["evidence"][0]["source"].endswith("lake.md")
+
+
+def test_a_reader_is_a_lora_adapter_and_needs_a_collection(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="method lora"):
+        TrainConfig(method="full", name="r", as_reader=True)
+    qa = write_jsonl(tmp_path / "qa.jsonl", [("q?", "a")])
+    result = kbot(
+        "train", "--method", "lora", "--as-reader", "--name", "r", "--data", str(qa),
+        home=tmp_path / "home", timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and "--collection" in result.stderr
+    assert not (tmp_path / "home" / "adapters" / "r").exists()

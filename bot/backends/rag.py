@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, BackendError
 from bot.llm import LocalChatModel
-from bot.model import Weights
 from bot.resources import Resources
 from common.names import InvalidNameError, validate_name
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
@@ -38,18 +37,37 @@ def history_text(history: list[Any]) -> str:
     return "\n".join(f"{'User' if m.type == 'human' else 'Assistant'}: {m.text}" for m in history)
 
 
+_REFERRING = frozenset(
+    {"it", "its", "they", "them", "their", "this", "that", "these", "those"}
+    | {"he", "him", "his", "she", "her", "there"}
+)
+
+
+def refers_back(question: str) -> bool:
+    """Whether the question leans on the conversation ("What colour is it?")."""
+    return any(word.strip("?,.!'\"").lower() in _REFERRING for word in question.split())
+
+
 def standalone_question(condense: Runnable) -> Runnable:
-    """The question as retrieval should see it: follow-ups are rewritten with the history.
-    A rewrite that comes back empty or rambling falls back to the question itself."""
+    """The question as retrieval and the reader should see it: follow-ups are rewritten with
+    the history. A small model often answers instead of rewriting ("The mayor is ..."), so a
+    rewrite counts only if it is a question of sensible length; otherwise a question that
+    refers back is asked after the user's previous message, and any other as it is."""
 
     def rewrite(inputs: dict[str, Any]) -> str:
         question = inputs["question"]
-        if not inputs["history"]:
+        history = inputs["history"]
+        if not history:
             return question
         rewritten = condense.invoke(
-            {"conversation": history_text(inputs["history"][-4:]), "question": question}
+            {"conversation": history_text(history[-4:]), "question": question}
         ).strip()
-        return rewritten if 0 < len(rewritten) <= 3 * len(question) + 200 else question
+        if rewritten.endswith("?") and len(rewritten) <= 3 * len(question) + 200:
+            return rewritten
+        if refers_back(question):
+            previous = next((m.text for m in reversed(history) if m.type == "human"), "")
+            return f"{previous} {question}".strip()
+        return question
 
     return RunnableLambda(rewrite)
 
@@ -95,12 +113,7 @@ class RagBackend(Backend):
         return {key: stats[key] for key in ("index_bytes", "ingest_seconds", "chunks")}
 
     def answer_model(self, resources: Resources, options: RagOptions) -> LocalChatModel:
-        """The shared model with the reader adapter on, when there is one. No repetition
-        penalty: it would punish copying facts from the passages."""
-        reader = resources.reader
-        loaded = resources.model
-        weights = Weights(loaded, loaded.add_adapter(reader)) if reader else None
-        return resources.chat_model(weights, repetition_penalty=1.0)
+        return resources.reader_model()
 
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
         assert isinstance(options, RagOptions)

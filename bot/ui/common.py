@@ -11,14 +11,10 @@ from typing import Any, Literal
 import gradio as gr
 from pydantic.fields import FieldInfo
 
+from bot.access import Access, AccessDenied
+from bot.flags import plain_type
 from bot.resources import Resources
 from bot.training import generate_questions
-
-
-def plain_type(annotation: Any) -> Any:
-    """`int | None` -> int: optional fields are shown as their plain type, left empty."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if len(args) == 1 else annotation
 
 
 def field_control(
@@ -72,4 +68,12 @@ def write_qa_pairs(
             resources, collection, max_chunks=max_chunks, progress=progress_callback(progress)
         )
     except (ValueError, LookupError) as error:
+        raise gr.Error(str(error)) from None
+
+
+def require(access: Access, request: gr.Request, action: str) -> None:
+    """Stop a handler, with a message, unless the caller may do `action`."""
+    try:
+        access.require(request, action)
+    except AccessDenied as error:
         raise gr.Error(str(error)) from None

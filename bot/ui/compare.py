@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from bot.access import Access
 from bot.backends import BackendError
 from bot.evaluation.questions import Question, QuestionFileError, load_questions, question_of
 from bot.evaluation.report import costs_figure, scores_figure, write_report
@@ -23,7 +24,7 @@ from bot.evaluation.runner import ask_all, available_specs, compare
 from bot.evaluation.table import table
 from bot.service import ChatService, Reply
 from bot.training import question_sets
-from bot.ui.common import progress_callback, write_qa_pairs
+from bot.ui.common import progress_callback, require, write_qa_pairs
 
 COLUMNS = ["question", "answers", "source"]
 ANSWER_SEPARATOR = " | "
@@ -78,7 +79,7 @@ def side_by_side(replies: list[Reply]) -> str:
     return f'<div style="display:flex;flex-wrap:wrap;gap:0.6rem">{"".join(cards)}</div>'
 
 
-def compare_tab(service: ChatService) -> None:
+def compare_tab(service: ChatService, access: Access) -> None:
     resources = service.resources
     with gr.Tab("Compare") as tab:
         gr.Markdown(
@@ -162,7 +163,13 @@ def compare_tab(service: ChatService) -> None:
             except QuestionFileError as error:
                 raise gr.Error(str(error)) from None
 
-        def make_questions(collection: str | None, count: float | None, progress=gr.Progress()):
+        def make_questions(
+            collection: str | None,
+            count: float | None,
+            request: gr.Request,
+            progress=gr.Progress(),
+        ):
+            require(access, request, "write question sets")
             path, _ = write_qa_pairs(resources, collection, progress, int(count or 50))
             return (
                 questions_frame(load_questions(path)),
@@ -172,6 +179,7 @@ def compare_tab(service: ChatService) -> None:
         def evaluate(
             chosen: list[str], edited: pd.DataFrame, request: gr.Request, progress=gr.Progress()
         ):
+            require(access, request, "run comparisons")
             try:
                 questions = questions_from_frame(edited)
                 cancel = _cancels[request.session_hash] = threading.Event()

@@ -8,8 +8,9 @@ from typing import Any
 
 import gradio as gr
 
+from bot.access import Access
 from bot.resources import Resources
-from bot.ui.common import progress_callback
+from bot.ui.common import progress_callback, require
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
 
@@ -31,6 +32,7 @@ def _sources(resources: Resources, name: str | None) -> list[tuple[str, str]]:
 
 def knowledge_tab(
     resources: Resources,
+    access: Access,
     linked: list[gr.components.Component],
     linked_update: Callable[[], list[Any]],
 ) -> None:
@@ -65,7 +67,10 @@ def knowledge_tab(
         def show(name: str | None) -> tuple[Any, Any]:
             return _table(resources, name), gr.Dropdown(choices=_sources(resources, name))
 
-        def ingest(name: str | None, paths: list[str] | None, progress=gr.Progress()):
+        def ingest(
+            name: str | None, paths: list[str] | None, request: gr.Request, progress=gr.Progress()
+        ):
+            require(access, request, "add documents")
             if not name:
                 raise gr.Error("Choose a collection or type a name for a new one.")
             if not paths:
@@ -92,7 +97,8 @@ def knowledge_tab(
                 *linked_update(),
             )
 
-        def forget(name: str | None, source: str | None):
+        def forget(name: str | None, source: str | None, request: gr.Request):
+            require(access, request, "delete documents")
             if not name or not source:
                 raise gr.Error("Choose a collection and a document.")
             removed = knowledge.forget(name, source)

@@ -14,9 +14,10 @@ import pandas as pd
 
 from adapters.meta import ArtifactMeta
 from adapters.train import TrainConfig
+from bot.access import Access
 from bot.resources import Resources
-from bot.training import question_sets, run_training, training_data
-from bot.ui.common import field_control, write_qa_pairs
+from bot.training import question_sets, reader_training_data, run_training, training_data
+from bot.ui.common import field_control, require, write_qa_pairs
 
 _cancels: dict[str, threading.Event] = {}  # per browser session
 
@@ -84,6 +85,7 @@ def _config(values: dict[str, Any]) -> TrainConfig:
 
 def train_tab(
     resources: Resources,
+    access: Access,
     linked: list[gr.components.Component],
     linked_update: Callable[[], list[Any]],
 ) -> None:
@@ -142,13 +144,15 @@ def train_tab(
         form_fields = {"method": method, "name": name, "overwrite": overwrite} | recipe
 
         def run(form: dict[gr.components.Component, Any], request: gr.Request) -> Iterator[tuple]:
+            require(access, request, "train models")
             try:
                 config = _config({key: form[control] for key, control in form_fields.items()})
                 resources.artifacts.check_free(config.name, config.overwrite)
                 paths = [Path(f) for f in form[files] or []]
                 if form[qa_set]:
                     paths.append(resources.settings.questions_dir / form[qa_set])
-                data = training_data(resources, paths or None, form[collection] or None)
+                gather = reader_training_data if config.as_reader else training_data
+                data = gather(resources, paths or None, form[collection] or None)
             except Exception as error:
                 raise gr.Error(str(error)) from None
             cancel = _cancels[request.session_hash] = threading.Event()
@@ -183,8 +187,13 @@ def train_tab(
             if result.meta is None:
                 yield "Cancelled; nothing was saved.", gr.skip(), "", *unchanged
                 return
+            where = (
+                f"RAG reads with it once the app starts with `KBOT_READER={config.name}`."
+                if config.as_reader
+                else "pick it in the chat's backend list."
+            )
             yield (
-                f"Done: **{config.name}** is ready; pick it in the chat's backend list.",
+                f"Done: **{config.name}** is ready; {where}",
                 _loss_frame(result.meta.loss_history),
                 _result_card(result.meta),
                 *linked_update(),
@@ -204,7 +213,10 @@ def train_tab(
         )
         stop.click(cancel, None, status, api_visibility="private")
 
-        def write_pairs(collection: str | None, progress=gr.Progress()) -> tuple[Any, str]:
+        def write_pairs(
+            collection: str | None, request: gr.Request, progress=gr.Progress()
+        ) -> tuple[Any, str]:
+            require(access, request, "write question sets")
             path, pairs = write_qa_pairs(resources, collection, progress)
             return (
                 gr.Dropdown(choices=question_sets(resources), value=path.name),

@@ -1,0 +1,167 @@
+"""Who may do what on a served app, checked as an attacker would: over HTTP, calling the
+hidden handlers directly through Gradio's queue by their `fn_index`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.access import Access, Users, decide_access, password_matches
+from bot.app import build_app
+from bot.resources import Resources
+from bot.service import ChatService
+from tests.cli import kbot
+from tests.conftest import free_port
+
+PASSWORDS = {"ada": "ada-secret-1", "bo": "bo-secret-12"}
+
+
+def launch(resources: Resources, access: Access) -> tuple[Any, str]:
+    app = build_app(ChatService(resources), access).queue()
+    port = free_port()
+    app.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        auth=access.users.check if access.users else None,
+    )
+    return app, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def signed_in(resources: Resources) -> Iterator[str]:
+    users = Users()
+    users.add("ada", PASSWORDS["ada"], "admin")
+    users.add("bo", PASSWORDS["bo"], "user")
+    app, url = launch(resources, Access("signed-in", users))
+    yield url
+    app.close()
+
+
+def session(url: str, name: str | None) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=60)
+    if name:
+        signed = client.post("/login", data={"username": name, "password": PASSWORDS[name]})
+        assert signed.status_code == 200, signed.text
+    return client
+
+
+def handler_of(config: dict, elem_id: str) -> tuple[int, int]:
+    """The fn_index of the handler a component with `elem_id` triggers, and that component."""
+    ids = {c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id}
+    for index, dependency in enumerate(config["dependencies"]):
+        for target, _ in dependency["targets"]:
+            if target in ids:
+                return index, target
+    raise LookupError(elem_id)
+
+
+def call(client: httpx.Client, fn_index: int, trigger: int, data: list) -> dict:
+    """Run a handler through the queue, as the browser does; returns the final message."""
+    session_hash = uuid.uuid4().hex[:10]
+    joined = client.post(
+        "/gradio_api/queue/join",
+        json={
+            "data": data,
+            "fn_index": fn_index,
+            "trigger_id": trigger,
+            "session_hash": session_hash,
+            "event_data": None,
+        },
+    )
+    assert joined.status_code == 200, joined.text
+    with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session_hash}) as s:
+        for line in s.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the queue closed without a result")
+
+
+def test_the_address_decides_what_is_served(tmp_path: Path) -> None:
+    assert decide_access("127.0.0.1", False, None).mode == "local"
+    assert decide_access("localhost", False, None).mode == "local"
+    assert decide_access("127.0.0.1", True, None).mode == "chat-only"  # a share link
+    assert decide_access("0.0.0.0", False, None).mode == "chat-only"
+    assert decide_access("0.0.0.0", False, None, unsafe_public=True).mode == "open"
+    empty = tmp_path / "users.json"
+    Users().write(empty)
+    with pytest.raises(ValueError, match="holds no users"):
+        decide_access("0.0.0.0", False, empty)
+    with pytest.raises(FileNotFoundError):
+        decide_access("0.0.0.0", False, tmp_path / "missing.json")
+
+
+def test_users_file_keeps_hashes_only_and_checks_passwords(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    added = kbot(
+        "users", "add", "ada", "--role", "admin", "--password-stdin", "--auth", str(path),
+        "--json", home=tmp_path / "home", input="ada-secret-1\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["users"] == [{"name": "ada", "role": "admin"}]
+    assert "ada-secret-1" not in path.read_text() and oct(path.stat().st_mode)[-3:] == "600"
+    users = Users.read(path)
+    assert users.check("ada", "ada-secret-1") and users.role("ada") == "admin"
+    assert not users.check("ada", "ada-secret-2") and not users.check("eve", "ada-secret-1")
+    assert not password_matches("plain-text", "plain-text")
+    short = kbot(
+        "users", "add", "bo", "--password-stdin", "--auth", str(path),
+        home=tmp_path / "home", input="short\n",
+    )  # fmt: skip
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+
+
+def test_anonymous_callers_reach_nothing_when_users_are_set(signed_in: str) -> None:
+    anonymous = session(signed_in, None)
+    for path in ("/config", "/gradio_api/info"):
+        assert anonymous.get(path).status_code == 401
+    joined = anonymous.post(
+        "/gradio_api/queue/join",
+        json={"data": ["x", None], "fn_index": 0, "session_hash": "anon", "event_data": None},
+    )
+    assert joined.status_code == 401
+
+
+def test_only_admins_run_the_handlers_that_change_or_cost(
+    signed_in: str, resources: Resources
+) -> None:
+    user, admin = session(signed_in, "bo"), session(signed_in, "ada")
+    config = user.get("/config").json()
+    attempts = {
+        "kb-add": (["shared", None], "add documents"),
+        "train-start": (None, "train models"),
+    }
+    for elem_id, (data, action) in attempts.items():
+        fn_index, trigger = handler_of(config, elem_id)
+        inputs = config["dependencies"][fn_index]["inputs"]
+        data = data if data is not None else [None] * len(inputs)
+        refused = call(user, fn_index, trigger, data)
+        assert not refused["success"]
+        assert refused["output"]["error"] == f"Only an admin may {action}."
+        # The admin gets past the check, to the handler's own complaint about the input.
+        allowed = call(admin, fn_index, trigger, data)
+        assert "Only an admin" not in json.dumps(allowed)
+    assert "shared" not in resources.knowledge.collections()
+
+
+def test_chat_only_servers_do_not_build_the_other_tabs(resources: Resources) -> None:
+    app, url = launch(resources, Access("chat-only"))
+    try:
+        config = httpx.get(f"{url}/config").json()
+        elem_ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
+        assert "chatbot" in elem_ids and "message" in elem_ids
+        assert not elem_ids & {"kb-add", "kb-files", "train-start", "train-files"}
+        for elem_id in ("kb-add", "train-start"):
+            with pytest.raises(LookupError):
+                handler_of(config, elem_id)
+    finally:
+        app.close()
