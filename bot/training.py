@@ -17,6 +17,7 @@ from adapters.train import Progress, TrainConfig, TrainResult, train
 from bot.evaluation.questions import write_questions
 from bot.model import model_location
 from bot.resources import Resources
+from common import compute
 from common.names import validate_name
 
 
@@ -160,7 +161,10 @@ def run_training(
     history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
     settings = resources.settings
-    return train(
+    # On the compute thread like all torch work (`common/compute.py`): on a thread of its own
+    # it trained half as fast once the model or embedder had run. Chat waits meanwhile.
+    return compute.run(
+        train,
         config,
         data,
         base_location=model_location(settings),
