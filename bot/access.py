@@ -36,6 +36,10 @@ Mode = Literal["local", "signed-in", "chat-only", "open"]
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
+# Checked against for unknown names: a well-formed hash that no password matches.
+_NO_USER = f"scrypt${'00' * 16}${'00' * 64}"
+
+
 class AccessDenied(PermissionError):
     """The caller may not do this; the message says what it takes."""
 
@@ -83,9 +87,9 @@ class Users(BaseModel):
         self.users[name.strip()] = User(role=role, password=hash_password(password))
 
     def check(self, name: str, password: str) -> bool:
-        """Gradio's sign-in check. Unknown names cost a hash too, so timing tells nothing."""
+        """Gradio's sign-in check. Unknown names cost one hash too, so timing tells nothing."""
         user = self.users.get(name)
-        stored = user.password if user else hash_password(secrets.token_hex(8))
+        stored = user.password if user else _NO_USER
         return password_matches(stored, password) and user is not None
 
     def role(self, name: str | None) -> Role | None:

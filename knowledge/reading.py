@@ -112,9 +112,8 @@ def _terms(text: str) -> set[str]:
     return {w.lower()[:5] for w in _WORD.findall(text) if w.lower() not in _STOPWORDS}
 
 
-def lexical_overlap(question: str, sentence: str) -> float:
-    """The share of the question's content words that the sentence holds too."""
-    wanted = _terms(question)
+def _share_held(wanted: set[str], sentence: str) -> float:
+    """The share of the question's content words (`wanted`) that the sentence holds too."""
     return len(wanted & _terms(sentence)) / len(wanted) if wanted else 0.0
 
 
@@ -138,8 +137,9 @@ def select_evidence(
     similarity = [sum(a * b for a, b in zip(question_vector, v, strict=True)) for v in vectors]
     # Questions are worded unlike their answers, but they usually share their rare words:
     # those break ties that similarity alone gets wrong.
+    wanted = _terms(question)
     rank = [
-        score + LEXICAL_WEIGHT * lexical_overlap(question, text)
+        score + LEXICAL_WEIGHT * _share_held(wanted, text)
         for score, (_, _, text) in zip(similarity, candidates, strict=True)
     ]
     chosen: list[Evidence] = []
