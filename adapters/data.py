@@ -9,7 +9,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from knowledge.loaders import FileLimits
 
 RECORD_FORMATS = (
     '{"question", "answer"}, {"messages": [{"role", "content"}, ...]} or '
@@ -135,13 +138,13 @@ def combine(parts: list[TrainingData]) -> TrainingData:
     return TrainingData(kind=kind, conversations=conversations, texts=texts, origin=origin)
 
 
-def load_documents(paths: list[Path], max_file_bytes: int = 50_000_000) -> TrainingData:
-    from knowledge.loaders import LoadError, expand_paths, load_file, read_checked
+def load_documents(paths: list[Path], limits: FileLimits | None = None) -> TrainingData:
+    from knowledge.loaders import DEFAULT_LIMITS, LoadError, expand_paths, load_file, read_checked
 
     texts = []
     for path in expand_paths(paths):
         try:
-            documents = load_file(path, read_checked(path, max_file_bytes))
+            documents = load_file(path, read_checked(path, limits or DEFAULT_LIMITS))
         except LoadError as error:
             raise DataError(f"{path.name} {error}") from None
         texts.append("\n\n".join(d.page_content for d in documents))
@@ -150,7 +153,7 @@ def load_documents(paths: list[Path], max_file_bytes: int = 50_000_000) -> Train
     return TrainingData(kind="text", texts=tuple(texts), origin=", ".join(map(str, paths)))
 
 
-def load_training_data(paths: list[Path], max_file_bytes: int = 50_000_000) -> TrainingData:
+def load_training_data(paths: list[Path], limits: FileLimits | None = None) -> TrainingData:
     """.jsonl/.json files are question/answer records; other files (or folders) are
     documents. Both may be given together."""
     record_files = [p for p in paths if p.suffix.lower() in (".jsonl", ".json")]
@@ -160,7 +163,7 @@ def load_training_data(paths: list[Path], max_file_bytes: int = 50_000_000) -> T
             raise DataError(f"{path}: no such file")
     parts = [load_records(path) for path in record_files]
     if documents:
-        parts.append(load_documents(documents, max_file_bytes))
+        parts.append(load_documents(documents, limits))
     return combine(parts)
 
 

@@ -290,10 +290,12 @@ def train(
     cancel: threading.Event | None = None,
     history: list[dict[str, float]] | None = None,
     start_from: Path | None = None,
+    step_limit: int | None = None,
 ) -> TrainResult:
     """Train `config.method` on `data` and publish the artifact under `config.name`.
     `history` (if given) receives the logged losses as they come, for live plots;
-    `start_from` is a LoRA adapter folder to keep training instead of a new adapter."""
+    `start_from` is a LoRA adapter folder to keep training instead of a new adapter;
+    `step_limit` caps the steps however many epochs ask for (a server's limit)."""
     import torch
     from transformers import AutoTokenizer, Trainer, TrainingArguments, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -316,6 +318,8 @@ def train(
     history = history if history is not None else []
     steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
     max_steps = config.max_steps or max(1, round(steps_per_epoch * config.epochs))
+    if step_limit:
+        max_steps = min(max_steps, step_limit)
     args = TrainingArguments(
         output_dir=str(run_dir),
         max_steps=max_steps,

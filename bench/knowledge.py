@@ -15,8 +15,8 @@ at 64 new tokens (SQuAD answers are short).
 
 Usage: python bench/knowledge.py [--articles 2] [--questions 60] [--threads 0] [--max-steps N]
                                  [--quick]
-Writes bench/results/knowledge.json and knowledge.html (the report `kbot eval --report` writes)
-and prints the table.
+Writes bench/results/knowledge.json and knowledge.html (the report `kbot eval --report` writes;
+knowledge_<A>a_<Q>q.* for other slices) and prints the table.
 """
 
 from __future__ import annotations
@@ -61,6 +61,15 @@ def squad_slice(articles: int) -> tuple[list[dict], list[dict], list[dict]]:
 
 def spread(items: list, count: int) -> list:
     return items if count >= len(items) else [items[i * len(items) // count] for i in range(count)]
+
+
+def results_name(args: argparse.Namespace) -> str:
+    """knowledge.json for the default slice; larger slices keep files of their own."""
+    if args.quick:
+        return "knowledge_quick"
+    if (args.articles, args.questions) == (2, 60):
+        return "knowledge"
+    return f"knowledge_{args.articles}a_{args.questions}q"
 
 
 def main() -> None:
@@ -149,7 +158,7 @@ def main() -> None:
         steps = {m: resources.artifacts.meta(m)["steps"] for m in ("lora", "full")}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "knowledge_quick" if args.quick else "knowledge"
+    name = results_name(args)
     write_report(comparison, RESULTS / f"{name}.html")
     output = {
         "command": "python bench/knowledge.py " + " ".join(sys.argv[1:]),

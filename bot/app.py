@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import gradio as gr
 from bot.access import Access
 from bot.backends import BackendError
 from bot.service import EVIDENCE_HEADING, ChatService, Reply
+from bot.ui.common import one_line_errors
 from bot.ui.compare import compare_tab
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
@@ -19,6 +21,12 @@ from bot.ui.train import train_tab
 
 DEFAULT_BACKEND = "base"
 LOCAL = Access("local")
+# Beside escaping document text: the page loads images and media from this server alone, so
+# a remote image in a document is never fetched by a visitor's browser. Give it to `launch`.
+CONTENT_POLICY = (
+    '<meta http-equiv="Content-Security-Policy" content="img-src \'self\' data: blob:; '
+    "media-src 'self' data: blob:; object-src 'none'\">"
+)
 
 
 def _info_line(reply: Reply, backend_name: str) -> str:
@@ -103,7 +111,9 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
         except BackendError as error:
             yield cannot_answer(str(error))
 
-    with gr.Blocks(title="Knowledge Bot") as app:
+    # Uploaded files and results handed to browsers are deleted once this old.
+    kept_s = service.resources.settings.upload_minutes * 60
+    with gr.Blocks(title="Knowledge Bot", delete_cache=(kept_s, kept_s)) as app:
         with gr.Sidebar(open=True):
             gr.Markdown("## Knowledge Bot")
             backend = gr.Dropdown(
@@ -121,7 +131,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
 
         with gr.Tab("Chat"):
             gr.ChatInterface(
-                chat,
+                one_line_errors(chat),
                 additional_inputs=[backend, options],
                 chatbot=gr.Chatbot(elem_id="chatbot", label="Conversation", height="65vh"),
                 textbox=gr.Textbox(
@@ -168,4 +178,13 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 controls.dropdowns,
                 api_visibility="private",
             )
+    for handler in app.fns.values():
+        # Ours are plain functions and generators; the chat's async steps are Gradio's own,
+        # around `chat`, which is wrapped where it is passed in.
+        if callable(handler.fn) and not _is_async(handler.fn):
+            handler.fn = one_line_errors(handler.fn)
     return app
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)

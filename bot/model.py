@@ -179,13 +179,26 @@ class LoadedModel:
         budget = self.context_tokens - max_new_tokens
         system = [m for m in messages if m["role"] == "system"][:1]
         turns = [m for m in messages if m["role"] != "system"]
-        while True:
-            ids = self.tokenizer.apply_chat_template(
-                system + turns, add_generation_prompt=True, return_tensors="pt", return_dict=True
+
+        def without_oldest(dropped: int) -> Any:
+            return self.tokenizer.apply_chat_template(
+                system + turns[dropped:],
+                add_generation_prompt=True,
+                return_tensors="pt",
+                return_dict=True,
             )["input_ids"]
-            if ids.shape[1] <= budget or len(turns) <= 1:
-                return ids[:, -budget:]
-            turns = turns[2:] if len(turns) > 2 else turns[-1:]
+
+        # Drop whole exchanges (pairs of turns), else keep the last turn alone. The fewest
+        # drops that fit are found by bisection: a few templatings, not one per turn.
+        choices = [*range(0, len(turns) - 1, 2), max(len(turns) - 1, 0)]
+        low, high = 0, len(choices) - 1
+        while low < high:
+            middle = (low + high) // 2
+            if without_oldest(choices[middle]).shape[1] <= budget:
+                high = middle
+            else:
+                low = middle + 1
+        return without_oldest(choices[low])[:, -budget:]
 
     def stream(
         self,

@@ -48,7 +48,7 @@ class Resources:
                 self.embedder,
                 chunk_size=s.chunk_size,
                 chunk_overlap=s.chunk_overlap,
-                max_file_bytes=int(s.max_file_mb * 1_000_000),
+                file_limits=s.file_limits,
                 embed_batch_size=s.embed_batch_size,
             )
 

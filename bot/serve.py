@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.access import decide_access
-from bot.app import build_app
+from bot.app import CONTENT_POLICY, build_app
 from bot.service import create_service
 from bot.settings import Settings
 
@@ -43,6 +43,7 @@ def serve(settings: Settings, *, block: bool = True):
         prevent_thread_lock=True,
         show_error=True,
         quiet=False,
+        head=CONTENT_POLICY,
         max_file_size=int(settings.max_file_mb * 1_000_000),
         auth=access.users.check if access.users else None,
         auth_message="Knowledge Bot: sign in with the name and password your admin gave you.",

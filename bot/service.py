@@ -31,6 +31,7 @@ class Reply:
     sources: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0
+    prompt_tokens: int = 0
     latency_s: float = 0.0
     done: bool = False
 
@@ -40,6 +41,7 @@ class Reply:
             "backend": self.backend,
             "latency_s": round(self.latency_s, 3),
             "tokens": self.tokens,
+            "prompt_tokens": self.prompt_tokens,
         }
         if self.sources:
             data["sources"] = self.sources
@@ -61,20 +63,28 @@ def _text_of(content: Any) -> str:
 EVIDENCE_HEADING = "**Evidence**"
 
 
-def history_messages(history: Sequence[dict[str, Any]]) -> list[BaseMessage]:
-    """Gradio/OpenAI-style `{"role", "content"}` turns as LangChain messages. Info lines the
-    UI adds under answers (messages with a metadata title) and the evidence shown under an
-    answer are not part of the conversation."""
+def history_messages(
+    history: Sequence[dict[str, Any]], max_chars: int | None = None
+) -> list[BaseMessage]:
+    """Gradio/OpenAI-style `{"role", "content"}` turns as LangChain messages: the newest ones,
+    up to `max_chars` characters in all (the client sends the history, so its size is
+    bounded here, in one pass from the newest turn back). Info lines the UI adds under answers
+    (messages with a metadata title) and the evidence shown under an answer are not part of
+    the conversation."""
     messages: list[BaseMessage] = []
-    for turn in history:
-        if (turn.get("metadata") or {}).get("title"):
+    room = max_chars if max_chars is not None else float("inf")
+    for turn in reversed(history):
+        if not isinstance(turn, dict) or (turn.get("metadata") or {}).get("title"):
             continue
         content = _text_of(turn.get("content")).split(f"\n\n{EVIDENCE_HEADING}\n")[0]
         if not content:
             continue
+        room -= len(content)
+        if room < 0:
+            break
         role = turn.get("role")
         messages.append(AIMessage(content) if role == "assistant" else HumanMessage(content))
-    return messages
+    return messages[::-1]
 
 
 class ChatService:
@@ -112,7 +122,8 @@ class ChatService:
 
         started = time.perf_counter()
         chain = chosen.build_chain(self.resources, parsed)
-        for chunk in chain.stream({"question": text, "history": history_messages(history)}):
+        earlier = history_messages(history, self.resources.settings.max_history_chars)
+        for chunk in chain.stream({"question": text, "history": earlier}):
             if "sources" in chunk:
                 reply.sources = chunk["sources"]
             if "evidence" in chunk:
@@ -122,6 +133,7 @@ class ChatService:
                 reply.answer += piece.text
                 if piece.usage_metadata:
                     reply.tokens = piece.usage_metadata["output_tokens"]
+                    reply.prompt_tokens = piece.usage_metadata["input_tokens"]
             reply.latency_s = time.perf_counter() - started
             yield replace(reply)  # a snapshot: consumers may keep earlier ones
         reply.answer = reply.answer.strip()

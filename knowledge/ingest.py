@@ -15,7 +15,14 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from knowledge.chunking import chunk_documents
-from knowledge.loaders import LoadError, file_kind, load_file, read_checked
+from knowledge.loaders import (
+    DEFAULT_LIMITS,
+    FileLimits,
+    LoadError,
+    file_kind,
+    load_file,
+    read_checked,
+)
 from knowledge.manifest import Manifest, ManifestFile, SourceEntry
 from knowledge.results import IngestResult, Progress
 from knowledge.store import ChromaStore
@@ -51,7 +58,7 @@ class CollectionWriter:
     embedder: Embeddings
     chunk_size: int = 1000
     chunk_overlap: int = 150
-    max_file_bytes: int = 50_000_000
+    file_limits: FileLimits = DEFAULT_LIMITS
     embed_batch_size: int = 32
 
     def sweep(self, name: str, manifest: Manifest) -> None:
@@ -146,7 +153,7 @@ class CollectionWriter:
     ) -> _Prepared | int:
         """A file read and chunked, with the vectors of its unchanged chunks; or, when the
         file is unchanged, the number of its chunks."""
-        data = read_checked(path, self.max_file_bytes)
+        data = read_checked(path, self.file_limits)
         file_hash = hashlib.sha256(data).hexdigest()
         old = manifest_file.read().sources.get(source)
         if old and old.hash == file_hash:

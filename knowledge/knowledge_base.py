@@ -14,6 +14,7 @@ from langchain_core.embeddings import Embeddings
 from common.names import validate_name
 from knowledge import search
 from knowledge.ingest import CollectionWriter, as_items
+from knowledge.loaders import DEFAULT_LIMITS, FileLimits
 from knowledge.manifest import Manifest, ManifestFile
 from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
 from knowledge.store import ChromaStore
@@ -27,14 +28,14 @@ class KnowledgeBase:
         *,
         chunk_size: int = 1000,
         chunk_overlap: int = 150,
-        max_file_bytes: int = 50_000_000,
+        file_limits: FileLimits = DEFAULT_LIMITS,
         embed_batch_size: int = 32,
     ) -> None:
         self.root = root
         self.embedder = embedder
         self.store = ChromaStore(root / "chroma", embedder)
         self.writer = CollectionWriter(
-            self.store, embedder, chunk_size, chunk_overlap, max_file_bytes, embed_batch_size
+            self.store, embedder, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
         self._manifests: dict[str, ManifestFile] = {}
 

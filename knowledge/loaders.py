@@ -10,7 +10,9 @@ import codecs
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from langchain_core.documents import Document
@@ -121,7 +123,36 @@ def file_kind(path: Path) -> str:
     return ".rst" if name.endswith(".rst.txt") else path.suffix.lower()
 
 
-def read_checked(path: Path, max_bytes: int) -> bytes:
+@dataclass(frozen=True)
+class FileLimits:
+    """How large a document may be: on disk, and unpacked for zip-based formats (docx)."""
+
+    max_bytes: int = 50_000_000
+    max_unpacked_bytes: int = 200_000_000
+
+
+DEFAULT_LIMITS = FileLimits()
+
+# Formats that are zip archives: their unpacked size is checked before any loader opens them.
+_ZIPPED = {".docx"}
+
+
+def _check_unpacked_size(data: bytes, limit: int) -> None:
+    """Refuse a zip whose members unpack to more than `limit` bytes (a decompression bomb:
+    a 307 KB docx may hold 314 MB of XML). The sizes come from the archive's directory, and
+    Python's zipfile reads no more of a member than its stated size."""
+    try:
+        unpacked = sum(member.file_size for member in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except zipfile.BadZipFile as error:
+        raise LoadError(f"is a damaged archive: {error}") from None
+    if unpacked > limit:
+        raise LoadError(
+            f"unpacks to {unpacked / 1e6:,.0f} MB, over the {limit / 1e6:,.0f} MB limit "
+            "(setting KBOT_MAX_UNPACKED_MB)"
+        )
+
+
+def read_checked(path: Path, limits: FileLimits) -> bytes:
     """The file's bytes, after the checks every format shares."""
     suffix = file_kind(path)
     if suffix not in LOADERS:
@@ -132,14 +163,16 @@ def read_checked(path: Path, max_bytes: int) -> bytes:
     if not path.is_file():
         raise LoadError("does not exist or is not a file")
     size = path.stat().st_size
-    if size > max_bytes:
+    if size > limits.max_bytes:
         raise LoadError(
-            f"is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+            f"is {size / 1e6:.1f} MB, over the {limits.max_bytes / 1e6:.0f} MB limit "
             "(setting KBOT_MAX_FILE_MB)"
         )
     data = path.read_bytes()
     if not data.strip():
         raise LoadError("is empty")
+    if suffix in _ZIPPED and data.startswith(b"PK"):
+        _check_unpacked_size(data, limits.max_unpacked_bytes)
     return data
 
 

@@ -71,7 +71,7 @@ def resources(settings: Settings) -> Iterator[Resources]:
 def server(resources: Resources) -> Iterator[str]:
     """A real Gradio server on the real model, with an echo backend beside the built-ins so
     that routing (which backend answered) is visible without guessing the model's words."""
-    from bot.app import build_app
+    from bot.app import CONTENT_POLICY, build_app
     from bot.backends import default_registry
     from bot.service import ChatService
     from tests.test_registry import Echo
@@ -80,7 +80,13 @@ def server(resources: Resources) -> Iterator[str]:
     registry.register(Echo())
     app = build_app(ChatService(resources, registry)).queue()
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        head=CONTENT_POLICY,
+    )
     yield f"http://127.0.0.1:{port}/"
     app.close()
 

@@ -40,6 +40,18 @@ def write_pdf(path: Path, pages: list[str]) -> Path:
     return path
 
 
+def write_bomb(path: Path, unpacked_bytes: int) -> Path:
+    """A .docx of a few kilobytes whose XML unpacks to `unpacked_bytes` (a zip bomb)."""
+    paragraph = b"<w:p><w:r><w:t>again</w:t></w:r></w:p>"
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("word/document.xml", "w") as member,
+    ):
+        for _ in range(unpacked_bytes // len(paragraph)):
+            member.write(paragraph)
+    return path
+
+
 def write_docx(path: Path, paragraphs: list[str]) -> Path:
     """A minimal valid .docx (a zip holding word/document.xml)."""
     body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)

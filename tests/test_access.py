@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.access import Access, Users, decide_access, password_matches
-from bot.app import build_app
+from bot.app import CONTENT_POLICY, build_app
 from bot.resources import Resources
 from bot.service import ChatService
 from tests.cli import kbot
@@ -31,6 +31,7 @@ def launch(resources: Resources, access: Access) -> tuple[Any, str]:
         prevent_thread_lock=True,
         quiet=True,
         auth=access.users.check if access.users else None,
+        head=CONTENT_POLICY,
     )
     return app, f"http://127.0.0.1:{port}"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 
@@ -30,6 +32,30 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+class ImageServer:
+    """A local HTTP server that records every request made to it."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requests.append(self.path)
+                self.send_response(404)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 def open_chat(browser: Browser, url: str) -> Page:
@@ -120,9 +146,11 @@ def choose(page: Page, dropdown: str, value: str) -> None:
 def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
     browser: Browser, server: str, tmp_path
 ) -> None:
+    images = ImageServer()  # a document's remote images must never be fetched
     doc = tmp_path / "lighthouse.md"
     doc.write_text(
         "# The Korrin lighthouse\n\nThe Korrin lighthouse keeper is named Elspeth Varrow. "
+        f'![map]({images.url}/map.png) <img src="{images.url}/raw.png"> '
         "The lamp is lit every evening at seven."
     )
     page = open_chat(browser, server)
@@ -144,7 +172,13 @@ def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
     page.locator("#chatbot .thought .title").first.click()
     sources = page.locator("#chatbot .thought").first.inner_text()
     assert "[1]" in sources and "lighthouse.md" in sources and "Elspeth Varrow" in sources
+    assert "<img src=" in sources  # shown as text, not rendered
+    # And should markup ever slip through, the page's content policy blocks remote images.
+    page.evaluate(f"document.body.appendChild(new Image()).src = '{images.url}/slipped.png'")
+    page.wait_for_timeout(1000)
     page.context.close()
+    images.close()
+    assert images.requests == []
 
 
 def test_compare_tab_scores_backends_and_asks_them_all(

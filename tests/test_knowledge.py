@@ -15,10 +15,10 @@ from bot.settings import Settings
 from common.names import InvalidNameError
 from knowledge.embeddings import load_embedder
 from knowledge.knowledge_base import KnowledgeBase
-from knowledge.loaders import expand_paths
+from knowledge.loaders import FileLimits, expand_paths
 from knowledge.results import UnknownCollectionError
 from tests.cli import kbot
-from tests.documents import write_facts, write_pdf
+from tests.documents import write_bomb, write_facts, write_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,7 +144,8 @@ def test_forget_removes_a_source(kb: KnowledgeBase, tmp_path: Path) -> None:
 def test_bad_files_get_clear_errors_and_the_others_are_ingested(
     tmp_path: Path, counting: CountingEmbedder
 ) -> None:
-    kb = KnowledgeBase(tmp_path / "kb", counting, max_file_bytes=20_000)
+    limits = FileLimits(max_bytes=40_000, max_unpacked_bytes=5_000_000)
+    kb = KnowledgeBase(tmp_path / "kb", counting, file_limits=limits)
     good = write_facts(tmp_path / "docs")
     kb.ingest("facts", good[:2])
     before = kb.store.count("facts")
@@ -157,6 +158,7 @@ def test_bad_files_get_clear_errors_and_the_others_are_ingested(
     (bad / "huge.txt").write_text("word " * 10_000)
     (bad / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     (bad / "fake.docx").write_text("not a zip")
+    write_bomb(bad / "bomb.docx", unpacked_bytes=10_000_000)
     result = kb.ingest("facts", sorted(bad.iterdir()) + good[2:4])
     errors = {Path(e["path"]).name: e["error"] for e in result.errors}
     assert set(errors) == {p.name for p in bad.iterdir()}
@@ -167,11 +169,17 @@ def test_bad_files_get_clear_errors_and_the_others_are_ingested(
     assert "over the 0 MB limit" in errors["huge.txt"] and "KBOT_MAX_FILE_MB" in errors["huge.txt"]
     assert "not valid UTF-8" in errors["latin1.txt"]
     assert "not a .docx" in errors["fake.docx"]
+    assert (
+        "unpacks to 10 MB, over the 5 MB limit (setting KBOT_MAX_UNPACKED_MB)"
+        in errors["bomb.docx"]
+    )
     assert result.files == 2 and kb.store.count("facts") > before
     assert {Path(d["source"]).name for d in kb.documents("facts")} == {p.name for p in good[:4]}
 
 
-@pytest.mark.parametrize("name", ["a/b", "../etc", "..", "", "x" * 80, "name with space"])
+@pytest.mark.parametrize(
+    "name", ["a/b", "../etc", "..", "", "x" * 80, "name with space", "facts\n"]
+)
 def test_bad_collection_names_are_refused(kb: KnowledgeBase, tmp_path: Path, name: str) -> None:
     with pytest.raises(InvalidNameError, match="Invalid collection name"):
         kb.ingest(name, write_facts(tmp_path / "docs")[:1])

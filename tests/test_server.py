@@ -116,6 +116,7 @@ def test_launch_with_share_offline_says_why_and_keeps_serving(settings: Settings
             config = json.load(response)
         elem_ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
         assert "message" in elem_ids and not elem_ids & {"kb-add", "train-start"}
+        assert "img-src 'self'" in config["head"]  # the content policy the page applies
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)

@@ -3,6 +3,10 @@ whose errors are shown to the user."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import re
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +19,8 @@ from bot.access import Access, AccessDenied
 from bot.flags import plain_type
 from bot.resources import Resources
 from bot.training import generate_questions
+
+log = logging.getLogger(__name__)
 
 
 def field_control(
@@ -63,6 +69,12 @@ def write_qa_pairs(
     the user as a message."""
     if not collection:
         raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
+    limit = resources.settings.qa_max_chunks
+    if not 1 <= max_chunks <= limit:
+        raise gr.Error(
+            f"Q/A pairs are written from 1 to {limit:,} chunks at a time (setting "
+            "KBOT_QA_MAX_CHUNKS)."
+        )
     try:
         return generate_questions(
             resources, collection, max_chunks=max_chunks, progress=progress_callback(progress)
@@ -77,3 +89,44 @@ def require(access: Access, request: gr.Request, action: str) -> None:
         access.require(request, action)
     except AccessDenied as error:
         raise gr.Error(str(error)) from None
+
+
+# An absolute path in a message: only its last part is shown, the server's folders are not.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/[^/\s'\"]+)+/([^/\s'\"]+)")
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """A message as one short line, with no server paths in it."""
+    line = " ".join(_ABSOLUTE_PATH.sub(r"\1", message).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _shown(error: Exception) -> gr.Error:
+    if isinstance(error, gr.Error):
+        return gr.Error(one_line(str(error.message)), duration=error.duration)
+    log.exception("A request failed")  # the whole trace stays in the server's log
+    return gr.Error(f"Something went wrong: {one_line(str(error)) or type(error).__name__}")
+
+
+def one_line_errors(handler: Callable) -> Callable:
+    """`handler`, with every error it raises shown to the user as one line: no traceback,
+    no server paths. Generators stay generators (Gradio streams those)."""
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def streaming(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from handler(*args, **kwargs))
+            except Exception as error:
+                raise _shown(error) from None
+
+        return streaming
+
+    @functools.wraps(handler)
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except Exception as error:
+            raise _shown(error) from None
+
+    return plain

@@ -23,7 +23,7 @@ from bot.evaluation.report import costs_figure, scores_figure, write_report
 from bot.evaluation.runner import ask_all, available_specs, compare
 from bot.evaluation.table import table
 from bot.service import ChatService, Reply
-from bot.training import question_sets
+from bot.training import question_set_path, question_sets
 from bot.ui.common import progress_callback, require, write_qa_pairs
 
 COLUMNS = ["question", "answers", "source"]
@@ -112,7 +112,13 @@ def compare_tab(service: ChatService, access: Access) -> None:
                     elem_id="compare-gen-collection",
                 )
                 with gr.Row():
-                    chunks = gr.Number(value=50, precision=0, label="Chunks to use", minimum=1)
+                    chunks = gr.Number(
+                        value=50,
+                        precision=0,
+                        label="Chunks to use",
+                        minimum=1,
+                        elem_id="compare-gen-chunks",
+                    )
                     generate = gr.Button("Generate Q/A pairs", elem_id="compare-generate")
         frame = gr.Dataframe(
             value=pd.DataFrame(columns=COLUMNS),
@@ -159,8 +165,8 @@ def compare_tab(service: ChatService, access: Access) -> None:
             if not name:
                 return gr.skip()
             try:
-                return questions_frame(load_questions(resources.settings.questions_dir / name))
-            except QuestionFileError as error:
+                return questions_frame(load_questions(question_set_path(resources, name)))
+            except (QuestionFileError, LookupError) as error:
                 raise gr.Error(str(error)) from None
 
         def make_questions(
@@ -224,12 +230,22 @@ def compare_tab(service: ChatService, access: Access) -> None:
         tab.select(refresh, None, [specs, saved, source], api_visibility="private")
         upload.upload(load_upload, upload, frame, api_visibility="private")
         saved.input(load_saved, saved, frame, api_visibility="private")
-        generate.click(make_questions, [source, chunks], [frame, saved], api_visibility="private")
+        # Batch work holds the model for minutes: one such job at a time, the rest queue.
+        generate.click(
+            make_questions,
+            [source, chunks],
+            [frame, saved],
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="batch",
+        )
         run.click(
             evaluate,
             [specs, frame],
             [status, results, scores_plot, costs_plot, report],
             api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="batch",
         )
         stop.click(cancel, None, status, api_visibility="private")
         for trigger in (ask.click, question.submit):

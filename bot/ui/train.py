@@ -16,7 +16,14 @@ from adapters.meta import ArtifactMeta
 from adapters.train import TrainConfig
 from bot.access import Access
 from bot.resources import Resources
-from bot.training import question_sets, reader_training_data, run_training, training_data
+from bot.training import (
+    question_set_path,
+    question_sets,
+    reader_training_data,
+    run_training_in_child,
+    training_data,
+    within_limits,
+)
 from bot.ui.common import field_control, require, write_qa_pairs
 
 _cancels: dict[str, threading.Event] = {}  # per browser session
@@ -96,9 +103,11 @@ def train_tab(
             "JSONL of `{question, answer}`, chat `{messages}` or Alpaca records, or documents."
         )
         with gr.Row():
-            method = gr.Radio(["lora", "full"], value="lora", label="Method")
+            method = gr.Radio(
+                ["lora", "full"], value="lora", label="Method", elem_id="train-method"
+            )
             name = gr.Textbox(label="Name", placeholder="my-adapter", elem_id="train-name")
-            overwrite = gr.Checkbox(label="Overwrite an existing one")
+            overwrite = gr.Checkbox(label="Overwrite an existing one", elem_id="train-overwrite")
         with gr.Row():
             files = gr.File(
                 file_count="multiple",
@@ -147,10 +156,11 @@ def train_tab(
             require(access, request, "train models")
             try:
                 config = _config({key: form[control] for key, control in form_fields.items()})
+                within_limits(config, resources.settings)
                 resources.artifacts.check_free(config.name, config.overwrite)
                 paths = [Path(f) for f in form[files] or []]
                 if form[qa_set]:
-                    paths.append(resources.settings.questions_dir / form[qa_set])
+                    paths.append(question_set_path(resources, form[qa_set]))
                 gather = reader_training_data if config.as_reader else training_data
                 data = gather(resources, paths or None, form[collection] or None)
             except Exception as error:
@@ -165,7 +175,7 @@ def train_tab(
 
             def work() -> None:
                 try:
-                    state["result"] = run_training(
+                    state["result"] = run_training_in_child(
                         resources, config, data, progress, cancel, history
                     )
                 except Exception as error:
@@ -173,14 +183,19 @@ def train_tab(
 
             worker = threading.Thread(target=work, daemon=True)
             worker.start()
-            while worker.is_alive():
-                time.sleep(1.0)
-                yield (
-                    f"Training **{config.name}** · {state['label']}",
-                    _loss_frame(list(history)),
-                    "",
-                    *unchanged,
-                )
+            try:
+                while worker.is_alive():
+                    time.sleep(1.0)
+                    yield (
+                        f"Training **{config.name}** · {state['label']}",
+                        _loss_frame(list(history)),
+                        "",
+                        *unchanged,
+                    )
+            finally:
+                # Gradio closes this generator when its client goes away: stop the run too.
+                if worker.is_alive():
+                    cancel.set()
             if "error" in state:
                 raise gr.Error(f"Training failed: {state['error']}")
             result = state["result"]
@@ -210,6 +225,9 @@ def train_tab(
             {files, collection, qa_set, *form_fields.values()},
             [status, plot, card, *linked],
             api_visibility="private",
+            # One training at a time on the server; the next waits in Gradio's queue.
+            concurrency_limit=1,
+            concurrency_id="training",
         )
         stop.click(cancel, None, status, api_visibility="private")
 
@@ -224,4 +242,11 @@ def train_tab(
                 "Compare tab, then start training.",
             )
 
-        generate.click(write_pairs, collection, [qa_set, status], api_visibility="private")
+        generate.click(
+            write_pairs,
+            collection,
+            [qa_set, status],
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="batch",
+        )
