@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from common.files import write_atomically
+from common.names import InvalidNameError, validate_name
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,66 @@ class Access:
         username = getattr(request, "username", None)
         if self.users is None or self.users.role(username) != "admin":
             raise AccessDenied(f"Only an admin may {action}.")
+
+
+# Private collections are stored as "u<10 hex of the user's name>-<name>": one flat store, in
+# which a user's names never meet another's. Shared names may not take that form.
+_PRIVATE = re.compile(r"u[0-9a-f]{10}-(.+)")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose data a request sees and may change.
+    Everyone (`user` None: a local or open server) and admins work on the shared data; a user
+    works on their own private data and reads the shared data."""
+
+    user: str | None = None
+    admin: bool = True
+
+    @property
+    def prefix(self) -> str | None:
+        """What this user's private names start with where stored (None: works on shared)."""
+        if self.user is None or self.admin:
+            return None
+        return f"u{hashlib.sha256(self.user.encode()).hexdigest()[:10]}-"
+
+    def stored(self, name: str) -> str:
+        """Where a collection this caller creates or changes under `name` is stored."""
+        name = validate_name(name)
+        if self.prefix is None:
+            if _PRIVATE.fullmatch(name):
+                raise InvalidNameError(f"Invalid collection name {name!r}: reserved.")
+            return name
+        return validate_name(self.prefix + name)
+
+    def shown(self, stored: str) -> str | None:
+        """The name this caller knows a stored collection by; None if it is not theirs to see."""
+        if not _PRIVATE.fullmatch(stored):
+            return stored
+        if self.prefix and stored.startswith(self.prefix):
+            return stored[len(self.prefix) :]
+        return None
+
+    def may_change(self, stored: str) -> bool:
+        private = bool(_PRIVATE.fullmatch(stored))
+        return stored.startswith(self.prefix) if self.prefix else not private
+
+
+def page_scope(access: Access) -> Scope:
+    """What a page holds before its user is known (and what admins work on): on a signed-in
+    server, the shared data alone; on others, everything."""
+    return Scope("", admin=True) if access.mode == "signed-in" else Scope()
+
+
+def scope_of(access: Access, request: Any) -> Scope:
+    """The scope of a request: signed-in users by their role, everyone else shared."""
+    if access.mode != "signed-in" or access.users is None:
+        return Scope()
+    username = getattr(request, "username", None)
+    role = access.users.role(username)
+    if role is None:
+        raise AccessDenied("Sign in first.")
+    return Scope(username, admin=role == "admin")
 
 
 def decide_access(

@@ -10,10 +10,11 @@ from typing import Any
 
 import gradio as gr
 
-from bot.access import Access
+from bot.access import Access, page_scope
 from bot.backends import BackendError
+from bot.scoped import scoped
 from bot.service import EVIDENCE_HEADING, ChatService, Reply
-from bot.ui.common import one_line_errors
+from bot.ui.common import caller_view, one_line_errors
 from bot.ui.compare import compare_tab
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
@@ -102,11 +103,20 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
     backends = list(service.registry)
     names = {backend.id: backend.name for backend in backends}
 
+    # What the page holds before its user is known: on a signed-in server, shared data only.
+    shared = ChatService(scoped(service.resources, page_scope(access)), service.registry)
+
     def chat(
-        message: str, history: list[dict[str, Any]], backend: str, options: dict[str, Any] | None
+        message: str,
+        history: list[dict[str, Any]],
+        backend: str,
+        options: dict[str, Any] | None,
+        request: gr.Request,
     ) -> Iterator[str | list[dict[str, Any]]]:
+        view = caller_view(service.resources, access, request)
+        answering = ChatService(view, service.registry)
         try:
-            for reply in service.reply(message, history, backend, options):
+            for reply in answering.reply(message, history, backend, options):
                 yield render_reply(reply, names[reply.backend])
         except BackendError as error:
             yield cannot_answer(str(error))
@@ -125,7 +135,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 allow_custom_value=True,  # so an unknown id gets our error, naming the choices
             )
             description = gr.Markdown(service.registry.get(DEFAULT_BACKEND).description)
-            controls = OptionControls(backends, service.resources, DEFAULT_BACKEND)
+            controls = OptionControls(backends, shared.resources, DEFAULT_BACKEND)
             # The options of the selected backend, as one JSON value: the API takes it as-is.
             options = gr.JSON(value={}, visible=False, label="options")
 
@@ -148,8 +158,9 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
 
         if access.tools:
             knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
-            train_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
-            compare_tab(service, access)
+            # Training and comparisons are for admins, who work on the shared data.
+            train_tab(shared.resources, access, controls.dropdowns, controls.refreshed_choices)
+            compare_tab(shared, access)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [
@@ -172,12 +183,12 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 api_visibility="private",
             )
         if controls.dropdowns:
-            app.load(
-                lambda: unwrap_single(controls.refreshed_choices(page_opened=True)),
-                None,
-                controls.dropdowns,
-                api_visibility="private",
-            )
+
+            def fill_choices(request: gr.Request) -> Any:
+                view = caller_view(service.resources, access, request)
+                return unwrap_single(controls.refreshed_choices(view, page_opened=True))
+
+            app.load(fill_choices, None, controls.dropdowns, api_visibility="private")
     for handler in app.fns.values():
         # Ours are plain functions and generators; the chat's async steps are Gradio's own,
         # around `chat`, which is wrapped where it is passed in.

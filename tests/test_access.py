@@ -19,7 +19,7 @@ from bot.service import ChatService
 from tests.cli import kbot
 from tests.conftest import free_port
 
-PASSWORDS = {"ada": "ada-secret-1", "bo": "bo-secret-12"}
+PASSWORDS = {"ada": "ada-secret-1", "bo": "bo-secret-12", "cy": "cy-secret-123"}
 
 
 def launch(resources: Resources, access: Access) -> tuple[Any, str]:
@@ -41,6 +41,7 @@ def signed_in(resources: Resources) -> Iterator[str]:
     users = Users()
     users.add("ada", PASSWORDS["ada"], "admin")
     users.add("bo", PASSWORDS["bo"], "user")
+    users.add("cy", PASSWORDS["cy"], "user")
     app, url = launch(resources, Access("signed-in", users))
     yield url
     app.close()
@@ -64,9 +65,12 @@ def handler_of(config: dict, elem_id: str) -> tuple[int, int]:
     raise LookupError(elem_id)
 
 
-def call(client: httpx.Client, fn_index: int, trigger: int, data: list) -> dict:
-    """Run a handler through the queue, as the browser does; returns the final message."""
-    session_hash = uuid.uuid4().hex[:10]
+def call(
+    client: httpx.Client, fn_index: int, trigger: int, data: list, session_hash: str = ""
+) -> dict:
+    """Run a handler through the queue, as the browser does; returns the final message. Calls
+    with the same `session_hash` are one page, whose dropdowns keep the choices it was sent."""
+    session_hash = session_hash or uuid.uuid4().hex[:10]
     joined = client.post(
         "/gradio_api/queue/join",
         json={
@@ -137,10 +141,7 @@ def test_only_admins_run_the_handlers_that_change_or_cost(
 ) -> None:
     user, admin = session(signed_in, "bo"), session(signed_in, "ada")
     config = user.get("/config").json()
-    attempts = {
-        "kb-add": (["shared", None], "add documents"),
-        "train-start": (None, "train models"),
-    }
+    attempts = {"train-start": (None, "train models")}
     for elem_id, (data, action) in attempts.items():
         fn_index, trigger = handler_of(config, elem_id)
         inputs = config["dependencies"][fn_index]["inputs"]
@@ -151,7 +152,6 @@ def test_only_admins_run_the_handlers_that_change_or_cost(
         # The admin gets past the check, to the handler's own complaint about the input.
         allowed = call(admin, fn_index, trigger, data)
         assert "Only an admin" not in json.dumps(allowed)
-    assert "shared" not in resources.knowledge.collections()
 
 
 def test_chat_only_servers_do_not_build_the_other_tabs(resources: Resources) -> None:
@@ -166,3 +166,85 @@ def test_chat_only_servers_do_not_build_the_other_tabs(resources: Resources) -> 
                 handler_of(config, elem_id)
     finally:
         app.close()
+
+
+def upload(client: httpx.Client, path: Path) -> dict:
+    """A file sent as the browser sends it; returns the value a File input takes."""
+    with path.open("rb") as handle:
+        sent = client.post("/gradio_api/upload", files={"files": (path.name, handle)})
+    assert sent.status_code == 200, sent.text
+    return {"path": sent.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def ingest(url: str, user: str, collection: str, path: Path) -> dict:
+    client = session(url, user)
+    fn_index, trigger = handler_of(client.get("/config").json(), "kb-add")
+    return call(client, fn_index, trigger, [collection, [upload(client, path)]])
+
+
+def ask(url: str, user: str, question: str, collection: str) -> tuple[str, str]:
+    """The answer and the info line (or why it was not answered) of a RAG chat."""
+    from gradio_client import Client
+
+    client = Client(url, auth=(user, PASSWORDS[user]), verbose=False)
+    messages = client.predict(question, "rag", {"collection": collection}, api_name="/chat")
+    answer = "".join(m["content"] for m in messages if not (m.get("metadata") or {}).get("title"))
+    info = "".join(
+        m["metadata"]["title"] for m in messages if (m.get("metadata") or {}).get("title")
+    )
+    return answer, info
+
+
+def test_users_keep_their_collections_private(
+    signed_in: str, resources: Resources, tmp_path: Path
+) -> None:
+    handbook, notes, other = tmp_path / "handbook.txt", tmp_path / "diary.txt", tmp_path / "o.txt"
+    handbook.write_text("The Quillby office opens at nine in the morning.")
+    notes.write_text("The combination of Bo's locker at the Quillby office is 4471.")
+    other.write_text("Cy keeps a spare umbrella under the desk.")
+    assert ingest(signed_in, "ada", "handbook", handbook)["success"]  # shared: ada is an admin
+    added = ingest(signed_in, "bo", "notes", notes)
+    assert added["success"] and "**notes**" in json.dumps(added)
+
+    answer, info = ask(signed_in, "bo", "What is the combination of Bo's locker?", "notes")
+    assert "4471" in answer and info.startswith("RAG")
+    # Another user can neither use bo's collection nor learn that it exists.
+    answer, info = ask(signed_in, "cy", "What is the combination of Bo's locker?", "notes")
+    assert "4471" not in answer + info
+    assert info == "⚠️ Unknown collection 'notes'. Existing: handbook."
+    cy = session(signed_in, "cy")
+    config = json.dumps(cy.get("/config").json())
+    assert "notes" not in config
+    # cy's own "notes" is another collection: bo's is neither replaced nor listed to cy.
+    assert ingest(signed_in, "cy", "notes", other)["success"]
+    answer, _ = ask(signed_in, "bo", "What is the combination of Bo's locker?", "notes")
+    assert "4471" in answer
+    answer, _ = ask(signed_in, "cy", "Where does Cy keep a spare umbrella?", "notes")
+    assert "desk" in answer and "4471" not in answer
+    # Shared collections are read-only to users.
+    fn_index, trigger = handler_of(cy.get("/config").json(), "kb-delete")
+    ids = [choice[1] for choice in documents_of(cy, "handbook", page="cy-page")]
+    assert ids and not any("/" in i for i in ids)  # no server path reaches the browser
+    refused = call(cy, fn_index, trigger, ["handbook", ids[0]], "cy-page")
+    assert (
+        refused["output"]["error"]
+        == "Collection 'handbook' is shared: only an admin may change it."
+    )
+    assert ask(signed_in, "cy", "When does the Quillby office open?", "handbook")[1].startswith(
+        "RAG"
+    )
+    # Admins see the shared collections, not users' private ones.
+    admin = session(signed_in, "ada")
+    assert documents_of(admin, "notes") == []
+    stored = resources.knowledge.collections()
+    assert "handbook" in stored and "notes" not in stored
+    assert len([name for name in stored if name.endswith("-notes")]) == 2
+
+
+def documents_of(client: httpx.Client, collection: str, page: str = "") -> list:
+    """The document choices the Knowledge tab shows `client` for `collection`."""
+    config = client.get("/config").json()
+    fn_index, trigger = handler_of(config, "kb-collection")
+    shown = call(client, fn_index, trigger, [collection], page)
+    assert shown["success"], shown
+    return shown["output"]["data"][1]["choices"]

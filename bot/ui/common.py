@@ -15,9 +15,10 @@ from typing import Any, Literal
 import gradio as gr
 from pydantic.fields import FieldInfo
 
-from bot.access import Access, AccessDenied
+from bot.access import Access, AccessDenied, scope_of
 from bot.flags import plain_type
 from bot.resources import Resources
+from bot.scoped import scoped
 from bot.training import generate_questions
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,14 @@ def write_qa_pairs(
             resources, collection, max_chunks=max_chunks, progress=progress_callback(progress)
         )
     except (ValueError, LookupError) as error:
+        raise gr.Error(str(error)) from None
+
+
+def caller_view(resources: Resources, access: Access, request: gr.Request) -> Resources:
+    """The resources as the caller may see them (`bot/scoped.py`)."""
+    try:
+        return scoped(resources, scope_of(access, request))
+    except AccessDenied as error:
         raise gr.Error(str(error)) from None
 
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from bot.access import Access
+from bot.access import Access, AccessDenied, page_scope
 from bot.resources import Resources
-from bot.ui.common import progress_callback, require
+from bot.scoped import scoped
+from bot.ui.common import caller_view, progress_callback
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
+
+
+def _listing(resources: Resources, name: str | None) -> tuple[Any, Any]:
+    """The documents table and the document choices of collection `name`."""
+    return _table(resources, name), gr.Dropdown(choices=_sources(resources, name))
 
 
 def _table(resources: Resources, name: str | None) -> list[list[Any]]:
@@ -24,29 +31,44 @@ def _table(resources: Resources, name: str | None) -> list[list[Any]]:
     ]
 
 
+def _source_id(source: str) -> str:
+    """What the browser gets for a document: a file ingested from the command line is stored
+    under its absolute path, which is the server's business alone."""
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
 def _sources(resources: Resources, name: str | None) -> list[tuple[str, str]]:
     if not name or name not in resources.knowledge.collections():
         return []
-    return [(Path(d["source"]).name, d["source"]) for d in resources.knowledge.documents(name)]
+    documents = resources.knowledge.documents(name)
+    return [(Path(d["source"]).name, _source_id(d["source"])) for d in documents]
+
+
+def _source_of(resources: Resources, name: str, source_id: str) -> str:
+    for document in resources.knowledge.documents(name):
+        if _source_id(document["source"]) == source_id:
+            return document["source"]
+    raise LookupError(f"Collection {name!r} holds no such document.")
 
 
 def knowledge_tab(
     resources: Resources,
     access: Access,
     linked: list[gr.components.Component],
-    linked_update: Callable[[], list[Any]],
+    linked_update: Callable[[Resources], list[Any]],
 ) -> None:
     """`linked` are components elsewhere (the chat's collection choices) that `linked_update`
-    refreshes whenever collections change here."""
-    knowledge = resources.knowledge
+    refreshes whenever collections change here. Each caller works on the collections they
+    may see (`caller_view`): on a signed-in server, users add to collections of their own."""
+    shown = scoped(resources, page_scope(access))
 
-    with gr.Tab("Knowledge"):
+    with gr.Tab("Knowledge") as tab:
         gr.Markdown(
             "Documents are split into chunks, embedded once and stored. Adding a file again "
             "only embeds what changed. Formats: txt, md, rst, html, pdf, docx, csv."
         )
         collection = gr.Dropdown(
-            choices=knowledge.collections(),
+            choices=shown.knowledge.collections(),
             label="Collection",
             info="Choose one, or type a new name to create it.",
             allow_custom_value=True,
@@ -61,22 +83,22 @@ def knowledge_tab(
             headers=COLUMNS, value=[], interactive=False, label="Documents", elem_id="kb-documents"
         )
         with gr.Row():
-            document = gr.Dropdown(label="Document", choices=[], scale=3)
-            delete = gr.Button("Delete document", variant="stop", scale=1)
+            document = gr.Dropdown(label="Document", choices=[], scale=3, elem_id="kb-document")
+            delete = gr.Button("Delete document", variant="stop", scale=1, elem_id="kb-delete")
 
-        def show(name: str | None) -> tuple[Any, Any]:
-            return _table(resources, name), gr.Dropdown(choices=_sources(resources, name))
+        def show(name: str | None, request: gr.Request) -> tuple[Any, Any]:
+            return _listing(caller_view(resources, access, request), name)
 
         def ingest(
             name: str | None, paths: list[str] | None, request: gr.Request, progress=gr.Progress()
         ):
-            require(access, request, "add documents")
+            view = caller_view(resources, access, request)
             if not name:
                 raise gr.Error("Choose a collection or type a name for a new one.")
             if not paths:
                 raise gr.Error("Add one or more files first.")
             try:
-                result = knowledge.ingest(
+                result = view.knowledge.ingest(
                     name,
                     [(Path(p), Path(p).name) for p in paths],
                     progress_callback(progress),
@@ -91,19 +113,28 @@ def knowledge_tab(
             lines += [f"- ⚠️ {error['error']}" for error in result.errors]
             return (
                 "\n".join(lines),
-                gr.Dropdown(choices=knowledge.collections(), value=name),
+                gr.Dropdown(choices=view.knowledge.collections(), value=name),
                 None,
-                *show(name),
-                *linked_update(),
+                *_listing(view, name),
+                *linked_update(view),
             )
 
         def forget(name: str | None, source: str | None, request: gr.Request):
-            require(access, request, "delete documents")
+            view = caller_view(resources, access, request)
             if not name or not source:
                 raise gr.Error("Choose a collection and a document.")
-            removed = knowledge.forget(name, source)
-            return f"Removed {Path(source).name} ({removed} chunks).", *show(name)
+            try:
+                stored = _source_of(view, name, source)
+                removed = view.knowledge.forget(name, stored)
+            except (LookupError, AccessDenied) as error:
+                raise gr.Error(str(error)) from None
+            return f"Removed {Path(stored).name} ({removed} chunks).", *_listing(view, name)
 
+        def refresh(request: gr.Request) -> Any:
+            view = caller_view(resources, access, request)
+            return gr.Dropdown(choices=view.knowledge.collections())
+
+        tab.select(refresh, None, collection, api_visibility="private")
         collection.change(show, collection, [table, document], api_visibility="private")
         add.click(
             ingest,

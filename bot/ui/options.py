@@ -61,15 +61,16 @@ class OptionControls:
     def dropdowns(self) -> list[gr.Dropdown]:
         return [c for _, _, c in self.controls if isinstance(c, gr.Dropdown)]
 
-    def refreshed_choices(self, page_opened: bool = False) -> list[Any]:
-        """Fresh dropdown choices (collections and adapters change while the app runs), one
-        update per component of `dropdowns`. The only choice is chosen for the user; when a
-        page opens with several, none is (a default from when the app started may be stale)."""
+    def refreshed_choices(self, resources: Resources, page_opened: bool = False) -> list[Any]:
+        """Fresh dropdown choices as `resources` (the caller's view) hold them: collections
+        and adapters change while the app runs. One update per component of `dropdowns`. The
+        only choice is chosen for the user; when a page opens with several, none is (a
+        default from when the app started may be stale)."""
         by_id = {backend.id: backend for backend in self.backends}
         updates = []
         for owner, name, control in self.controls:
             if isinstance(control, gr.Dropdown):
-                choices = by_id[owner].option_choices(self.resources, name) or []
+                choices = by_id[owner].option_choices(resources, name) or []
                 chosen: dict[str, Any] = {}
                 if len(choices) == 1:
                     chosen = {"value": choices[0]}

@@ -94,7 +94,7 @@ def train_tab(
     resources: Resources,
     access: Access,
     linked: list[gr.components.Component],
-    linked_update: Callable[[], list[Any]],
+    linked_update: Callable[[Resources], list[Any]],
 ) -> None:
     with gr.Tab("Train"):
         gr.Markdown(
@@ -211,7 +211,7 @@ def train_tab(
                 f"Done: **{config.name}** is ready; {where}",
                 _loss_frame(result.meta.loss_history),
                 _result_card(result.meta),
-                *linked_update(),
+                *linked_update(resources),
             )
 
         def cancel(request: gr.Request) -> str:

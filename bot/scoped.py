@@ -1,0 +1,100 @@
+"""The shared resources as one caller sees them: their own private collections and the shared
+ones, by the names they know them by. Handlers of a signed-in server work through these views,
+so the backends, the training glue and the evaluation need no notion of users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from bot.access import AccessDenied, Scope
+from bot.resources import Resources
+from knowledge.knowledge_base import KnowledgeBase
+from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
+
+
+class ScopedKnowledge:
+    """`KnowledgeBase` with names as `scope` knows them. Collections outside the scope do not
+    exist here: they are neither listed nor named in errors."""
+
+    def __init__(self, knowledge: KnowledgeBase, scope: Scope) -> None:
+        self.knowledge = knowledge
+        self.scope = scope
+        self.embedder = knowledge.embedder
+
+    def collections(self) -> list[str]:
+        shown = (self.scope.shown(name) for name in self.knowledge.collections())
+        return sorted({name for name in shown if name})
+
+    def _find(self, name: str) -> str:
+        """The stored collection `name` means to this caller: their own first, then shared."""
+        stored = self.knowledge.collections()
+        for candidate in (self.scope.prefix and self.scope.prefix + name, name):
+            if candidate and candidate in stored and self.scope.shown(candidate) == name:
+                return candidate
+        known = ", ".join(self.collections()) or "none yet"
+        raise UnknownCollectionError(
+            f"Unknown collection {name!r}. Yours to use: {known}. "
+            "Create one by adding documents to it."
+        )
+
+    def _changeable(self, name: str) -> str:
+        stored = self._find(name)
+        if not self.scope.may_change(stored):
+            raise AccessDenied(f"Collection {name!r} is shared: only an admin may change it.")
+        return stored
+
+    def ingest(self, name: str, items: Any, progress: Progress | None = None) -> IngestResult:
+        result = self.knowledge.ingest(self.scope.stored(name), items, progress)
+        return replace(result, collection=name)
+
+    def forget(self, name: str, source: str) -> int:
+        return self.knowledge.forget(self._changeable(name), source)
+
+    def delete(self, name: str) -> None:
+        self.knowledge.delete(self._changeable(name))
+
+    def documents(self, name: str) -> list[dict[str, Any]]:
+        return self.knowledge.documents(self._find(name))
+
+    def stats(self, name: str) -> dict[str, Any]:
+        return self.knowledge.stats(self._find(name))
+
+    def chunks(self, name: str) -> list[tuple[str, str]]:
+        return self.knowledge.chunks(self._find(name))
+
+    def source_texts(self, name: str) -> list[str]:
+        return self.knowledge.source_texts(self._find(name))
+
+    def search(self, name: str, query: str, k: int) -> list[Hit]:
+        return self.knowledge.search(self._find(name), query, k)
+
+    def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
+        return self.knowledge.search_vector(self._find(name), vector, k)
+
+    def search_many(self, name: str, queries: Sequence[str], k: int) -> Iterator[list[Hit]]:
+        return self.knowledge.search_many(self._find(name), queries, k)
+
+    def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
+        return self.knowledge.embed_queries(queries)
+
+
+class ScopedResources:
+    """`Resources` with the knowledge seen through `scope`; everything else (the model, the
+    embedder, adapters) is the shared object itself, never a copy."""
+
+    def __init__(self, shared: Resources, scope: Scope) -> None:
+        self.shared = shared
+        self.scope = scope
+        self.knowledge = ScopedKnowledge(shared.knowledge, scope)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.shared, name)
+
+
+def scoped(resources: Resources, scope: Scope) -> Resources:
+    """`resources` as `scope` sees them; on a server without users, everything as it is."""
+    if scope.user is None:
+        return resources
+    return ScopedResources(resources, scope)  # type: ignore[return-value]
