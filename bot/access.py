@@ -66,6 +66,12 @@ def password_matches(stored: str, password: str) -> bool:
 class User(BaseModel):
     role: Role
     password: str  # the scrypt hash, never the password
+    api_key: str | None = None  # the SHA-256 of the user's API key, never the key
+
+
+def _key_digest(key: str) -> str:
+    # API keys are 32 random bytes: a fast hash is enough (a slow one guards weak passwords).
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class Users(BaseModel):
@@ -93,6 +99,22 @@ class Users(BaseModel):
         user = self.users.get(name)
         stored = user.password if user else _NO_USER
         return password_matches(stored, password) and user is not None
+
+    def new_api_key(self, name: str) -> str:
+        """A new API key for user `name` (replacing any earlier one); only its hash is kept."""
+        if name not in self.users:
+            raise LookupError(f"No user {name!r}.")
+        key = "kbot-" + secrets.token_urlsafe(32)
+        self.users[name].api_key = _key_digest(key)
+        return key
+
+    def user_of_key(self, key: str) -> str | None:
+        """The user whose API key `key` is, or None."""
+        digest = _key_digest(key)
+        for name, user in self.users.items():
+            if user.api_key and hmac.compare_digest(user.api_key, digest):
+                return name
+        return None
 
     def role(self, name: str | None) -> Role | None:
         user = self.users.get(name or "")

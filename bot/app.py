@@ -22,6 +22,7 @@ from bot.ui.train import train_tab
 
 DEFAULT_BACKEND = "base"
 LOCAL = Access("local")
+CHAT_CONCURRENCY = 8  # answers generated at once; more wait in the queue
 # Beside escaping document text: the page loads images and media from this server alone, so
 # a remote image in a document is never fetched by a visitor's browser. Give it to `launch`.
 CONTENT_POLICY = (
@@ -152,7 +153,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                     stop_btn=True,
                 ),
                 api_name="chat",
-                concurrency_limit=8,
+                concurrency_limit=CHAT_CONCURRENCY,
                 fill_height=True,
             )
 

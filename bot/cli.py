@@ -373,6 +373,14 @@ def cmd_users(args: argparse.Namespace) -> int:
         if users.users.pop(args.name, None) is None:
             raise LookupError(f"No user {args.name!r} in {path}.")
         users.write(path)
+    elif args.action == "key":
+        key = users.new_api_key(args.name)
+        users.write(path)
+        if args.json:
+            _emit(args, {"path": str(path), "user": args.name, "api_key": key})
+        else:
+            _say(args, key)  # shown once: only its hash is stored
+        return 0
     if args.json:
         _emit(args, {"path": str(path), "users": users.listing()})
     else:
@@ -385,8 +393,14 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.serve import serve
+    from bot.settings import PACKAGED_MODEL
+    from bot.spaces import ensure_packaged_model, on_space, space_defaults
 
-    serve(_settings(args))
+    flags = model_values(args, Settings)
+    settings = load_settings(**(space_defaults() | flags))
+    if on_space() and settings.model == PACKAGED_MODEL:
+        ensure_packaged_model()
+    serve(settings)
     return 0
 
 
@@ -514,8 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
     users = commands.add_parser(
         "users", parents=common, help="who may sign in to the server (KBOT_AUTH)"
     )
-    users.add_argument("action", choices=["list", "add", "remove"])
-    users.add_argument("name", nargs="?", help="the user's name (add, remove)")
+    users.add_argument(
+        "action",
+        choices=["list", "add", "remove", "key"],
+        help="key: print a new API key for the user (for /v1/chat/completions)",
+    )
+    users.add_argument("name", nargs="?", help="the user's name (add, remove, key)")
     users.add_argument(
         "--role",
         choices=["admin", "user"],

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.access import decide_access
-from bot.app import CONTENT_POLICY, build_app
+from bot.api import mount_api
+from bot.app import CHAT_CONCURRENCY, CONTENT_POLICY, build_app
 from bot.service import create_service
 from bot.settings import Settings
 
@@ -34,8 +35,11 @@ def serve(settings: Settings, *, block: bool = True):
             "Chat only: this address is reachable by others and no users file is set "
             "(KBOT_AUTH), so the Knowledge, Train and Compare tabs are off."
         )
-    app = build_app(create_service(settings), access).queue(
-        default_concurrency_limit=8, max_size=settings.queue_size
+    service = create_service(settings)
+    # api_open=False: handlers run only through the queue (its size and concurrency limits
+    # apply), never through the direct /run routes.
+    app = build_app(service, access).queue(
+        default_concurrency_limit=CHAT_CONCURRENCY, max_size=settings.queue_size, api_open=False
     )
     launch = dict(
         server_name=settings.host,
@@ -50,6 +54,7 @@ def serve(settings: Settings, *, block: bool = True):
     )
     share = settings.share and _share_server_reachable()
     app.launch(share=share, **launch)
+    mount_api(app, service, access, CHAT_CONCURRENCY)
     if block:
         app.block_thread()
     return app

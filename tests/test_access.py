@@ -118,6 +118,10 @@ def test_users_file_keeps_hashes_only_and_checks_passwords(tmp_path: Path) -> No
     assert users.check("ada", "ada-secret-1") and users.role("ada") == "admin"
     assert not users.check("ada", "ada-secret-2") and not users.check("eve", "ada-secret-1")
     assert not password_matches("plain-text", "plain-text")
+    keyed = kbot("users", "key", "ada", "--auth", str(path), "--json", home=tmp_path / "home")
+    key = json.loads(keyed.stdout)["api_key"]
+    assert key not in path.read_text() and Users.read(path).user_of_key(key) == "ada"
+    assert Users.read(path).user_of_key(key + "x") is None
     short = kbot(
         "users", "add", "bo", "--password-stdin", "--auth", str(path),
         home=tmp_path / "home", input="short\n",

@@ -1,0 +1,199 @@
+"""An OpenAI-compatible API beside the chat UI: `/v1/models` and `/v1/chat/completions`.
+
+Model names are backend specs, as `kbot eval` takes them: `base`, `rag:COLLECTION`,
+`lora:ADAPTER`, `full:CHECKPOINT`, `rag+lora:COLLECTION:ADAPTER`. Any OpenAI client works:
+point its base URL at `http://HOST:PORT/v1`. On a signed-in server each user calls with their
+own API key (`kbot users key NAME`) and sees what they may see in the UI.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.access import Access, Scope
+from bot.backends import BackendError
+from bot.evaluation.runner import available_specs
+from bot.scoped import scoped
+from bot.service import ChatService, Reply
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    # Clients send more (temperature, max_tokens...): the server's settings decide those.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+def _refusal(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    """An error as OpenAI's clients read it."""
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+
+
+def openai_router(service: ChatService, access: Access, concurrency: int = 8) -> APIRouter:
+    """The routes, answering through `service` with the rights `access` gives each caller.
+    At most `concurrency` answers are generated at once; more are turned away (429)."""
+    router = APIRouter(prefix="/v1")
+    slots = threading.BoundedSemaphore(concurrency)
+
+    def caller(request: Request) -> ChatService | JSONResponse:
+        """The service as the caller may use it: on a signed-in server, by API key."""
+        scope = Scope()
+        if access.mode == "signed-in" and access.users is not None:
+            header = request.headers.get("authorization", "")
+            key = header.removeprefix("Bearer ").strip()
+            name = access.users.user_of_key(key) if key else None
+            if name is None:
+                return _refusal(401, "A valid API key is needed: `kbot users key NAME`.", "auth")
+            scope = Scope(name, admin=access.users.role(name) == "admin")
+        return ChatService(scoped(service.resources, scope), service.registry)
+
+    @router.get("/models", response_model=None)
+    def models(request: Request) -> dict[str, Any] | JSONResponse:
+        chat = caller(request)
+        if isinstance(chat, JSONResponse):
+            return chat
+        return {
+            "object": "list",
+            "data": [
+                {"id": spec, "object": "model", "created": 0, "owned_by": "kbot"}
+                for spec in available_specs(chat)
+            ],
+        }
+
+    @router.post("/chat/completions", response_model=None)
+    def completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
+        chat = caller(request)
+        if isinstance(chat, JSONResponse):
+            return chat
+        history = [m.model_dump() for m in body.messages if m.role in ("user", "assistant")]
+        if not history or history[-1]["role"] != "user":
+            return _refusal(400, "The last message must be the user's.")
+        question = _text(history.pop()["content"])
+        if not slots.acquire(blocking=False):
+            return _refusal(429, "The server is answering as many requests as it can.", "busy")
+        try:
+            backend, options = chat.registry.parse_spec(body.model)
+            replies = chat.reply(question, history, backend.id, options)
+            first = next(replies)  # a bad model name or option fails here, before any answer
+        except BackendError as error:
+            slots.release()
+            return _refusal(404 if "nknown" in str(error) else 400, str(error))
+        except BaseException:
+            slots.release()
+            raise
+        envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time())}
+        envelope["model"] = body.model
+        if not body.stream:
+            try:
+                *_, last = [first, *replies]
+            finally:
+                slots.release()
+            return JSONResponse(_completion(envelope, last))
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            _chunks(envelope, first, replies, usage, slots.release),
+            media_type="text/event-stream",
+        )
+
+    return router
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return content or ""
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.tokens,
+        "total_tokens": reply.prompt_tokens + reply.tokens,
+    }
+
+
+def _provenance(reply: Reply) -> dict[str, Any]:
+    """What the answer rests on, beside the standard fields (clients ignore what they do not
+    know)."""
+    return {"backend": reply.backend, "sources": reply.sources, "evidence": reply.evidence}
+
+
+def _completion(envelope: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    return envelope | {
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.answer},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(reply),
+        "kbot": _provenance(reply),
+    }
+
+
+def _chunks(
+    envelope: dict[str, Any],
+    first: Reply,
+    replies: Generator[Reply],
+    usage: bool,
+    release: Callable[[], None],
+) -> Iterator[str]:
+    """Server-sent events as OpenAI streams them: the answer's new text in each chunk, then
+    a chunk with the finish reason (and the usage when asked), then [DONE]. A client that goes
+    away closes this generator, which stops the generation."""
+
+    def event(choices: list[dict[str, Any]], **more: Any) -> str:
+        chunk = envelope | {"object": "chat.completion.chunk", "choices": choices} | more
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    def delta(text: str) -> str:
+        return event([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
+
+    try:
+        yield event([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}])
+        sent = 0
+        for reply in itertools.chain([first], replies):
+            # Growing snapshots stream their new text; a reply that is done at once (an empty
+            # or too long message) is sent whole.
+            text = reply.answer[sent:] if not reply.done else ("" if sent else reply.answer)
+            if text:
+                sent += len(text)
+                yield delta(text)
+            last = reply
+        yield event([{"index": 0, "delta": {}, "finish_reason": "stop"}], kbot=_provenance(last))
+        if usage:
+            yield event([], usage=_usage(last))
+        yield "data: [DONE]\n\n"
+    finally:
+        replies.close()
+        release()
+
+
+def mount_api(app: Any, service: ChatService, access: Access, concurrency: int = 8) -> None:
+    """Serve the API beside a launched Gradio app (`app.app` is its FastAPI server). Routes
+    added after start are matched like the others: Gradio has no catch-all route."""
+    app.app.include_router(openai_router(service, access, concurrency))
