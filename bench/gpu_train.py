@@ -1,7 +1,9 @@
 """Train an adapter with `adapters.train` on a GPU machine that has torch, transformers and
 peft but not this project's other packages (the device machine of docs/BENCHMARKS.md).
 
-Usage: python bench/gpu_train.py GGUF DATA.jsonl OUT_DIR NAME [TrainConfig field=value ...]
+Usage: python bench/gpu_train.py GGUF DATA OUT_DIR NAME [TrainConfig field=value ...]
+DATA: Q/A records (.jsonl) or the data `bench/knowledge.py --export-training` wrote (.json).
+The method is LoRA unless a `method=full` field says otherwise.
 
 The packaged GGUF is de-quantized into a transformers folder first, exactly as the app does
 on its first start (`bot.model`), so the adapter fits the model the app serves.
@@ -26,21 +28,36 @@ def convert(gguf: Path, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+def training_data(path: Path):
+    """Q/A records (.jsonl), or the whole training data `bench/knowledge.py
+    --export-training` wrote (.json: documents and Q/A pairs)."""
+    from adapters.data import TrainingData, load_records
+
+    if path.suffix != ".json":
+        return load_records(path)
+    fields = json.loads(path.read_text())
+    return TrainingData(
+        kind=fields["kind"],
+        conversations=tuple(tuple(c) for c in fields["conversations"]),
+        texts=tuple(fields["texts"]),
+        origin=fields["origin"],
+    )
+
+
 def main(gguf: str, data: str, out: str, name: str, *fields: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from adapters.data import load_records
     from adapters.registry import ArtifactRegistry
     from adapters.train import TrainConfig, train
 
     base = Path("/tmp/base-model")
     if not (base / "config.json").exists():
         convert(Path(gguf), base)
-    overrides = dict(field.split("=", 1) for field in fields)
-    config = TrainConfig(method="lora", name=name, **overrides)
+    overrides = {"method": "lora"} | dict(field.split("=", 1) for field in fields)
+    config = TrainConfig(name=name, **overrides)
     started = time.perf_counter()
     result = train(
         config,
-        load_records(Path(data)),
+        training_data(Path(data)),
         base_location=str(base),
         base_name="SmolLM2-135M-Instruct",
         system_prompt="",

@@ -14,7 +14,9 @@ All five answer the same --questions test questions (spread evenly over the test
 at 64 new tokens (SQuAD answers are short).
 
 Usage: python bench/knowledge.py [--articles 2] [--questions 60] [--threads 0] [--max-steps N]
-                                 [--quick]
+                                 [--quick] [--export-training FILE] [--trained DIR]
+Larger slices train faster on a GPU: --export-training writes the training data, which
+bench/gpu_train.py trains on (both methods, the same recipe), and --trained uses the result.
 Writes bench/results/knowledge.json and knowledge.html (the report `kbot eval --report` writes;
 knowledge_<A>a_<Q>q.* for other slices) and prints the table.
 """
@@ -22,9 +24,11 @@ knowledge_<A>a_<Q>q.* for other slices) and prints the table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -81,12 +85,25 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="trial: 1 article, 10 questions, 5 training steps"
     )
+    parser.add_argument(
+        "--export-training",
+        type=Path,
+        help="write the LoRA/full training data to this JSON file (for bench/gpu_train.py) "
+        "and stop",
+    )
+    parser.add_argument(
+        "--trained",
+        type=Path,
+        help="a folder holding lora/ and full/ trained elsewhere on the exported data "
+        "(bench/gpu_train.py): used instead of training here",
+    )
     args = parser.parse_args()
     if args.quick:
         args.articles, args.questions, args.max_steps = 1, 10, 5
 
     import torch
 
+    from adapters.meta import META_FILE
     from adapters.train import TrainConfig
     from bot.evaluation.questions import parse_questions
     from bot.evaluation.report import write_report
@@ -125,7 +142,16 @@ def main() -> None:
         assert not ingest.errors, ingest.errors
         data = training_data(resources, [train_file, folder])
         log(f"training data: {len(data.texts)} documents + {len(data.conversations)} Q/A pairs")
-        for method in ("lora", "full"):
+        if args.export_training:
+            args.export_training.write_text(json.dumps(dataclasses.asdict(data)))
+            log(f"wrote {args.export_training} (fingerprint {data.fingerprint})")
+            return
+        if args.trained:
+            for method in ("lora", "full"):
+                trained_on = json.loads((args.trained / method / META_FILE).read_text())
+                assert trained_on["data"]["fingerprint"] == data.fingerprint, method
+                shutil.copytree(args.trained / method, resources.artifacts.path(method))
+        for method in () if args.trained else ("lora", "full"):
             log(f"training {method}")
             config = TrainConfig(method=method, name=method, max_steps=args.max_steps)
             result = run_training(resources, config, data)
@@ -155,7 +181,7 @@ def main() -> None:
                 log(f"  {fraction:4.0%} {label}")
 
         comparison = compare(ChatService(resources), questions, specs, progress)
-        steps = {m: resources.artifacts.meta(m)["steps"] for m in ("lora", "full")}
+        steps = {m: resources.artifacts.meta(m).steps for m in ("lora", "full")}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = results_name(args)
@@ -170,6 +196,7 @@ def main() -> None:
         "train_questions": len(train_questions),
         "test_questions_answered": len(test),
         "training_steps": steps,
+        "trained": f"elsewhere: {args.trained}" if args.trained else "here",
         "max_new_tokens": MAX_NEW_TOKENS,
         "seconds": round(elapsed(), 1),
         **comparison.as_json(),
