@@ -135,9 +135,9 @@ def _usage(reply: Reply) -> dict[str, int]:
 
 
 def _provenance(reply: Reply) -> dict[str, Any]:
-    """What the answer rests on, beside the standard fields (clients ignore what they do not
-    know)."""
-    return {"backend": reply.backend, "sources": reply.sources, "evidence": reply.evidence}
+    """Where the answer came from (`bot/provenance.py`), beside the standard fields: clients
+    ignore what they do not know."""
+    return reply.provenance or {"backend": reply.backend}
 
 
 def _completion(envelope: dict[str, Any], reply: Reply) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import tempfile
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import gradio as gr
 
 from bot.access import Access, page_scope
 from bot.backends import BackendError
+from bot.provenance import conversation_json, conversation_markdown, conversation_turns
 from bot.scoped import scoped
 from bot.service import EVIDENCE_HEADING, ChatService, Reply
 from bot.ui.common import caller_view, one_line_errors
@@ -118,9 +121,28 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
         answering = ChatService(view, service.registry)
         try:
             for reply in answering.reply(message, history, backend, options):
-                yield render_reply(reply, names[reply.backend])
+                shown = render_reply(reply, names[reply.backend])
+                if reply.done and isinstance(shown, list):
+                    session = answered.setdefault(request.session_hash, deque(maxlen=500))
+                    session.append((shown[0]["content"], reply.answer, reply.provenance))
+                yield shown
         except BackendError as error:
             yield cannot_answer(str(error))
+
+    # The provenance of each browser session's answers, for exports; gone when it closes.
+    answered: dict[str, deque[tuple[str, str, dict[str, Any]]]] = {}
+
+    def forget_session(request: gr.Request) -> None:
+        answered.pop(request.session_hash, None)
+
+    def export(history: list[dict[str, Any]], request: gr.Request) -> list[str]:
+        turns = conversation_turns(history or [], list(answered.get(request.session_hash, ())))
+        if not turns:
+            raise gr.Error("Nothing to export yet: ask something first.")
+        folder = Path(tempfile.mkdtemp(prefix="kbot-chat-"))
+        (folder / "conversation.json").write_text(conversation_json(turns), encoding="utf-8")
+        (folder / "conversation.md").write_text(conversation_markdown(turns), encoding="utf-8")
+        return [str(folder / "conversation.json"), str(folder / "conversation.md")]
 
     # Uploaded files and results handed to browsers are deleted once this old.
     kept_s = service.resources.settings.upload_minutes * 60
@@ -141,10 +163,11 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             options = gr.JSON(value={}, visible=False, label="options")
 
         with gr.Tab("Chat"):
+            chatbot = gr.Chatbot(elem_id="chatbot", label="Conversation", height="65vh")
             gr.ChatInterface(
                 one_line_errors(chat),
                 additional_inputs=[backend, options],
-                chatbot=gr.Chatbot(elem_id="chatbot", label="Conversation", height="65vh"),
+                chatbot=chatbot,
                 textbox=gr.Textbox(
                     elem_id="message",
                     placeholder="Ask something…",
@@ -156,6 +179,15 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 concurrency_limit=CHAT_CONCURRENCY,
                 fill_height=True,
             )
+            with gr.Accordion("Export this conversation", open=False):
+                gr.Markdown(
+                    "JSON and Markdown, each answer with where it came from: backend, model, "
+                    "collection and its version, adapter and its training data, sources."
+                )
+                exporting = gr.Button("Export", size="sm", elem_id="export")
+                exported = gr.File(file_count="multiple", label="Files", elem_id="export-files")
+            exporting.click(export, chatbot, exported, api_visibility="private")
+            app.unload(forget_session)
 
         if access.tools:
             knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)

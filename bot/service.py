@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from bot.backends import BackendRegistry, default_registry
+from bot.provenance import answer_provenance, message_text
 from bot.resources import Resources
 from bot.settings import Settings
 
@@ -32,6 +33,7 @@ class Reply:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     tokens: int = 0
     prompt_tokens: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)  # set on the final reply
     latency_s: float = 0.0
     done: bool = False
 
@@ -47,16 +49,9 @@ class Reply:
             data["sources"] = self.sources
         if self.evidence:
             data["evidence"] = self.evidence
+        if self.provenance:
+            data["provenance"] = self.provenance
         return data
-
-
-def _text_of(content: Any) -> str:
-    """Text of a message's content, which Gradio may give as a string or a list of parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
 
 
 # The UI shows an answer's evidence under it, after this line; it is not part of the answer.
@@ -76,7 +71,7 @@ def history_messages(
     for turn in reversed(history):
         if not isinstance(turn, dict) or (turn.get("metadata") or {}).get("title"):
             continue
-        content = _text_of(turn.get("content")).split(f"\n\n{EVIDENCE_HEADING}\n")[0]
+        content = message_text(turn.get("content")).split(f"\n\n{EVIDENCE_HEADING}\n")[0]
         if not content:
             continue
         room -= len(content)
@@ -139,6 +134,7 @@ class ChatService:
         reply.answer = reply.answer.strip()
         reply.latency_s = time.perf_counter() - started
         reply.done = True
+        reply.provenance = answer_provenance(self.resources, chosen.id, parsed.model_dump(), reply)
         yield reply
 
 

@@ -4,7 +4,6 @@ server: users with API keys, their own and shared collections, streaming and usa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
@@ -55,8 +54,9 @@ def test_a_chat_completion_answers_from_the_callers_collection_with_usage(api: d
     answer = completion.choices[0].message.content
     assert "4471" in answer and completion.choices[0].finish_reason == "stop"
     assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
-    sources = completion.model_extra["kbot"]["sources"]
-    assert [Path(s["source"]).name for s in sources] == ["locker.txt"]
+    origin = completion.model_extra["kbot"]  # where the answer came from
+    assert [s["source"] for s in origin["sources"]] == ["locker.txt"]
+    assert origin["backend"] == "rag" and origin["collection"]["name"] == "lockers"
 
     stream = client(api, "bo").chat.completions.create(
         model="rag:lockers",

@@ -58,6 +58,23 @@ class ImageServer:
         self.server.shutdown()
 
 
+def export_conversation(page: Page) -> dict:
+    """Export the chat from its accordion; returns the JSON file's content (the Markdown file
+    is checked to be there too)."""
+    page.get_by_text("Export this conversation").click()
+    page.locator("#export").click()
+    links = page.locator("#export-files a")
+    try:
+        expect(links).to_have_count(2, timeout=30_000)
+    except AssertionError:
+        raise AssertionError(page.locator(".toast-body").all_inner_texts()) from None
+    hrefs = {name: links.nth(i).get_attribute("href") for i, name in enumerate(["a", "b"])}
+    files = {href.rsplit("/", 1)[-1]: page.request.get(href) for href in hrefs.values()}
+    assert {"conversation.json", "conversation.md"} == set(files)
+    assert "**You:** Who is the keeper" in files["conversation.md"].text()
+    return files["conversation.json"].json()
+
+
 def open_chat(browser: Browser, url: str) -> Page:
     page = browser.new_context().new_page()
     page.goto(url)
@@ -173,6 +190,18 @@ def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
     sources = page.locator("#chatbot .thought").first.inner_text()
     assert "[1]" in sources and "lighthouse.md" in sources and "Elspeth Varrow" in sources
     assert "<img src=" in sources  # shown as text, not rendered
+    exported = export_conversation(page)
+    answer = exported["turns"][1]
+    assert exported["turns"][0] == {
+        "role": "user",
+        "content": "Who is the keeper of the Korrin lighthouse?",
+    }
+    assert answer["content"] and answer["content"] in bot_answers(page)[0]
+    origin = answer["provenance"]
+    assert origin["backend"] == "rag" and origin["collection"]["name"] == "browser-docs"
+    assert len(origin["collection"]["version"]) == 12 and origin["model"]
+    assert origin["sources"][0]["source"] == "lighthouse.md"
+    assert "Elspeth Varrow" in origin["sources"][0]["text"]
     # And should markup ever slip through, the page's content policy blocks remote images.
     page.evaluate(f"document.body.appendChild(new Image()).src = '{images.url}/slipped.png'")
     page.wait_for_timeout(1000)

@@ -68,7 +68,12 @@ def test_every_json_command_prints_exactly_one_json_document(
     assert [r["id"] for r in outputs["retrieve"][1]] == ["q1", 2]
     assert outputs["retrieve"][0][0]["source"].endswith("owls.html")
     asked = outputs["ask"][0]
-    assert set(asked) == {"answer", "backend", "latency_s", "tokens", "sources", "evidence"}
+    assert set(asked) == {
+        "answer", "backend", "latency_s", "tokens", "prompt_tokens", "sources", "evidence",
+        "provenance",
+    }  # fmt: skip
+    assert asked["provenance"]["collection"]["name"] == "cli-json"
+    assert asked["provenance"]["sources"][0]["source"] == "owls.html"
     assert asked["evidence"][0]["source"].endswith("owls.html")
     assert asked["backend"] == "rag" and asked["tokens"] > 0
     assert asked["sources"][0]["source"].endswith("owls.html")

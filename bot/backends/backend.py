@@ -21,6 +21,11 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def validation_problems(error: ValidationError, whole: str = "value") -> str:
+    """A pydantic error as one line a user can act on: "field: what is wrong; ..."."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in error.errors())
+
+
 class BackendError(ValueError):
     """A request names a backend or options that cannot be used; the message says why."""
 
@@ -68,9 +73,7 @@ class Backend(ABC):
         try:
             return self.Options.model_validate(options or {})
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in error.errors()
-            )
+            problems = validation_problems(error, "options")
             raise BackendError(f"Invalid options for backend {self.id!r}: {problems}") from None
 
     @abstractmethod

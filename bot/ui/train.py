@@ -11,10 +11,12 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from pydantic import ValidationError
 
 from adapters.meta import ArtifactMeta
 from adapters.train import TrainConfig
 from bot.access import Access
+from bot.backends.backend import validation_problems
 from bot.resources import Resources
 from bot.training import (
     question_set_path,
@@ -163,6 +165,8 @@ def train_tab(
                     paths.append(question_set_path(resources, form[qa_set]))
                 gather = reader_training_data if config.as_reader else training_data
                 data = gather(resources, paths or None, form[collection] or None)
+            except ValidationError as error:
+                raise gr.Error(f"Invalid recipe: {validation_problems(error)}") from None
             except Exception as error:
                 raise gr.Error(str(error)) from None
             cancel = _cancels[request.session_hash] = threading.Event()
