@@ -3,7 +3,11 @@
 Four ways to serve, decided once at start (`decide_access`):
   * local: on a loopback address without sign-in; the one person at the machine may do all.
   * signed-in: `KBOT_AUTH` names a users file; everyone signs in, and each user's role says
-    what they may do (admins: ingest, forget, train, write questions, run comparisons).
+    which data they work on (`Scope`): admins on the shared collections, adapters and
+    question sets; users on private ones of their own, reading the shared ones. On a
+    Hugging Face Space, `KBOT_AUTH=huggingface` signs people in with their Hugging Face
+    account instead (`KBOT_ADMINS` names the admins); visitors who have not signed in may
+    chat with the shared data.
   * chat-only: reachable by others (a share link, a non-loopback host) without sign-in. The
     Knowledge, Train and Compare tabs are not built at all, so their handlers do not exist.
   * open: the same, with every tab, because the operator said so (`--unsafe-public`).
@@ -17,8 +21,11 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import re
 import secrets
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -133,10 +140,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# KBOT_AUTH's value for signing in with Hugging Face (Gradio's OAuth, on a Space).
+HF_SIGN_IN = "huggingface"
+
+
+def hf_username(request: Any) -> str | None:
+    """The Hugging Face account signed in on this request's browser session, as Gradio's
+    OAuth keeps it (`gr.OAuthProfile` reads the same), or None."""
+    try:
+        info = request.request.session.get("oauth_info") or {}
+    except (AttributeError, AssertionError):  # no session: sign-in is not on
+        return None
+    if info.get("expires_at") is not None and info["expires_at"] < time.time():
+        return None
+    return (info.get("userinfo") or {}).get("preferred_username") or None
+
+
 @dataclass(frozen=True)
 class Access:
     mode: Mode
     users: Users | None = None
+    # Signing in with Hugging Face: the accounts that are admins (everyone else is a user).
+    hf_admins: frozenset[str] | None = None
+
+    @property
+    def hf_sign_in(self) -> bool:
+        return self.hf_admins is not None
+
+    def caller(self, request: Any) -> tuple[str, Role] | None:
+        """Who is calling and in which role, on a signed-in server; None if not signed in."""
+        if self.hf_admins is not None:
+            name = hf_username(request)
+            return (name, "admin" if name in self.hf_admins else "user") if name else None
+        name = getattr(request, "username", None)
+        role = self.users.role(name) if self.users and name else None
+        return (name, role) if name and role else None
 
     @property
     def tools(self) -> bool:
@@ -144,18 +182,19 @@ class Access:
         return self.mode != "chat-only"
 
     def require(self, request: Any, action: str) -> None:
-        """Refuse `action` (a phrase: "train models") unless the caller may do it."""
+        """Refuse `action` (a phrase: "train models") unless the caller may do it here. What
+        it works on is the caller's `Scope`: there a user cannot reach shared or others' data."""
         if self.mode in ("local", "open"):
             return
         if self.mode == "chat-only":
             raise AccessDenied(f"This server is chat-only: nobody may {action} here.")
-        username = getattr(request, "username", None)
-        if self.users is None or self.users.role(username) != "admin":
-            raise AccessDenied(f"Only an admin may {action}.")
+        if self.caller(request) is None:
+            raise AccessDenied(f"Sign in to {action}.")
 
 
-# Private collections are stored as "u<10 hex of the user's name>-<name>": one flat store, in
-# which a user's names never meet another's. Shared names may not take that form.
+# Private collections, adapters and question sets are stored as "u<10 hex of the user's
+# name>-<name>": one flat store each, in which a user's names never meet another's. Shared
+# names may not take that form.
 _PRIVATE = re.compile(r"u[0-9a-f]{10}-(.+)")
 
 
@@ -167,6 +206,8 @@ class Scope:
 
     user: str | None = None
     admin: bool = True
+    # Visitors who have not signed in (Hugging Face sign-in): the shared data, to read only.
+    read_only: bool = False
 
     @property
     def prefix(self) -> str | None:
@@ -175,24 +216,47 @@ class Scope:
             return None
         return f"u{hashlib.sha256(self.user.encode()).hexdigest()[:10]}-"
 
-    def stored(self, name: str) -> str:
-        """Where a collection this caller creates or changes under `name` is stored."""
-        name = validate_name(name)
+    def stored(self, name: str, kind: str = "collection") -> str:
+        """Where a collection (or adapter, question set: `kind`) this caller creates or
+        changes under `name` is stored."""
+        if self.read_only:
+            raise AccessDenied("Sign in to add or change anything.")
+        name = validate_name(name, kind)
         if self.prefix is None:
             if _PRIVATE.fullmatch(name):
-                raise InvalidNameError(f"Invalid collection name {name!r}: reserved.")
+                raise InvalidNameError(f"Invalid {kind} name {name!r}: reserved.")
             return name
-        return validate_name(self.prefix + name)
+        return validate_name(self.prefix + name, kind)
 
     def shown(self, stored: str) -> str | None:
-        """The name this caller knows a stored collection by; None if it is not theirs to see."""
+        """The name this caller knows a stored item by; None if it is not theirs to see."""
         if not _PRIVATE.fullmatch(stored):
             return stored
         if self.prefix and stored.startswith(self.prefix):
             return stored[len(self.prefix) :]
         return None
 
+    def resolve(self, name: str, stored: Iterable[str]) -> str | None:
+        """The stored name that `name` means to this caller among `stored`: their own first,
+        then a shared one; None if neither exists."""
+        present = set(stored)
+        for candidate in (self.prefix and self.prefix + name, name):
+            if candidate and candidate in present and self.shown(candidate) == name:
+                return candidate
+        return None
+
+    def visible(self, stored: Iterable[str]) -> list[str]:
+        """The names this caller sees among `stored`, sorted, each once."""
+        return sorted({shown for shown in map(self.shown, stored) if shown})
+
+    def folder(self, root: Path) -> Path:
+        """Where this caller's own files under `root` go (reports): a user's in a folder of
+        their own, the shared ones in `root` itself."""
+        return root / self.prefix.rstrip("-") if self.prefix else root
+
     def may_change(self, stored: str) -> bool:
+        if self.read_only:
+            return False
         private = bool(_PRIVATE.fullmatch(stored))
         return stored.startswith(self.prefix) if self.prefix else not private
 
@@ -200,23 +264,36 @@ class Scope:
 def page_scope(access: Access) -> Scope:
     """What a page holds before its user is known (and what admins work on): on a signed-in
     server, the shared data alone; on others, everything."""
-    return Scope("", admin=True) if access.mode == "signed-in" else Scope()
+    return Scope("", admin=True, read_only=True) if access.mode == "signed-in" else Scope()
 
 
 def scope_of(access: Access, request: Any) -> Scope:
     """The scope of a request: signed-in users by their role, everyone else shared."""
-    if access.mode != "signed-in" or access.users is None:
+    if access.mode != "signed-in":
         return Scope()
-    username = getattr(request, "username", None)
-    role = access.users.role(username)
-    if role is None:
+    caller = access.caller(request)
+    if caller is None and access.hf_sign_in:
+        return page_scope(access)
+    if caller is None:
         raise AccessDenied("Sign in first.")
-    return Scope(username, admin=role == "admin")
+    name, role = caller
+    return Scope(name, admin=role == "admin")
 
 
 def decide_access(
-    host: str, share: bool, auth_file: Path | None, unsafe_public: bool = False
+    host: str,
+    share: bool,
+    auth_file: Path | None,
+    unsafe_public: bool = False,
+    admins: str = "",
 ) -> Access:
+    if auth_file is not None and str(auth_file) == HF_SIGN_IN:
+        if not os.environ.get("SPACE_ID"):
+            raise ValueError(
+                f"KBOT_AUTH={HF_SIGN_IN} signs in with Hugging Face accounts, which works on "
+                "a Hugging Face Space (with `hf_oauth: true` in its README) only."
+            )
+        return Access("signed-in", hf_admins=frozenset(admins.replace(",", " ").split()))
     if auth_file is not None:
         users = Users.read(auth_file)
         if not users.users:

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.access import Access, Scope
-from bot.backends import BackendError
+from bot.access import Access, Scope, page_scope
+from bot.backends import BackendError, UnknownNameError
 from bot.evaluation.runner import available_specs
 from bot.scoped import scoped
 from bot.service import ChatService, Reply
@@ -60,7 +60,9 @@ def openai_router(service: ChatService, access: Access, concurrency: int = 8) ->
     def caller(request: Request) -> ChatService | JSONResponse:
         """The service as the caller may use it: on a signed-in server, by API key."""
         scope = Scope()
-        if access.mode == "signed-in" and access.users is not None:
+        if access.hf_sign_in:  # keys belong to a users file: here the API is a visitor's
+            scope = page_scope(access)
+        elif access.mode == "signed-in" and access.users is not None:
             header = request.headers.get("authorization", "")
             key = header.removeprefix("Bearer ").strip()
             name = access.users.user_of_key(key) if key else None
@@ -99,7 +101,7 @@ def openai_router(service: ChatService, access: Access, concurrency: int = 8) ->
             first = next(replies)  # a bad model name or option fails here, before any answer
         except BackendError as error:
             slots.release()
-            return _refusal(404 if "nknown" in str(error) else 400, str(error))
+            return _refusal(404 if isinstance(error, UnknownNameError) else 400, str(error))
         except BaseException:
             slots.release()
             raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import tempfile
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from bot.backends import BackendError
 from bot.provenance import conversation_json, conversation_markdown, conversation_turns
 from bot.scoped import scoped
 from bot.service import EVIDENCE_HEADING, ChatService, Reply
-from bot.ui.common import caller_view, one_line_errors
+from bot.ui.common import caller_view, download_folder, one_line_errors
 from bot.ui.compare import compare_tab
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
@@ -139,7 +138,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
         turns = conversation_turns(history or [], list(answered.get(request.session_hash, ())))
         if not turns:
             raise gr.Error("Nothing to export yet: ask something first.")
-        folder = Path(tempfile.mkdtemp(prefix="kbot-chat-"))
+        folder = download_folder(kept_s)
         (folder / "conversation.json").write_text(conversation_json(turns), encoding="utf-8")
         (folder / "conversation.md").write_text(conversation_markdown(turns), encoding="utf-8")
         return [str(folder / "conversation.json"), str(folder / "conversation.md")]
@@ -149,6 +148,8 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
     with gr.Blocks(title="Knowledge Bot", delete_cache=(kept_s, kept_s)) as app:
         with gr.Sidebar(open=True):
             gr.Markdown("## Knowledge Bot")
+            if access.hf_sign_in:
+                gr.LoginButton(elem_id="hf-sign-in")  # Gradio adds the OAuth routes for it
             backend = gr.Dropdown(
                 choices=[(b.name, b.id) for b in backends],
                 value=DEFAULT_BACKEND,
@@ -191,9 +192,8 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
 
         if access.tools:
             knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
-            # Training and comparisons are for admins, who work on the shared data.
-            train_tab(shared.resources, access, controls.dropdowns, controls.refreshed_choices)
-            compare_tab(shared, access)
+            train_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
+            compare_tab(service, access)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bot.access import Scope
 from bot.llm import LocalChatModel
 from bot.model import CheckpointCache, GenerationParams, LoadedModel, Weights, load_model
 from bot.settings import Settings
@@ -17,6 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class Resources:
+    # Whose data these are: everything shared. A signed-in caller sees them through
+    # `bot.scoped.ScopedResources`, which has a scope of its own.
+    scope = Scope()
+
     def __init__(self, settings: Settings) -> None:
         # The model and the embedder load on first use; `load()` forces the model at start.
         self.settings = settings

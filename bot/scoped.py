@@ -1,13 +1,17 @@
-"""The shared resources as one caller sees them: their own private collections and the shared
-ones, by the names they know them by. Handlers of a signed-in server work through these views,
-so the backends, the training glue and the evaluation need no notion of users."""
+"""The shared resources as one caller sees them: their own private collections, adapters and
+question sets and the shared ones, by the names they know them by. Handlers of a signed-in
+server work through these views, so the backends, the training glue and the evaluation need
+no notion of users."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from adapters.meta import ArtifactMeta
+from adapters.registry import ArtifactRegistry, UnknownArtifactError
 from bot.access import AccessDenied, Scope
 from bot.resources import Resources
 from knowledge.knowledge_base import KnowledgeBase
@@ -24,15 +28,13 @@ class ScopedKnowledge:
         self.embedder = knowledge.embedder
 
     def collections(self) -> list[str]:
-        shown = (self.scope.shown(name) for name in self.knowledge.collections())
-        return sorted({name for name in shown if name})
+        return self.scope.visible(self.knowledge.collections())
 
     def _find(self, name: str) -> str:
         """The stored collection `name` means to this caller: their own first, then shared."""
-        stored = self.knowledge.collections()
-        for candidate in (self.scope.prefix and self.scope.prefix + name, name):
-            if candidate and candidate in stored and self.scope.shown(candidate) == name:
-                return candidate
+        stored = self.scope.resolve(name, self.knowledge.collections())
+        if stored is not None:
+            return stored
         known = ", ".join(self.collections()) or "none yet"
         raise UnknownCollectionError(
             f"Unknown collection {name!r}. Yours to use: {known}. "
@@ -80,14 +82,57 @@ class ScopedKnowledge:
         return self.knowledge.embed_queries(queries)
 
 
+class ScopedArtifacts:
+    """`ArtifactRegistry` with names as `scope` knows them: the caller's own adapters and
+    checkpoints, then the shared ones. Other users' do not exist here."""
+
+    def __init__(self, registry: ArtifactRegistry, scope: Scope) -> None:
+        self.registry = registry
+        self.scope = scope
+
+    def names(self) -> list[str]:
+        return self.scope.visible(self.registry.names())
+
+    def names_of(self, method: str) -> list[str]:
+        return [name for name in self.names() if self.meta(name).method == method]
+
+    def _find(self, name: str) -> str:
+        stored = self.scope.resolve(name, self.registry.names())
+        if stored is None:
+            known = ", ".join(self.names()) or "none yet"
+            raise UnknownArtifactError(
+                f"Unknown adapter or checkpoint {name!r}. Existing: {known}."
+            )
+        return stored
+
+    def meta(self, name: str) -> ArtifactMeta:
+        return self.registry.meta(self._find(name))
+
+    def path(self, name: str) -> Path:
+        return self.registry.path(self._find(name))
+
+    def all(self) -> list[tuple[str, ArtifactMeta]]:
+        return [(name, self.meta(name)) for name in self.names()]
+
+    def delete(self, name: str) -> None:
+        stored = self._find(name)
+        if not self.scope.may_change(stored):
+            raise AccessDenied(f"Adapter {name!r} is shared: only an admin may change it.")
+        self.registry.delete(stored)
+
+    def check_free(self, name: str, overwrite: bool) -> None:
+        self.registry.check_free(self.scope.stored(name, "adapter"), overwrite)
+
+
 class ScopedResources:
-    """`Resources` with the knowledge seen through `scope`; everything else (the model, the
-    embedder, adapters) is the shared object itself, never a copy."""
+    """`Resources` with the knowledge and the trained artifacts seen through `scope`;
+    everything else (the model, the embedder) is the shared object itself, never a copy."""
 
     def __init__(self, shared: Resources, scope: Scope) -> None:
         self.shared = shared
         self.scope = scope
         self.knowledge = ScopedKnowledge(shared.knowledge, scope)
+        self.artifacts = ScopedArtifacts(shared.artifacts, scope)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.shared, name)

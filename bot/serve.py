@@ -29,7 +29,9 @@ def _share_server_reachable() -> bool:
 def serve(settings: Settings, *, block: bool = True):
     """Serve the chat on `settings.host:port`; returns the running app when `block` is False.
     Who may do what follows from the address and the users file (`bot/access.py`)."""
-    access = decide_access(settings.host, settings.share, settings.auth, settings.unsafe_public)
+    access = decide_access(
+        settings.host, settings.share, settings.auth, settings.unsafe_public, settings.admins
+    )
     if access.mode == "chat-only":
         print(
             "Chat only: this address is reachable by others and no users file is set "

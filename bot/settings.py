@@ -100,8 +100,14 @@ class Settings(BaseSettings):
     share: bool = False
     auth: Path | None = Field(
         default=None,
-        description="A users file (`kbot users add`): everyone signs in, and only admins "
-        "ingest, forget, train and run comparisons.",
+        description="A users file (`kbot users add`): everyone signs in; users keep private "
+        "collections and adapters, admins the shared ones. On a Hugging Face Space, "
+        "`huggingface` signs people in with their Hugging Face accounts.",
+    )
+    admins: str = Field(
+        default="",
+        description="With KBOT_AUTH=huggingface: the Hugging Face accounts that are admins "
+        "(comma-separated); everyone else who signs in is a user.",
     )
     unsafe_public: bool = Field(
         default=False,

@@ -22,7 +22,6 @@ from bot.model import model_location
 from bot.resources import Resources
 from bot.settings import Settings
 from common import compute
-from common.names import validate_name
 
 
 def training_data(
@@ -122,8 +121,9 @@ def generate_questions(
     )
     if not pairs:
         raise DataError(f"no usable question could be written from collection {collection!r}")
-    path = resources.settings.questions_dir / f"{validate_name(collection)}.jsonl"
-    return write_questions(path, pairs), pairs
+    stored = resources.scope.stored(collection, "question set")
+    path = write_questions(resources.settings.questions_dir / f"{stored}.jsonl", pairs)
+    return path, pairs
 
 
 def _reading_checks(resources: Resources, collection: str) -> tuple[Span, RoundTrip]:
@@ -149,19 +149,36 @@ def _reading_checks(resources: Resources, collection: str) -> tuple[Span, RoundT
     return span, round_trip
 
 
-def question_sets(resources: Resources) -> list[str]:
-    """Names of the question/answer files generated so far (under KBOT_HOME/questions)."""
+def _question_files(resources: Resources) -> dict[str, Path]:
+    """The question/answer files generated so far (under KBOT_HOME/questions) that the caller
+    may read, by the name they know each by: their own first, then the shared ones."""
     folder = resources.settings.questions_dir
-    return sorted(p.name for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+    stems = {p.stem: p for p in folder.glob("*.jsonl")} if folder.is_dir() else {}
+    scope = resources.scope
+    return {
+        f"{name}.jsonl": stems[stored]
+        for name in scope.visible(stems)
+        if (stored := scope.resolve(name, stems))
+    }
+
+
+def question_sets(resources: Resources) -> list[str]:
+    """Names of the question sets the caller may read (`<collection>.jsonl`)."""
+    return sorted(_question_files(resources))
 
 
 def question_set_path(resources: Resources, name: str) -> Path:
     """The file of question set `name`, one of `question_sets`: the name comes from a client,
     so it picks a file from the list and never becomes a path itself."""
-    for known in question_sets(resources):
-        if known == name:
-            return resources.settings.questions_dir / known
-    raise LookupError(f"Unknown question set {name!r}: write one from a collection first.")
+    known = _question_files(resources)
+    if name not in known:
+        raise LookupError(f"Unknown question set {name!r}: write one from a collection first.")
+    return known[name]
+
+
+def stored_as(resources: Resources, config: TrainConfig) -> TrainConfig:
+    """`config` with the artifact's name as it is stored: a user's adapters are their own."""
+    return config.model_copy(update={"name": resources.scope.stored(config.name, "adapter")})
 
 
 def run_training(
@@ -173,6 +190,7 @@ def run_training(
     history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
     settings = resources.settings
+    config = stored_as(resources, config)
     # On the compute thread like all torch work (`common/compute.py`): on a thread of its own
     # it trained half as fast once the model or embedder had run. Chat waits meanwhile.
     return compute.run(
@@ -229,16 +247,25 @@ def run_training_in_child(
     the current step; nothing is saved then. One runs at a time per server: a run waits here
     until the one before it, cancelled or not, has ended."""
     with _ONE_AT_A_TIME:
-        return _train_in_child(resources, config, data, progress, cancel, history)
+        return _watch_child(
+            resources.settings,
+            stored_as(resources, config),
+            data,
+            resources.reader if config.as_reader else None,
+            progress,
+            cancel,
+            history,
+        )
 
 
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def _train_in_child(
-    resources: Resources,
+def _watch_child(
+    settings: Settings,
     config: TrainConfig,
     data: TrainingData,
+    start_from: Path | None,
     progress: Progress | None,
     cancel: threading.Event | None,
     history: list[dict[str, float]] | None,
@@ -246,10 +273,9 @@ def _train_in_child(
     context = multiprocessing.get_context("spawn")  # fork would copy the server's threads
     events = context.Queue()
     stop = context.Event()
-    start_from = resources.reader if config.as_reader else None
     child = context.Process(
         target=_train_child,
-        args=(resources.settings, config, data, start_from, events, stop),
+        args=(settings, config, data, start_from, events, stop),
         name=f"kbot-train-{config.name}",
         daemon=True,
     )

@@ -140,22 +140,91 @@ def test_anonymous_callers_reach_nothing_when_users_are_set(signed_in: str) -> N
     assert joined.status_code == 401
 
 
-def test_only_admins_run_the_handlers_that_change_or_cost(
-    signed_in: str, resources: Resources
+def inputs_of(config: dict, fn_index: int, values: dict[str, Any]) -> list:
+    """The data for handler `fn_index`: `values` by their components' elem_ids, None else."""
+    elem_ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    return [values.get(elem_ids.get(i)) for i in config["dependencies"][fn_index]["inputs"]]
+
+
+def run_handler(client: httpx.Client, elem_id: str, values: dict[str, Any], page: str = "") -> dict:
+    config = client.get("/config").json()
+    fn_index, trigger = handler_of(config, elem_id)
+    return call(client, fn_index, trigger, inputs_of(config, fn_index, values), page)
+
+
+def train_over_http(url: str, user: str, name: str, data: Path, overwrite: bool = False) -> dict:
+    client = session(url, user)
+    values = {
+        "train-method": "lora",
+        "train-name": name,
+        "train-max_steps": 2,
+        "train-overwrite": overwrite,
+        "train-files": [upload(client, data)],
+    }
+    return run_handler(client, "train-start", values)
+
+
+def test_users_train_adapters_of_their_own(
+    signed_in: str, resources: Resources, facts_file: Path
 ) -> None:
-    user, admin = session(signed_in, "bo"), session(signed_in, "ada")
-    config = user.get("/config").json()
-    attempts = {"train-start": (None, "train models")}
-    for elem_id, (data, action) in attempts.items():
-        fn_index, trigger = handler_of(config, elem_id)
-        inputs = config["dependencies"][fn_index]["inputs"]
-        data = data if data is not None else [None] * len(inputs)
-        refused = call(user, fn_index, trigger, data)
-        assert not refused["success"]
-        assert refused["output"]["error"] == f"Only an admin may {action}."
-        # The admin gets past the check, to the handler's own complaint about the input.
-        allowed = call(admin, fn_index, trigger, data)
-        assert "Only an admin" not in json.dumps(allowed)
+    trained = train_over_http(signed_in, "bo", "pocket", facts_file)
+    assert trained["success"], trained
+    assert "**pocket** is ready" in json.dumps(trained)
+    stored = [name for name in resources.artifacts.names() if name.endswith("-pocket")]
+    assert len(stored) == 1 and stored[0] != "pocket"  # private to bo, not shared
+    made = resources.artifacts.meta(stored[0]).created_at
+
+    question = "What colour is the Vellmoor bridge?"
+    answer, info = ask(signed_in, "bo", question, backend="lora", options={"adapter": "pocket"})
+    assert info.startswith("LoRA") and answer
+    # cy can neither use bo's adapter nor learn that it exists...
+    answer, info = ask(signed_in, "cy", question, backend="lora", options={"adapter": "pocket"})
+    assert info.startswith("⚠️ Unknown adapter or checkpoint 'pocket'. Existing:")
+    assert info.count("pocket") == 1 and not answer
+    # ...nor overwrite it: asking to overwrite "pocket" makes an adapter of her own.
+    assert train_over_http(signed_in, "cy", "pocket", facts_file, overwrite=True)["success"]
+    assert resources.artifacts.meta(stored[0]).created_at == made
+    assert len([name for name in resources.artifacts.names() if name.endswith("-pocket")]) == 2
+    assert "pocket" not in resources.artifacts.names()  # admins see the shared ones alone
+
+
+def test_users_question_sets_and_reports_are_their_own(
+    signed_in: str, resources: Resources, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.txt"
+    ledger.write_text(
+        "The Harrowgate ledger was kept by Mirela Osk. She recorded every shipment of salt "
+        "that reached the port of Harrowgate in the year 1822."
+    )
+    assert ingest(signed_in, "bo", "ledger", ledger)["success"]
+    bo, cy = session(signed_in, "bo"), session(signed_in, "cy")
+    assert run_handler(bo, "tab-compare", {}, "bo-page")["success"]  # bo's choices on bo's page
+    written = run_handler(
+        bo,
+        "compare-generate",
+        {"compare-gen-collection": "ledger", "compare-gen-chunks": 1},
+        "bo-page",
+    )
+    assert written["success"], written
+    frame, saved = written["output"]["data"]
+    assert saved["value"] == "ledger.jsonl" and frame["data"]
+
+    loaded = run_handler(bo, "compare-saved", {"compare-saved": "ledger.jsonl"}, "bo-page")
+    assert loaded["success"] and loaded["output"]["data"][0]["data"] == frame["data"]
+    assert run_handler(cy, "tab-compare", {}, "cy-page")["success"]
+    refused = run_handler(cy, "compare-saved", {"compare-saved": "ledger.jsonl"}, "cy-page")
+    assert not refused["success"] and "Harrowgate" not in json.dumps(refused)
+    assert "ledger.jsonl" not in json.dumps(cy.get("/config").json())
+
+    compared = run_handler(
+        bo, "compare-run", {"compare-backends": ["base"], "compare-questions": frame}, "bo-page"
+    )
+    assert compared["success"], compared
+    report = compared["output"]["data"][4]
+    assert str(resources.settings.home) not in json.dumps(report)
+    reports = resources.settings.home / "reports"
+    own = [p for p in reports.glob("u*/*.html") if p.name == report["orig_name"]]
+    assert len(own) == 1 and not (reports / report["orig_name"]).exists()
 
 
 def test_chat_only_servers_do_not_build_the_other_tabs(resources: Resources) -> None:
@@ -186,12 +255,21 @@ def ingest(url: str, user: str, collection: str, path: Path) -> dict:
     return call(client, fn_index, trigger, [collection, [upload(client, path)]])
 
 
-def ask(url: str, user: str, question: str, collection: str) -> tuple[str, str]:
-    """The answer and the info line (or why it was not answered) of a RAG chat."""
+def ask(
+    url: str,
+    user: str,
+    question: str,
+    collection: str = "",
+    backend: str = "rag",
+    options: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """The answer and the info line (or why it was not answered) of a chat, by default RAG
+    over `collection`."""
     from gradio_client import Client
 
     client = Client(url, auth=(user, PASSWORDS[user]), verbose=False)
-    messages = client.predict(question, "rag", {"collection": collection}, api_name="/chat")
+    options = options if options is not None else {"collection": collection}
+    messages = client.predict(question, backend, options, api_name="/chat")
     answer = "".join(m["content"] for m in messages if not (m.get("metadata") or {}).get("title"))
     info = "".join(
         m["metadata"]["title"] for m in messages if (m.get("metadata") or {}).get("title")
@@ -252,3 +330,76 @@ def documents_of(client: httpx.Client, collection: str, page: str = "") -> list:
     shown = call(client, fn_index, trigger, [collection], page)
     assert shown["success"], shown
     return shown["output"]["data"][1]["choices"]
+
+
+OAUTH_SECRET = "space-oauth-secret"
+
+
+def hf_session(url: str, account: str | None) -> httpx.Client:
+    """A browser session as Gradio's OAuth callback leaves it once `account` signed in with
+    Hugging Face (huggingface.co is out of reach here, so the signed cookie is made directly,
+    with the Space's secret, exactly as Starlette's session middleware signs it)."""
+    import base64
+    import hashlib
+    import time
+
+    import itsdangerous
+
+    client = httpx.Client(base_url=url, timeout=60)
+    if account:
+        info = {"userinfo": {"preferred_username": account}, "expires_at": time.time() + 3600}
+        data = base64.b64encode(json.dumps({"oauth_info": info}).encode())
+        secret = hashlib.sha256(f"{OAUTH_SECRET}-v4".encode()).hexdigest()
+        client.headers["cookie"] = (
+            "session=" + itsdangerous.TimestampSigner(secret).sign(data).decode()
+        )
+    return client
+
+
+# As on a Space, Gradio starts its hot-reload watcher, which stops at once here: it needs the
+# `spaces` package that Spaces install beside every app.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_on_a_space_people_sign_in_with_hugging_face(
+    resources: Resources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gradio.oauth
+
+    monkeypatch.setenv("SYSTEM", "spaces")
+    monkeypatch.setenv("SPACE_ID", "someone/knowledge-bot")
+    space_oauth = {  # what a Space with `hf_oauth: true` sets
+        "OAUTH_CLIENT_ID": "client-id",
+        "OAUTH_CLIENT_SECRET": OAUTH_SECRET,
+        "OAUTH_SCOPES": "openid profile",
+        "OPENID_PROVIDER_URL": "https://huggingface.co",
+    }
+    for name, value in space_oauth.items():
+        monkeypatch.setattr(gradio.oauth, name, value)
+    access = decide_access("0.0.0.0", False, Path("huggingface"), admins="ada-hf")
+    app, url = launch(resources, access)
+    try:
+        note = tmp_path / "moor.txt"
+        note.write_text("The Brackwater moor is crossed by a single causeway of grey stone.")
+        visitor = hf_session(url, None)
+        config = visitor.get("/config").json()  # the page is public; its tools are not
+        assert "hf-sign-in" in {c.get("props", {}).get("elem_id") for c in config["components"]}
+        values = {"kb-collection": "moor", "kb-files": [upload(visitor, note)]}
+        refused = run_handler(visitor, "kb-add", values)
+        assert refused["output"]["error"] == "Sign in to add or change anything."
+        assert run_handler(visitor, "train-start", {})["output"]["error"] == (
+            "Sign in to train models."
+        )
+
+        user = hf_session(url, "bo-hf")
+        values = {"kb-collection": "moor", "kb-files": [upload(user, note)]}
+        assert run_handler(user, "kb-add", values)["success"]
+        stored = resources.knowledge.collections()
+        assert "moor" not in stored and any(n.endswith("-moor") for n in stored)
+        admin = hf_session(url, "ada-hf")
+        values = {"kb-collection": "moor-shared", "kb-files": [upload(admin, note)]}
+        assert run_handler(admin, "kb-add", values)["success"]
+        assert "moor-shared" in resources.knowledge.collections()
+    finally:
+        app.close()
+    with pytest.raises(ValueError, match="Hugging Face Space"):
+        monkeypatch.delenv("SPACE_ID")
+        decide_access("0.0.0.0", False, Path("huggingface"))

@@ -321,3 +321,77 @@ def test_train_tab_trains_and_plots_the_real_losses(
     expect(card).to_contain_text("trainable parameters")
     assert card.locator("th").all_inner_texts() == ["measure", "value"]
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def signed_in_server(resources) -> Iterator[str]:
+    from bot.access import Access, Users
+    from tests.test_access import PASSWORDS, launch
+
+    users = Users()
+    for name in ("bo", "cy"):
+        users.add(name, PASSWORDS[name], "user")
+    app, url = launch(resources, Access("signed-in", users))
+    yield url
+    app.close()
+
+
+def sign_in(browser: Browser, url: str, user: str) -> Page:
+    from tests.test_access import PASSWORDS
+
+    page = browser.new_context().new_page()
+    page.goto(url)
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Login").click()
+    page.locator("#message textarea").wait_for()
+    return page
+
+
+def choices_of(page: Page, dropdown: str) -> list[str]:
+    page.locator(f"{dropdown} input").click()
+    shown = page.get_by_role("option").all_inner_texts()
+    page.locator(f"{dropdown} input").press("Escape")
+    page.locator(f"{dropdown} input").blur()
+    return [text.strip() for text in shown]
+
+
+def test_two_signed_in_users_each_keep_their_documents_and_adapters(
+    browser: Browser, signed_in_server: str, facts_file, tmp_path
+) -> None:
+    doc = tmp_path / "atlas.txt"
+    doc.write_text("The Orrin atlas was drawn by Tamsin Vale. It maps the coast of Orrin.")
+    bo = sign_in(browser, signed_in_server, "bo")
+    bo.get_by_role("tab", name="Knowledge").click()
+    collection = bo.locator("#kb-collection input")
+    collection.fill("atlas")
+    collection.press("Enter")
+    bo.locator("#kb-files input[type=file]").set_input_files(str(doc))
+    bo.locator("#kb-add").click()
+    bo.locator("#kb-status").get_by_text("chunks added").wait_for(timeout=120_000)
+
+    bo.get_by_role("tab", name="Train").click()
+    bo.locator("#train-name textarea").fill("bo-tutor")
+    bo.locator("#train-files input[type=file]").set_input_files(str(facts_file))
+    bo.locator("#train-max_steps input").fill("2")
+    bo.locator("#train-start").click()
+    bo.locator("#train-status").get_by_text("is ready").wait_for(timeout=300_000)
+
+    bo.get_by_role("tab", name="Chat").click()
+    choose_backend(bo, "LoRA adapter")
+    assert "bo-tutor" in choices_of(bo, "#option-lora-adapter")
+    choose_backend(bo, "RAG (retrieval)")
+    choose(bo, "#option-rag-collection", "atlas")
+    send(bo, "Who drew the Orrin atlas?")
+    wait_for_answer(bo, 1, timeout_s=60)
+    assert "Tamsin Vale" in bot_answers(bo)[0]
+
+    cy = sign_in(browser, signed_in_server, "cy")
+    choose_backend(cy, "LoRA adapter")
+    assert "bo-tutor" not in choices_of(cy, "#option-lora-adapter")
+    choose_backend(cy, "RAG (retrieval)")
+    assert "atlas" not in choices_of(cy, "#option-rag-collection")
+    cy.get_by_role("tab", name="Knowledge").click()
+    assert "atlas" not in choices_of(cy, "#kb-collection")
+    bo.context.close()
+    cy.context.close()

@@ -21,7 +21,7 @@ from bot.resources import Resources
 from bot.service import ChatService
 from bot.training import question_set_path
 from tests.documents import write_facts
-from tests.test_access import PASSWORDS, call, handler_of, launch, session
+from tests.test_access import PASSWORDS, call, handler_of, inputs_of, launch, session
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,8 @@ def served(resources: Resources, tmp_path_factory: pytest.TempPathFactory) -> It
 def train_form(config: dict, **fields: Any) -> tuple[int, int, list]:
     """The Train tab's handler and its inputs, filled by elem_id (`train-<field>`)."""
     fn_index, trigger = handler_of(config, "train-start")
-    elem_ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
-    inputs = config["dependencies"][fn_index]["inputs"]
     values = {f"train-{key}": value for key, value in fields.items()}
-    return fn_index, trigger, [values.get(elem_ids[i]) for i in inputs]
+    return fn_index, trigger, inputs_of(config, fn_index, values)
 
 
 def start(url: str, fn_index: int, trigger: int, data: list) -> tuple[httpx.Client, Iterator]:
@@ -211,3 +209,17 @@ def test_errors_reach_the_user_as_one_line(served: str) -> None:
     refused = call(admin, fn_index, trigger, data)
     error = refused["output"]["error"]
     assert error == "Invalid recipe: epochs: Input should be greater than 0"
+
+
+def test_files_handed_to_browsers_are_deleted_once_old() -> None:
+    import os
+
+    from bot.ui.common import download_folder
+
+    old = download_folder(3600)
+    (old / "conversation.json").write_text("{}")
+    recent = download_folder(3600)
+    assert old.exists() and recent.parent == old.parent
+    os.utime(old, (time.time() - 7200, time.time() - 7200))  # handed out two hours ago
+    download_folder(3600)
+    assert not old.exists() and recent.exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.backends.backend import Backend, BackendError
+from bot.backends.backend import Backend, BackendError, UnknownNameError
 from bot.backends.finetuned import FullBackend, LoraBackend
 from bot.backends.plain import BaseModelBackend
 from bot.backends.rag import RagBackend
@@ -25,4 +25,4 @@ def default_registry() -> BackendRegistry:
     return registry
 
 
-__all__ = ["Backend", "BackendError", "BackendRegistry", "default_registry"]
+__all__ = ["Backend", "BackendError", "BackendRegistry", "UnknownNameError", "default_registry"]

@@ -30,6 +30,11 @@ class BackendError(ValueError):
     """A request names a backend or options that cannot be used; the message says why."""
 
 
+class UnknownNameError(BackendError):
+    """A request names a backend, collection or trained artifact that does not exist (for the
+    caller: others' private data is unknown to them too)."""
+
+
 class Backend(ABC):
     """One way of answering. The runnable it builds takes `{"question": str, "history":
     list[BaseMessage]}` and streams dicts: `{"answer": AIMessageChunk}` pieces and, for

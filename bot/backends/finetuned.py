@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.meta import ArtifactMeta
 from adapters.registry import UnknownArtifactError
-from bot.backends.backend import Backend, BackendError
+from bot.backends.backend import Backend, BackendError, UnknownNameError
 from bot.backends.plain import chat_prompt
 from bot.model import Weights
 from bot.resources import Resources
@@ -25,7 +25,9 @@ def checked_artifact(resources: Resources, name: str, method: str, option: str) 
         raise BackendError(f"Choose a trained {option} (train one first).")
     try:
         meta = resources.artifacts.meta(name)
-    except (UnknownArtifactError, InvalidNameError) as error:
+    except UnknownArtifactError as error:
+        raise UnknownNameError(str(error)) from None
+    except InvalidNameError as error:
         raise BackendError(str(error)) from None
     if meta.method != method:
         raise BackendError(f"{name!r} is a {meta.method} artifact, not a {method} one.")

@@ -12,7 +12,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.backends.backend import Backend, BackendError
+from bot.backends.backend import Backend, BackendError, UnknownNameError
 from bot.llm import LocalChatModel
 from bot.resources import Resources
 from common.names import InvalidNameError, validate_name
@@ -103,7 +103,7 @@ class RagBackend(Backend):
             raise BackendError(str(error)) from None
         if options.collection not in knowledge.collections():
             known = ", ".join(knowledge.collections()) or "none yet"
-            raise BackendError(f"Unknown collection {options.collection!r}. Existing: {known}.")
+            raise UnknownNameError(f"Unknown collection {options.collection!r}. Existing: {known}.")
         k = options.k or resources.settings.top_k
         return RunnableLambda(lambda query: knowledge.search(options.collection, query, k))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from bot.backends.backend import Backend, BackendError
+from bot.backends.backend import Backend, BackendError, UnknownNameError
 
 _ID = re.compile(r"[a-z][a-z0-9_+-]{0,31}")
 
@@ -30,7 +30,7 @@ class BackendRegistry:
             return self._backends[backend_id]
         except KeyError:
             known = ", ".join(sorted(self._backends)) or "none"
-            raise BackendError(f"Unknown backend {backend_id!r}. Available: {known}.") from None
+            raise UnknownNameError(f"Unknown backend {backend_id!r}. Available: {known}.") from None
 
     def __iter__(self) -> Iterator[Backend]:
         return iter(self._backends.values())

@@ -6,7 +6,11 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import re
+import shutil
+import tempfile
+import time
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +62,21 @@ def field_control(
     return gr.Textbox(value=default or "", label=label, info=info, elem_id=elem_id)
 
 
+_DOWNLOADS = Path(tempfile.gettempdir()) / f"kbot-downloads-{os.getuid()}"
+
+
+def download_folder(kept_s: float) -> Path:
+    """A fresh folder for files handed to a browser (exports, reports). Gradio serves files
+    from temp folders, not from KBOT_HOME, and copies them into its cache, which it clears
+    itself (`delete_cache`); folders here older than `kept_s` are deleted on the way."""
+    _DOWNLOADS.mkdir(mode=0o700, exist_ok=True)
+    now = time.time()
+    for old in _DOWNLOADS.iterdir():
+        if now - old.stat().st_mtime > kept_s:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=_DOWNLOADS))
+
+
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
     """The core's `progress(fraction, label)` shown as a Gradio progress bar."""
     return lambda fraction, label: progress(fraction, desc=label)
@@ -65,9 +84,9 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
 
 def write_qa_pairs(
     resources: Resources, collection: str | None, progress: gr.Progress, max_chunks: int = 100
-) -> tuple[Path, list[dict[str, str]]]:
-    """Q/A pairs written from `collection` with a progress bar; what goes wrong is shown to
-    the user as a message."""
+) -> tuple[str, Path, list[dict[str, str]]]:
+    """Q/A pairs written from `collection` with a progress bar: the question set's name as
+    the caller knows it, its file and the pairs. What goes wrong is shown as a message."""
     if not collection:
         raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
     limit = resources.settings.qa_max_chunks
@@ -77,11 +96,12 @@ def write_qa_pairs(
             "KBOT_QA_MAX_CHUNKS)."
         )
     try:
-        return generate_questions(
+        path, pairs = generate_questions(
             resources, collection, max_chunks=max_chunks, progress=progress_callback(progress)
         )
     except (ValueError, LookupError) as error:
         raise gr.Error(str(error)) from None
+    return f"{collection}.jsonl", path, pairs
 
 
 def caller_view(resources: Resources, access: Access, request: gr.Request) -> Resources:

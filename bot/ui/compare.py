@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,15 +15,22 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from bot.access import Access
+from bot.access import Access, page_scope
 from bot.backends import BackendError
 from bot.evaluation.questions import Question, QuestionFileError, load_questions, question_of
 from bot.evaluation.report import costs_figure, scores_figure, write_report
 from bot.evaluation.runner import ask_all, available_specs, compare
 from bot.evaluation.table import table
+from bot.scoped import scoped
 from bot.service import ChatService, Reply
 from bot.training import question_set_path, question_sets
-from bot.ui.common import progress_callback, require, write_qa_pairs
+from bot.ui.common import (
+    caller_view,
+    download_folder,
+    progress_callback,
+    require,
+    write_qa_pairs,
+)
 
 COLUMNS = ["question", "answers", "source"]
 ANSWER_SEPARATOR = " | "
@@ -80,8 +86,14 @@ def side_by_side(replies: list[Reply]) -> str:
 
 
 def compare_tab(service: ChatService, access: Access) -> None:
-    resources = service.resources
-    with gr.Tab("Compare") as tab:
+    """Every handler works on what its caller may see (`caller_view`): a user compares their
+    own and the shared collections and adapters, and writes question sets of their own."""
+    shown = ChatService(scoped(service.resources, page_scope(access)), service.registry)
+
+    def callers(request: gr.Request) -> ChatService:
+        return ChatService(caller_view(service.resources, access, request), service.registry)
+
+    with gr.Tab("Compare", elem_id="tab-compare") as tab:
         gr.Markdown(
             "Which way of adding knowledge works best on **your** data? Pick backends and a "
             "question set (JSONL lines `{question, answer or answers, source}`), or let the "
@@ -89,7 +101,7 @@ def compare_tab(service: ChatService, access: Access) -> None:
             "token F1, contains the answer, retrieval hit@k) beside what each backend cost."
         )
         specs = gr.CheckboxGroup(
-            choices=available_specs(service), label="Backends", elem_id="compare-backends"
+            choices=available_specs(shown), label="Backends", elem_id="compare-backends"
         )
         with gr.Row():
             upload = gr.File(
@@ -100,13 +112,13 @@ def compare_tab(service: ChatService, access: Access) -> None:
             )
             with gr.Column():
                 saved = gr.Dropdown(
-                    choices=question_sets(resources),
+                    choices=question_sets(shown.resources),
                     value=None,
                     label="…or a generated question set",
                     elem_id="compare-saved",
                 )
                 source = gr.Dropdown(
-                    choices=resources.knowledge.collections(),
+                    choices=shown.resources.knowledge.collections(),
                     value=None,
                     label="Generate a new set from a collection",
                     elem_id="compare-gen-collection",
@@ -146,11 +158,12 @@ def compare_tab(service: ChatService, access: Access) -> None:
             ask = gr.Button("Ask all", elem_id="ask-all-send", scale=0)
         answers = gr.HTML(elem_id="ask-all-answers")
 
-        def refresh() -> tuple[Any, Any, Any]:
+        def refresh(request: gr.Request) -> tuple[Any, Any, Any]:
+            caller = callers(request)
             return (
-                gr.CheckboxGroup(choices=available_specs(service)),
-                gr.Dropdown(choices=question_sets(resources)),
-                gr.Dropdown(choices=resources.knowledge.collections()),
+                gr.CheckboxGroup(choices=available_specs(caller)),
+                gr.Dropdown(choices=question_sets(caller.resources)),
+                gr.Dropdown(choices=caller.resources.knowledge.collections()),
             )
 
         def load_upload(path: str | None) -> pd.DataFrame:
@@ -161,11 +174,12 @@ def compare_tab(service: ChatService, access: Access) -> None:
             except QuestionFileError as error:
                 raise gr.Error(str(error)) from None
 
-        def load_saved(name: str | None) -> pd.DataFrame:
+        def load_saved(name: str | None, request: gr.Request) -> pd.DataFrame:
             if not name:
                 return gr.skip()
             try:
-                return questions_frame(load_questions(question_set_path(resources, name)))
+                path = question_set_path(callers(request).resources, name)
+                return questions_frame(load_questions(path))
             except (QuestionFileError, LookupError) as error:
                 raise gr.Error(str(error)) from None
 
@@ -176,21 +190,23 @@ def compare_tab(service: ChatService, access: Access) -> None:
             progress=gr.Progress(),
         ):
             require(access, request, "write question sets")
-            path, _ = write_qa_pairs(resources, collection, progress, int(count or 50))
+            view = callers(request).resources
+            name, path, _ = write_qa_pairs(view, collection, progress, int(count or 50))
             return (
                 questions_frame(load_questions(path)),
-                gr.Dropdown(choices=question_sets(resources), value=path.name),
+                gr.Dropdown(choices=question_sets(view), value=name),
             )
 
         def evaluate(
             chosen: list[str], edited: pd.DataFrame, request: gr.Request, progress=gr.Progress()
         ):
             require(access, request, "run comparisons")
+            caller = callers(request)
             try:
                 questions = questions_from_frame(edited)
                 cancel = _cancels[request.session_hash] = threading.Event()
                 comparison = compare(
-                    service,
+                    caller,
                     questions,
                     chosen,
                     progress_callback(progress),
@@ -199,10 +215,10 @@ def compare_tab(service: ChatService, access: Access) -> None:
             except (BackendError, QuestionFileError, LookupError) as error:
                 raise gr.Error(str(error)) from None
             titles, rows = table(comparison)
-            kept = write_report(comparison, resources.settings.home / "reports" / _report_name())
-            # Gradio serves files from its temp and working folders only; KBOT_HOME may be
-            # anywhere (~/.kbot by default), so the download is a copy in a temp folder.
-            download = Path(tempfile.mkdtemp(prefix="kbot-report-")) / kept.name
+            settings = caller.resources.settings
+            reports = caller.resources.scope.folder(settings.home / "reports")
+            kept = write_report(comparison, reports / _report_name())
+            download = download_folder(settings.upload_minutes * 60) / kept.name
             shutil.copyfile(kept, download)
             done = sum(len(r.answers) for r in comparison.results)
             note = " Cancelled: partial results." if comparison.cancelled else ""
@@ -220,9 +236,10 @@ def compare_tab(service: ChatService, access: Access) -> None:
                 event.set()
             return "Cancelling after the current answer…"
 
-        def ask_every(text: str, chosen: list[str]) -> Iterator[str]:
+        def ask_every(text: str, chosen: list[str], request: gr.Request) -> Iterator[str]:
+            require(access, request, "ask every backend")
             try:
-                for replies in ask_all(service, text, chosen):
+                for replies in ask_all(callers(request), text, chosen):
                     yield side_by_side(replies)
             except BackendError as error:
                 raise gr.Error(str(error)) from None

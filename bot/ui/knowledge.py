@@ -103,7 +103,7 @@ def knowledge_tab(
                     [(Path(p), Path(p).name) for p in paths],
                     progress_callback(progress),
                 )
-            except ValueError as error:  # an invalid collection name
+            except (ValueError, AccessDenied) as error:  # a bad name, or not theirs to change
                 raise gr.Error(str(error)) from None
             lines = [
                 f"**{result.collection}**: {result.files} file(s) read, "

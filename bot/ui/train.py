@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from adapters.meta import ArtifactMeta
 from adapters.train import TrainConfig
-from bot.access import Access
+from bot.access import Access, page_scope
 from bot.backends.backend import validation_problems
 from bot.resources import Resources
+from bot.scoped import scoped
 from bot.training import (
     question_set_path,
     question_sets,
@@ -26,7 +27,7 @@ from bot.training import (
     training_data,
     within_limits,
 )
-from bot.ui.common import field_control, require, write_qa_pairs
+from bot.ui.common import caller_view, field_control, require, write_qa_pairs
 
 _cancels: dict[str, threading.Event] = {}  # per browser session
 
@@ -98,7 +99,9 @@ def train_tab(
     linked: list[gr.components.Component],
     linked_update: Callable[[Resources], list[Any]],
 ) -> None:
-    with gr.Tab("Train"):
+    shown = scoped(resources, page_scope(access))
+
+    with gr.Tab("Train") as tab:
         gr.Markdown(
             "Teach the model your data. **LoRA** trains small adapters beside the frozen base "
             "model; **full fine-tuning** trains every weight (the costly reference). Data: a "
@@ -119,13 +122,13 @@ def train_tab(
             )
             with gr.Column():
                 collection = gr.Dropdown(
-                    choices=resources.knowledge.collections(),
+                    choices=shown.knowledge.collections(),
                     label="Knowledge collection (its documents)",
                     value=None,
                     elem_id="train-collection",
                 )
                 qa_set = gr.Dropdown(
-                    choices=question_sets(resources),
+                    choices=question_sets(shown),
                     label="Q/A pairs written from a collection",
                     value=None,
                     elem_id="train-qa-set",
@@ -156,15 +159,16 @@ def train_tab(
 
         def run(form: dict[gr.components.Component, Any], request: gr.Request) -> Iterator[tuple]:
             require(access, request, "train models")
+            view = caller_view(resources, access, request)
             try:
                 config = _config({key: form[control] for key, control in form_fields.items()})
                 within_limits(config, resources.settings)
-                resources.artifacts.check_free(config.name, config.overwrite)
+                view.artifacts.check_free(config.name, config.overwrite)
                 paths = [Path(f) for f in form[files] or []]
                 if form[qa_set]:
-                    paths.append(question_set_path(resources, form[qa_set]))
+                    paths.append(question_set_path(view, form[qa_set]))
                 gather = reader_training_data if config.as_reader else training_data
-                data = gather(resources, paths or None, form[collection] or None)
+                data = gather(view, paths or None, form[collection] or None)
             except ValidationError as error:
                 raise gr.Error(f"Invalid recipe: {validation_problems(error)}") from None
             except Exception as error:
@@ -180,7 +184,7 @@ def train_tab(
             def work() -> None:
                 try:
                     state["result"] = run_training_in_child(
-                        resources, config, data, progress, cancel, history
+                        view, config, data, progress, cancel, history
                     )
                 except Exception as error:
                     state["error"] = error
@@ -215,7 +219,7 @@ def train_tab(
                 f"Done: **{config.name}** is ready; {where}",
                 _loss_frame(result.meta.loss_history),
                 _result_card(result.meta),
-                *linked_update(resources),
+                *linked_update(view),
             )
 
         def cancel(request: gr.Request) -> str:
@@ -239,13 +243,22 @@ def train_tab(
             collection: str | None, request: gr.Request, progress=gr.Progress()
         ) -> tuple[Any, str]:
             require(access, request, "write question sets")
-            path, pairs = write_qa_pairs(resources, collection, progress)
+            view = caller_view(resources, access, request)
+            name, _, pairs = write_qa_pairs(view, collection, progress)
             return (
-                gr.Dropdown(choices=question_sets(resources), value=path.name),
-                f"Wrote {len(pairs)} Q/A pairs to `{path.name}`: read or edit them in the "
+                gr.Dropdown(choices=question_sets(view), value=name),
+                f"Wrote {len(pairs)} Q/A pairs to `{name}`: read or edit them in the "
                 "Compare tab, then start training.",
             )
 
+        def refresh(request: gr.Request) -> tuple[Any, Any]:
+            view = caller_view(resources, access, request)
+            return (
+                gr.Dropdown(choices=view.knowledge.collections()),
+                gr.Dropdown(choices=question_sets(view)),
+            )
+
+        tab.select(refresh, None, [collection, qa_set], api_visibility="private")
         generate.click(
             write_pairs,
             collection,
