@@ -194,9 +194,11 @@ def raw_encode(texts: list[str], rounds: int) -> dict:
     }
 
 
-def fill_synthetic(kb, n: int, per_source: int, dim: int = 384) -> float:
-    """Collection `SYNTHETIC`: n random unit vectors (seed 0) with short texts, written
-    straight to the store, `per_source` chunks per committed manifest source."""
+def fill_synthetic(
+    kb, n: int, per_source: int, dim: int = 384, words: Sequence[str] | None = None
+) -> float:
+    """Collection `SYNTHETIC`: n random unit vectors (seed 0) with short texts (or `words`),
+    written straight to the store, `per_source` chunks per committed manifest source."""
     import numpy as np
 
     from knowledge.manifest import Manifest, ManifestFile, SourceEntry
@@ -211,7 +213,7 @@ def fill_synthetic(kb, n: int, per_source: int, dim: int = 384) -> float:
         for i in range(first, min(first + 10_000, n)):
             source = f"synthetic/doc{i // per_source:05d}.txt"
             file_hash = hashlib.sha256(source.encode()).hexdigest()
-            text = f"Synthetic chunk {i} of {source}."
+            text = words[i] if words else f"Synthetic chunk {i} of {source}."
             ids.append(f"syn{i:06d}")
             texts.append(text)
             metadatas.append(

@@ -19,6 +19,7 @@ from typing import IO, Any
 from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
 from common.files import write_atomically
+from knowledge.results import MODES
 
 SERVER_FIELDS = ("host", "port", "share", "unsafe_public", "queue_size")
 
@@ -128,11 +129,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_collections(args: argparse.Namespace) -> int:
     knowledge = _knowledge(args)
+    if args.set_mode:
+        knowledge.set_mode(*args.set_mode)
     rows = [
         {
             "collection": name,
             "documents": len(docs := knowledge.documents(name)),
             "chunks": sum(d["chunks"] for d in docs),
+            "mode": knowledge.mode(name),
         }
         for name in knowledge.collections()
     ]
@@ -140,7 +144,11 @@ def cmd_collections(args: argparse.Namespace) -> int:
         _emit(args, rows)
     else:
         for row in rows:
-            _say(args, f"{row['collection']}\t{row['documents']} documents\t{row['chunks']} chunks")
+            _say(
+                args,
+                f"{row['collection']}\t{row['documents']} documents\t{row['chunks']} chunks"
+                f"\t{row['mode']}",
+            )
     return 0
 
 
@@ -171,7 +179,8 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     knowledge = _knowledge(args)
     if args.queries:
         queries = _read_queries(args.queries)
-        results = knowledge.search_many(args.collection, [q["text"] for q in queries], args.k)
+        texts = [q["text"] for q in queries]
+        results = knowledge.search_many(args.collection, texts, args.k, args.mode)
         lines = (
             {"id": query["id"], "results": [h.as_json() for h in hits]}
             for query, hits in zip(queries, results, strict=True)
@@ -184,7 +193,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
         return 0
     if not args.query:
         raise ValueError("give a QUERY or --queries FILE.jsonl")
-    hits = knowledge.search(args.collection, args.query, args.k)
+    hits = knowledge.search(args.collection, args.query, args.k, args.mode)
     if args.json:
         _emit(args, [h.as_json() for h in hits])
     else:
@@ -446,6 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=cmd_ingest)
 
     collections = commands.add_parser("collections", parents=common, help="list collections")
+    collections.add_argument(
+        "--set-mode",
+        nargs=2,
+        metavar=("COLLECTION", "MODE"),
+        help="make MODE (dense, bm25, hybrid) the collection's retrieval mode",
+    )
     collections.set_defaults(run=cmd_collections)
 
     forget = commands.add_parser("forget", parents=common, help="remove a source")
@@ -458,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--queries", metavar="FILE.jsonl", help='lines {"id", "text"}')
     retrieve.add_argument("--collection", required=True)
     retrieve.add_argument("-k", type=int, default=5)
+    retrieve.add_argument(
+        "--mode", choices=MODES, help="dense, bm25 or hybrid (default: the collection's own)"
+    )
     retrieve.set_defaults(run=cmd_retrieve)
 
     train = commands.add_parser(

@@ -55,6 +55,7 @@ class Resources:
                 chunk_overlap=s.chunk_overlap,
                 file_limits=s.file_limits,
                 embed_batch_size=s.embed_batch_size,
+                default_mode=s.retrieval_mode,
             )
 
     @cached_property

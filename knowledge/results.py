@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # fraction done (0-1), a short label of the current step
 Progress = Callable[[float, str], None]
+
+# How a collection is searched: nearest embeddings, BM25 keywords, or both fused by rank.
+Mode = Literal["dense", "bm25", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
 
 
 class UnknownCollectionError(LookupError):

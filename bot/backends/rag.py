@@ -4,7 +4,7 @@ a short answer with its evidence, or "The documents do not say."."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessageChunk, convert_to_messages
 from langchain_core.output_parsers import StrOutputParser
@@ -30,6 +30,10 @@ class RagOptions(BaseModel):
     collection: str = Field(default="", description="Knowledge collection to answer from.")
     k: int | None = Field(
         default=None, ge=1, le=50, description="Chunks to retrieve (default: setting top_k)."
+    )
+    mode: Literal["", "dense", "bm25", "hybrid"] = Field(
+        default="",
+        description="Retrieval mode for this conversation (default: the collection's own).",
     )
 
 
@@ -105,7 +109,8 @@ class RagBackend(Backend):
             known = ", ".join(knowledge.collections()) or "none yet"
             raise UnknownNameError(f"Unknown collection {options.collection!r}. Existing: {known}.")
         k = options.k or resources.settings.top_k
-        return RunnableLambda(lambda query: knowledge.search(options.collection, query, k))
+        mode = options.mode or None
+        return RunnableLambda(lambda query: knowledge.search(options.collection, query, k, mode))
 
     def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
         assert isinstance(options, RagOptions)

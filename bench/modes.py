@@ -1,0 +1,212 @@
+"""Retrieval modes side by side: dense, BM25 and hybrid, on the same collections in one run.
+
+Measures for each mode (`KnowledgeBase.search_many` / `search`, as `kbot retrieve --mode` runs):
+  * nDCG@10 and recall@10 on the 300 SciFact test claims (BEIR test split; one .txt file per
+    abstract, default chunking; a document scores its best chunk among the 30 retrieved);
+  * SQuAD v1.1 dev gold-paragraph recall@1 and @5 (the first --squad-articles articles, one
+    .txt file per paragraph, every question of theirs);
+  * query latency p50/p95 (one query at a time, embedding included) on SciFact, and at
+    --synthetic-chunks chunks (random unit vectors; texts of 60 words drawn from SciFact's
+    vocabulary, so BM25 has real postings to walk);
+  * the cost of each mode: the BM25 index's build time (from the stored chunks) and size.
+
+Usage: python bench/modes.py [--limit-docs N] [--squad-articles 6] [--synthetic-chunks 100000]
+Writes bench/results/modes.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import elapsed, log, timed_ingest  # noqa: E402
+from bench.retrieval import (  # noqa: E402
+    SYNTHETIC,
+    evaluate,
+    fill_synthetic,
+    latencies,
+    load_scifact,
+)
+
+RESULTS = ROOT / "bench" / "results" / "modes.json"
+SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev"
+MODES = ("dense", "bm25", "hybrid")
+K_CHUNKS = 30
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def doc_run(kb, name: str, queries: dict[str, str], mode: str) -> dict[str, dict[str, float]]:
+    """{query id: {document: best chunk score}} over the top `K_CHUNKS` chunks."""
+    run = {}
+    hits_of = kb.search_many(name, list(queries.values()), K_CHUNKS, mode)
+    for qid, hits in zip(queries, hits_of, strict=True):
+        docs: dict[str, float] = {}
+        for rank, hit in enumerate(hits):
+            doc = Path(hit.source).stem
+            docs.setdefault(doc, float(K_CHUNKS - rank))  # rank order; scores differ by mode
+        run[qid] = docs
+    return run
+
+
+def lexical_cost(kb, name: str) -> dict[str, float]:
+    """Build the BM25 index afresh from the stored chunks: seconds and bytes on disk."""
+    manifest = kb._committed(name)
+    kb.lexical.forget(name)
+    for old in (kb.root / "collections" / name / "bm25").glob("*"):
+        import shutil
+
+        shutil.rmtree(old)
+    start = time.perf_counter()
+    kb.lexical.get(name, manifest)
+    seconds = time.perf_counter() - start
+    size = folder_bytes(kb.root / "collections" / name / "bm25")
+    return {"build_seconds": round(seconds, 2), "bytes": size}
+
+
+def squad_slice(articles: int) -> tuple[list[dict], list[dict]]:
+    with (SQUAD / "paragraphs.jsonl").open() as lines:
+        paragraphs = [json.loads(line) for line in lines if line.strip()]
+    titles = list(dict.fromkeys(p["title"] for p in paragraphs))[:articles]
+    paragraphs = [p for p in paragraphs if p["title"] in titles]
+    kept = {p["id"] for p in paragraphs}
+    with (SQUAD / "questions.jsonl").open() as lines:
+        questions = [q for line in lines if (q := json.loads(line))["paragraph_id"] in kept]
+    return paragraphs, questions
+
+
+def squad_recall(kb, name: str, questions: list[dict], mode: str) -> dict[str, float]:
+    hits_of = kb.search_many(name, [q["question"] for q in questions], 5, mode)
+    at1 = at5 = 0
+    for question, hits in zip(questions, hits_of, strict=True):
+        found = [Path(h.source).stem for h in hits]
+        at1 += found[:1] == [question["paragraph_id"]]
+        at5 += question["paragraph_id"] in found
+    return {"recall@1": round(at1 / len(questions), 4), "recall@5": round(at5 / len(questions), 4)}
+
+
+def synthetic_texts(corpus: dict, n: int) -> list[str]:
+    words = Counter(
+        w for title, text in corpus.values() for w in re.findall(r"\w+", f"{title} {text}".lower())
+    )
+    vocabulary, weights = zip(*words.items(), strict=True)
+    rng = random.Random(0)
+    return [" ".join(rng.choices(vocabulary, weights, k=60)) for _ in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit-docs", type=int, default=None, help="first N abstracts only")
+    parser.add_argument("--squad-articles", type=int, default=6)
+    parser.add_argument("--latency-queries", type=int, default=200)
+    parser.add_argument("--synthetic-chunks", type=int, default=100_000)
+    args = parser.parse_args()
+
+    import torch
+
+    from bot.resources import Resources
+    from bot.settings import load_settings
+
+    corpus, queries, qrels = load_scifact(args.limit_docs)
+    paragraphs, questions = squad_slice(args.squad_articles)
+    log(f"SciFact: {len(corpus):,} abstracts, {len(queries)} queries; SQuAD: "
+        f"{len(paragraphs)} paragraphs, {len(questions)} questions")  # fmt: skip
+    result: dict = {
+        "command": "python bench/modes.py " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "scifact": {"docs": len(corpus), "queries": len(queries), "k_chunks": K_CHUNKS},
+        "squad": {
+            "articles": args.squad_articles,
+            "paragraphs": len(paragraphs),
+            "questions": len(questions),
+        },  # fmt: skip
+        "modes": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="kbot-modes-") as tmp:
+        kb = Resources(load_settings(home=Path(tmp) / "home")).knowledge
+        for name, docs in (
+            ("scifact", {i: f"{title}\n\n{text}" for i, (title, text) in corpus.items()}),
+            ("squad", {p["id"]: p["text"] for p in paragraphs}),
+        ):
+            folder = Path(tmp) / name
+            folder.mkdir()
+            files = []
+            for doc_id, text in docs.items():
+                (folder / f"{doc_id}.txt").write_text(text)
+                files.append(folder / f"{doc_id}.txt")
+            ingest, seconds, _ = timed_ingest(kb, name, files, f"{name} ingest")
+            result[name]["chunks"] = ingest.chunks_added
+            result[name]["dense_ingest_seconds"] = round(seconds, 1)
+            result[name]["dense_index_bytes"] = kb.stats(name)["index_bytes"]
+            result[name]["bm25"] = lexical_cost(kb, name)
+            log(f"{name}: {ingest.chunks_added:,} chunks in {seconds:.0f} s; "
+                f"BM25 {result[name]['bm25']}")  # fmt: skip
+
+        sample = list(queries.values())[: args.latency_queries]
+        for mode in MODES:
+            start = time.perf_counter()
+            scores = evaluate(doc_run(kb, "scifact", queries, mode), qrels)
+            batch_s = time.perf_counter() - start
+            row = {
+                "scifact": scores,
+                "scifact_batch_seconds": round(batch_s, 2),
+                "squad": squad_recall(kb, "squad", questions, mode),
+                "latency": latencies(lambda q, m=mode: kb.search("scifact", q, 10, m), sample),
+            }
+            result["modes"][mode] = row
+            log(f"{mode}: {row}")
+
+        if args.synthetic_chunks:
+            log(f"synthetic collection of {args.synthetic_chunks:,} chunks")
+            texts = synthetic_texts(corpus, args.synthetic_chunks)
+            fill_synthetic(kb, args.synthetic_chunks, per_source=100, words=texts)
+            result["synthetic"] = {"chunks": args.synthetic_chunks,
+                                   "bm25": lexical_cost(kb, SYNTHETIC)}  # fmt: skip
+            for mode in MODES:
+                result["synthetic"][mode] = latencies(
+                    lambda q, m=mode: kb.search(SYNTHETIC, q, 10, m), sample
+                )
+                log(f"synthetic {mode}: {result['synthetic'][mode]}")
+    result["seconds"] = round(elapsed(), 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print_table(result)
+
+
+def print_table(r: dict) -> None:
+    print(f"\n{'mode':8} {'SciFact nDCG@10':>16} {'recall@10':>10} {'SQuAD R@1':>10} "
+          f"{'R@5':>6} {'p50 ms':>7} {'p95 ms':>7}", end="")  # fmt: skip
+    synthetic = r.get("synthetic")
+    print(f" {'100k p50':>9} {'p95':>6}" if synthetic else "")
+    for mode, row in r["modes"].items():
+        line = (
+            f"{mode:8} {row['scifact']['ndcg@10']:16.3f} {row['scifact']['recall@10']:10.3f} "
+            f"{row['squad']['recall@1']:10.3f} {row['squad']['recall@5']:6.3f} "
+            f"{row['latency']['p50_ms']:7.1f} {row['latency']['p95_ms']:7.1f}"
+        )
+        if synthetic:
+            line += f" {synthetic[mode]['p50_ms']:9.1f} {synthetic[mode]['p95_ms']:6.1f}"
+        print(line)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

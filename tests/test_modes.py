@@ -1,0 +1,109 @@
+"""Retrieval modes on the real embedder and Chroma: dense, BM25 and hybrid (both fused)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.resources import Resources
+from bot.service import ChatService
+from knowledge.knowledge_base import KnowledgeBase
+from tests.cli import kbot
+
+# A code that only a keyword match finds (the embedder likes the look-alike codes of stock.txt
+# better), and a question worded unlike its answer (whose words BM25 finds in tyres.txt).
+DOCUMENTS = {
+    "shipping.txt": "Shipping log for March: crate twelve held ZX-4471-Q and two boxes of nails.",
+    "stock.txt": "Stock count: ZX4417Q, ZX4714Q and XZ7441Q are on the top shelf.",
+    "fittings.txt": "Valve fittings: the outlet pipe of the new valves takes a brass fitting.",
+    "bicycle.txt": "Repairing a punctured bike wheel: take out the inner tube, find the hole, "
+    "patch it and inflate it again.",
+    "car.txt": "Changing a car wheel: loosen the nuts, jack up the car and swap the wheel.",
+    "tyres.txt": "Our flat-pack furniture ships with a tyre-shaped cushion; fix the legs first.",
+    "kitchen.txt": "Kitchen tips: sharpen knives weekly and keep the chopping boards dry.",
+}
+KEYWORD = "ZX-4471-Q"
+PARAPHRASE = "How can I fix a flat on my bike?"
+
+
+@pytest.fixture()
+def collection(resources: Resources, tmp_path: Path) -> tuple[KnowledgeBase, str]:
+    folder = tmp_path / "workshop"
+    folder.mkdir()
+    for name, text in DOCUMENTS.items():
+        (folder / name).write_text(text)
+    name = f"modes-{uuid.uuid4().hex[:8]}"
+    knowledge = resources.knowledge
+    result = knowledge.ingest(name, [(folder / n, n) for n in DOCUMENTS])
+    assert not result.errors
+    return knowledge, name
+
+
+def top(knowledge: KnowledgeBase, name: str, query: str, mode: str, k: int = 1) -> list[str]:
+    return [hit.source for hit in knowledge.search(name, query, k, mode)]
+
+
+def test_hybrid_finds_both_keyword_matches_and_paraphrases(collection) -> None:
+    knowledge, name = collection
+    assert top(knowledge, name, KEYWORD, "dense") == ["stock.txt"]  # dense alone fails
+    assert top(knowledge, name, KEYWORD, "bm25") == ["shipping.txt"]
+    assert top(knowledge, name, KEYWORD, "hybrid") == ["shipping.txt"]
+    assert top(knowledge, name, PARAPHRASE, "bm25") == ["tyres.txt"]  # BM25 alone fails
+    assert top(knowledge, name, PARAPHRASE, "dense") == ["bicycle.txt"]
+    assert top(knowledge, name, PARAPHRASE, "hybrid") == ["bicycle.txt"]
+    many = knowledge.search_many(name, [KEYWORD, PARAPHRASE], 1, "hybrid")
+    assert [[hit.source for hit in hits] for hits in many] == [["shipping.txt"], ["bicycle.txt"]]
+
+
+def test_bm25_follows_deletion_replacement_and_restarts(
+    collection, resources: Resources, tmp_path: Path
+) -> None:
+    knowledge, name = collection
+    assert top(knowledge, name, "crate twelve nails", "bm25") == ["shipping.txt"]
+    knowledge.forget(name, "shipping.txt")
+    assert "shipping.txt" not in top(knowledge, name, KEYWORD, "bm25", k=5)
+    assert top(knowledge, name, KEYWORD, "hybrid") == ["stock.txt"]
+
+    changed = tmp_path / "kitchen.txt"
+    changed.write_text("Kitchen tips: the spare ZX-4471-Q seal is kept in the cutlery drawer.")
+    knowledge.ingest(name, [(changed, "kitchen.txt")])
+    hits = knowledge.search(name, KEYWORD, 5, "bm25")
+    assert [hit.source for hit in hits] == ["kitchen.txt"] and "cutlery" in hits[0].text
+    assert top(knowledge, name, "sharpen knives chopping boards", "bm25", k=5) == []
+
+    saved = sorted((knowledge.root / "collections" / name / "bm25").iterdir())
+    assert len(saved) == 1  # the index of the version now committed, and no other
+    restarted = KnowledgeBase(knowledge.root, knowledge.embedder)  # a new app on the same data
+    for query in (KEYWORD, PARAPHRASE, "outlet pipe valves"):
+        assert restarted.search(name, query, 3, "bm25") == knowledge.search(name, query, 3, "bm25")
+    assert sorted((knowledge.root / "collections" / name / "bm25").iterdir()) == saved
+
+
+def test_a_collection_keeps_its_mode_and_a_conversation_may_override_it(
+    collection, resources: Resources
+) -> None:
+    knowledge, name = collection
+    home = resources.settings.home
+    listed = kbot("collections", "--set-mode", name, "bm25", "--json", home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert {"collection": name, "documents": 7, "chunks": 7, "mode": "bm25"} in json.loads(
+        listed.stdout
+    )
+    assert knowledge.mode(name) == "bm25"
+    assert top(knowledge, name, PARAPHRASE, mode="") == ["tyres.txt"]  # the collection's mode
+    retrieved = kbot(
+        "retrieve", PARAPHRASE, "--collection", name, "--mode", "dense", "-k", "1", "--json",
+        home=home,
+    )  # fmt: skip
+    assert [hit["source"] for hit in json.loads(retrieved.stdout)] == ["bicycle.txt"]
+    wrong = kbot("collections", "--set-mode", name, "fuzzy", home=home)
+    assert wrong.returncode != 0 and "Unknown retrieval mode 'fuzzy'" in wrong.stderr
+
+    service = ChatService(resources)
+    *_, reply = service.reply(KEYWORD, (), "rag", {"collection": name, "mode": "dense", "k": 1})
+    assert [source["source"] for source in reply.sources] == ["stock.txt"]
+    *_, reply = service.reply(KEYWORD, (), "rag", {"collection": name, "k": 1})
+    assert [source["source"] for source in reply.sources] == ["shipping.txt"]
