@@ -19,8 +19,8 @@ say", on SQuAD v1.1 dev articles that neither the reader nor anything else was t
 
 Usage: python bench/reader.py [--articles 6] [--questions 300] [--unanswerable 100]
                               [--lookalike 100] [--variants plain-2,reader-2] [--gate both]
-                              [--quick] [--record]
-Writes bench/results/reader.json and prints the tables; --record also writes the packaged
+                              [--modes dense,hybrid] [--quick] [--record]
+Writes bench/results/reader.json (reader_modes.json with --modes) and prints the tables; --record also writes the packaged
 reader's figures into its metadata (`scores` in adapters/reader/kbot_meta.json).
 """
 
@@ -127,6 +127,12 @@ def main() -> None:
         "--gate", choices=["both", "off", "on"], default="both", help="variants with the gate"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--modes",
+        default="",
+        help="comma-separated retrieval modes to answer with, side by side (default: the "
+        "setting's); writes reader_modes.json",
+    )
     parser.add_argument("--quick", action="store_true", help="trial: 2 articles, 20 + 10")
     parser.add_argument(
         "--record", action="store_true", help="write the reader's scores into its metadata"
@@ -168,13 +174,14 @@ def main() -> None:
         assert not ingest.errors, ingest.errors[:1]
         log(f"ingested {ingest.chunks_added} chunks")
 
-        # Sentence choice and the gate's signal: embedding only.
+        # Sentence choice and the gate's signal: embedding only, with the first mode.
+        modes = args.modes.split(",") if args.modes else [base.retrieval_mode]
         hits = {
             q["id"]: h
             for q, h in zip(
                 answerable + unanswerable,
                 resources.knowledge.search_many(
-                    "dev", [q["question"] for q in answerable + unanswerable], base.top_k
+                    "dev", [q["question"] for q in answerable + unanswerable], base.top_k, modes[0]
                 ),
                 strict=True,
             )
@@ -215,56 +222,62 @@ def main() -> None:
 
         service = ChatService(resources)
         variants = {}
-        for variant in args.variants.split(","):
+        runs = [
+            (variant, gated, mode)
+            for variant in args.variants.split(",")
+            for gated in {"both": (False, True), "off": (False,), "on": (True,)}[args.gate]
+            for mode in modes
+        ]
+        for variant, gated, mode in runs:
             reader, sentences = variant.split("-")
-            for gated in {"both": (False, True), "off": (False,), "on": (True,)}[args.gate]:
-                name = f"{variant}{' +gate' if gated else ''}"
-                resources.settings = base.model_copy(
-                    update={
-                        "reader": "packaged" if reader == "reader" else "none",
-                        "evidence_sentences": int(sentences),
-                        "min_evidence": threshold if gated else -1.0,
-                    }
-                )
-                resources.__dict__.pop("reader", None)  # re-read the setting
-                rows: dict[str, list] = {"answerable": [], "unanswerable": [], "lookalike": []}
-                latencies = []
-                for label, asked in (
-                    ("answerable", answerable),
-                    ("unanswerable", unanswerable),
-                    ("lookalike", lookalike),
-                ):
-                    for q in asked:
-                        started = time.perf_counter()
-                        reply = deque(
-                            service.reply(
-                                q["question"], backend="rag", options={"collection": "dev"}
-                            ),
-                            maxlen=1,
-                        )[0]
-                        if label != "lookalike":  # the same questions, reworded
-                            latencies.append(time.perf_counter() - started)
-                        said_no = reply.answer.strip() == NOT_IN_DOCUMENTS
-                        rows[label].append(
-                            {**answer_scores(reply.answer, q["answers"]), "no": said_no}
-                        )
-                a, u = rows["answerable"], rows["unanswerable"]
-                variants[name] = {
-                    "em": round(statistics.fmean(r["em"] for r in a), 3),
-                    "f1": round(statistics.fmean(r["f1"] for r in a), 3),
-                    "contains": round(statistics.fmean(r["contains"] for r in a), 3),
-                    "answerable_said_not": round(statistics.fmean(r["no"] for r in a), 3),
-                    "unanswerable_said_not": round(statistics.fmean(r["no"] for r in u), 3),
-                    "lookalike_said_not": round(
-                        statistics.fmean(r["no"] for r in rows["lookalike"]), 3
-                    ),
-                    "latency_p50_s": round(statistics.median(latencies), 2),
+            name = f"{variant}{' +gate' if gated else ''}{f' {mode}' if args.modes else ''}"
+            resources.settings = base.model_copy(
+                update={
+                    "reader": "packaged" if reader == "reader" else "none",
+                    "evidence_sentences": int(sentences),
+                    "min_evidence": threshold if gated else -1.0,
                 }
-                log(f"{name}: {variants[name]}")
+            )
+            resources.__dict__.pop("reader", None)  # re-read the setting
+            rows: dict[str, list] = {"answerable": [], "unanswerable": [], "lookalike": []}
+            latencies = []
+            for label, asked in (
+                ("answerable", answerable),
+                ("unanswerable", unanswerable),
+                ("lookalike", lookalike),
+            ):
+                for q in asked:
+                    started = time.perf_counter()
+                    reply = deque(
+                        service.reply(
+                            q["question"],
+                            backend="rag",
+                            options={"collection": "dev", "mode": mode},
+                        ),
+                        maxlen=1,
+                    )[0]
+                    if label != "lookalike":  # the same questions, reworded
+                        latencies.append(time.perf_counter() - started)
+                    said_no = reply.answer.strip() == NOT_IN_DOCUMENTS
+                    rows[label].append({**answer_scores(reply.answer, q["answers"]), "no": said_no})
+            a, u = rows["answerable"], rows["unanswerable"]
+            variants[name] = {
+                "em": round(statistics.fmean(r["em"] for r in a), 3),
+                "f1": round(statistics.fmean(r["f1"] for r in a), 3),
+                "contains": round(statistics.fmean(r["contains"] for r in a), 3),
+                "answerable_said_not": round(statistics.fmean(r["no"] for r in a), 3),
+                "unanswerable_said_not": round(statistics.fmean(r["no"] for r in u), 3),
+                "lookalike_said_not": round(
+                    statistics.fmean(r["no"] for r in rows["lookalike"]), 3
+                ),
+                "latency_p50_s": round(statistics.median(latencies), 2),
+            }
+            log(f"{name}: {variants[name]}")
 
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
         "threads": args.threads,
+        "retrieval_modes": modes,
         "articles": inside,
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
@@ -276,7 +289,9 @@ def main() -> None:
         "seconds": round(elapsed()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "reader_quick.json" if args.quick else "reader.json"
+    name = (
+        "reader_quick.json" if args.quick else "reader_modes.json" if args.modes else "reader.json"
+    )
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
     if args.record:
         record_scores(result, " ".join(["python bench/reader.py", *sys.argv[1:]]))

@@ -25,6 +25,9 @@ from langchain_core.embeddings import Embeddings
 
 from common.files import write_atomically
 
+# Chunks read per request when reading a whole collection.
+_PAGE = 5000
+
 
 @dataclass(frozen=True)
 class StoredChunk:
@@ -117,18 +120,29 @@ class ChromaStore:
             for meta, vector in zip(found["metadatas"], found["embeddings"], strict=True)
         }
 
+    def _every(self, collection: str, include: list[str]) -> dict[str, list]:
+        """`include` of every stored chunk, read a page at a time: one read of 100k chunks
+        asks SQLite for more variables than it allows."""
+        found: dict[str, list] = {key: [] for key in include}
+        with self._using(writes=False):
+            store = self._collection(collection)
+            for offset in range(0, store.count(), _PAGE):
+                page = store.get(include=include, limit=_PAGE, offset=offset)  # type: ignore[arg-type]
+                for key in include:
+                    found[key] += page[key]
+        return found
+
     def chunks(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
         """Every stored chunk as (text, metadata)."""
-        with self._using(writes=False):
-            found = self._collection(collection).get(include=["documents", "metadatas"])
+        found = self._every(collection, ["documents", "metadatas"])
         return list(zip(found["documents"], found["metadatas"], strict=True))
 
     def footprint(self, collection: str) -> dict[str, int]:
         """Bytes of the stored vectors (as float32) and chunk texts of `collection`."""
         with self._using(writes=False):
-            store = self._collection(collection)
-            sample = store.get(limit=1, include=["embeddings"])["embeddings"]
-            texts = store.get(include=["documents"])["documents"]
+            sample = self._collection(collection).get(limit=1, include=["embeddings"])
+        texts = self._every(collection, ["documents"])["documents"]
+        sample = sample["embeddings"]
         dims = len(sample[0]) if len(sample) else 0
         return {
             "vector_bytes": 4 * dims * len(texts),
