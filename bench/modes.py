@@ -156,9 +156,9 @@ def main() -> None:
             result[name]["chunks"] = ingest.chunks_added
             result[name]["dense_ingest_seconds"] = round(seconds, 1)
             result[name]["dense_index_bytes"] = kb.stats(name)["index_bytes"]
-            result[name]["bm25"] = lexical_cost(kb, name)
+            result[name]["bm25_index"] = lexical_cost(kb, name)
             log(f"{name}: {ingest.chunks_added:,} chunks in {seconds:.0f} s; "
-                f"BM25 {result[name]['bm25']}")  # fmt: skip
+                f"BM25 {result[name]['bm25_index']}")  # fmt: skip
 
         sample = list(queries.values())[: args.latency_queries]
         for mode in MODES:
@@ -179,7 +179,7 @@ def main() -> None:
             texts = synthetic_texts(corpus, args.synthetic_chunks)
             fill_synthetic(kb, args.synthetic_chunks, per_source=100, words=texts)
             result["synthetic"] = {"chunks": args.synthetic_chunks,
-                                   "bm25": lexical_cost(kb, SYNTHETIC)}  # fmt: skip
+                                   "bm25_index": lexical_cost(kb, SYNTHETIC)}  # fmt: skip
             for mode in MODES:
                 result["synthetic"][mode] = latencies(
                     lambda q, m=mode: kb.search(SYNTHETIC, q, 10, m), sample

@@ -20,8 +20,9 @@ say", on SQuAD v1.1 dev articles that neither the reader nor anything else was t
 Usage: python bench/reader.py [--articles 6] [--questions 300] [--unanswerable 100]
                               [--lookalike 100] [--variants plain-2,reader-2] [--gate both]
                               [--modes dense,hybrid] [--quick] [--record]
-Writes bench/results/reader.json (reader_modes.json with --modes) and prints the tables; --record also writes the packaged
-reader's figures into its metadata (`scores` in adapters/reader/kbot_meta.json).
+Writes bench/results/reader.json (reader_modes.json with --modes) and prints the tables;
+--record also writes the packaged reader's figures into its metadata (`scores` in
+adapters/reader/kbot_meta.json).
 """
 
 from __future__ import annotations
