@@ -345,7 +345,9 @@ def test_cli_ingest_retrieve_collections_forget(tmp_path: Path) -> None:
     assert results[0]["results"][0]["source"].endswith("owls.html")
 
     listed = json.loads(kbot("collections", "--json", home=home).stdout)
-    assert listed == [{"collection": "facts", "documents": 7, "chunks": data["chunks_added"]}]
+    assert listed == [
+        {"collection": "facts", "documents": 7, "chunks": data["chunks_added"], "mode": "hybrid"}
+    ]
     forget = kbot("forget", "--collection", "facts", "--source", str(docs / "owls.html"), home=home)
     assert forget.returncode == 0, forget.stderr
     assert json.loads(kbot("collections", "--json", home=home).stdout)[0]["documents"] == 6
