@@ -522,7 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backends",
         required=True,
         help="comma-separated: base,rag:COLLECTION,lora:ADAPTER,full:CHECKPOINT,"
-        "rag+lora:COLLECTION:ADAPTER",
+        "rag+lora:COLLECTION:ADAPTER; rag:COLLECTION:MODE compares retrieval modes "
+        "(dense, bm25, hybrid)",
     )
     evaluate.add_argument("--report", type=Path, metavar="PATH.html", help="write an HTML report")
     evaluate.set_defaults(run=cmd_eval)

@@ -101,8 +101,11 @@ def test_backend_specs_are_parsed_and_checked() -> None:
     backend, options = registry.parse_spec("rag+lora:docs:my-adapter")
     assert backend.id == "rag+lora" and options == {"collection": "docs", "adapter": "my-adapter"}
     assert registry.parse_spec("base")[1] == {}
-    with pytest.raises(BackendError, match=r"expected 'rag:COLLECTION'"):
+    assert registry.parse_spec("rag:docs:bm25")[1] == {"collection": "docs", "mode": "bm25"}
+    with pytest.raises(BackendError, match=r"expected 'rag:COLLECTION:\[MODE\]'"):
         registry.parse_spec("rag")
+    with pytest.raises(BackendError, match="malformed"):
+        registry.parse_spec("rag:docs:bm25:more")
     with pytest.raises(BackendError, match="Unknown backend 'rug'"):
         registry.parse_spec("rug:docs")
     with pytest.raises(BackendError, match="empty value"):

@@ -107,3 +107,25 @@ def test_a_collection_keeps_its_mode_and_a_conversation_may_override_it(
     assert [source["source"] for source in reply.sources] == ["stock.txt"]
     *_, reply = service.reply(KEYWORD, (), "rag", {"collection": name, "k": 1})
     assert [source["source"] for source in reply.sources] == ["shipping.txt"]
+
+
+def test_kbot_eval_compares_retrieval_modes_side_by_side(
+    collection, resources: Resources, tmp_path: Path
+) -> None:
+    knowledge, name = collection
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"question": KEYWORD, "answer": "crate twelve", "source": "shipping.txt"}) + "\n"
+    )
+    specs = f"rag:{name}:dense,rag:{name}:bm25"
+    evaluated = kbot(
+        "eval", "--questions", str(questions), "--backends", specs, "--json",
+        home=resources.settings.home,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert [b["backend"] for b in report["backends"]] == specs.split(",")
+    first_source = {
+        a["backend"]: a["sources"][0] if a["sources"] else None for a in report["answers"]
+    }
+    assert first_source == {f"rag:{name}:dense": "stock.txt", f"rag:{name}:bm25": "shipping.txt"}

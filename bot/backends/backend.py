@@ -44,8 +44,10 @@ class Backend(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = NoOptions
-    # Options that a short spec such as "rag:manuals" gives in this order (`kbot eval`).
+    # Options that a short spec such as "rag:manuals" gives in this order (`kbot eval`), then
+    # those it may add after them ("rag:manuals:bm25").
     positional: ClassVar[tuple[str, ...]] = ()
+    optional_positional: ClassVar[tuple[str, ...]] = ()
     # Whether replies come with the passages they were answered from (`sources`).
     retrieves: ClassVar[bool] = False
 

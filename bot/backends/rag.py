@@ -89,6 +89,7 @@ class RagBackend(Backend):
     )
     Options = RagOptions
     positional = ("collection",)
+    optional_positional = ("mode",)  # "rag:manuals:bm25": retrieval modes side by side
     retrieves = True
 
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:

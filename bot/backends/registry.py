@@ -43,12 +43,17 @@ class BackendRegistry:
 
     def parse_spec(self, spec: str) -> tuple[Backend, dict[str, str]]:
         """A backend and its options from a short spec: the id, then its positional options
-        separated by ':' ("base", "rag:manuals", "rag+lora:manuals:my-adapter")."""
+        separated by ':' ("base", "rag:manuals", "rag+lora:manuals:my-adapter"), then any of
+        its optional ones ("rag:manuals:bm25")."""
         backend_id, *values = spec.strip().split(":")
         backend = self.get(backend_id)
-        if len(values) != len(backend.positional):
-            wanted = ":".join([backend.id, *(f.upper() for f in backend.positional)])
+        fields = (*backend.positional, *backend.optional_positional)
+        if not len(backend.positional) <= len(values) <= len(fields):
+            wanted = ":".join(
+                [backend.id, *(f.upper() for f in backend.positional)]
+                + [f"[{f.upper()}]" for f in backend.optional_positional]
+            )
             raise BackendError(f"Backend spec {spec!r} is malformed: expected {wanted!r}.")
         if not all(values):
             raise BackendError(f"Backend spec {spec!r} has an empty value.")
-        return backend, dict(zip(backend.positional, values, strict=True))
+        return backend, dict(zip(fields, values, strict=False))
