@@ -102,10 +102,11 @@ class ScopedArtifacts:
         return self.scope.visible(self.registry.names())
 
     def names_of(self, method: str) -> list[str]:
-        return [name for name in self.names() if self.meta(name).method == method]
+        return [name for name, meta in self.all() if meta.method == method]
 
-    def _find(self, name: str) -> str:
-        stored = self.scope.resolve(name, self.registry.names())
+    def _find(self, name: str, stored_names: list[str] | None = None) -> str:
+        listed = self.registry.names() if stored_names is None else stored_names
+        stored = self.scope.resolve(name, listed)
         if stored is None:
             known = ", ".join(self.names()) or "none yet"
             raise UnknownArtifactError(
@@ -120,7 +121,11 @@ class ScopedArtifacts:
         return self.registry.path(self._find(name))
 
     def all(self) -> list[tuple[str, ArtifactMeta]]:
-        return [(name, self.meta(name)) for name in self.names()]
+        listed = self.registry.names()  # listed once, not once per artifact
+        return [
+            (name, self.registry.meta(self._find(name, listed)))
+            for name in self.scope.visible(listed)
+        ]
 
     def delete(self, name: str) -> None:
         stored = self._find(name)

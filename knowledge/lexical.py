@@ -25,6 +25,7 @@ import Stemmer
 
 from knowledge.manifest import Manifest
 from knowledge.results import Hit
+from knowledge.search import hit_of
 from knowledge.store import ChromaStore
 
 RRF_CONSTANT = 60  # the constant of Cormack et al. (2009), as every RRF implementation uses
@@ -134,16 +135,8 @@ class LexicalIndexes:
         return index
 
     def _committed_chunks(self, name: str, manifest: Manifest) -> list[Hit]:
-        from knowledge.search import location_of
-
         chunks = [
-            Hit(
-                source=meta["source"],
-                text=text,
-                score=0.0,
-                location=location_of(meta),
-                chunk_index=int(meta.get("chunk_index", 0)),
-            )
+            hit_of(text, meta, 0.0)
             for text, meta in self.store.chunks(name)
             if manifest.committed_hash(meta["source"]) == meta.get("file_hash")
         ]

@@ -27,6 +27,17 @@ def location_of(metadata: dict[str, Any]) -> str:
     return str(metadata.get("section", ""))
 
 
+def hit_of(text: str, metadata: dict[str, Any], score: float) -> Hit:
+    """A search hit from a stored chunk's text and metadata."""
+    return Hit(
+        source=metadata["source"],
+        text=text,
+        score=round(float(score), 4),
+        location=location_of(metadata),
+        chunk_index=int(metadata.get("chunk_index", 0)),
+    )
+
+
 def embed_queries(embedder: Embeddings, queries: Sequence[str]) -> list[list[float]]:
     # Same model, same normalization as the documents; MiniLM takes no query prefix.
     return embedder.embed_documents(list(queries))
@@ -40,13 +51,7 @@ def search_vector(
         return []
     found = store.search(name, vector, k + _OVERFETCH)
     hits = [
-        Hit(
-            source=c.metadata["source"],
-            text=c.text,
-            score=round(float(c.score), 4),
-            location=location_of(c.metadata),
-            chunk_index=int(c.metadata.get("chunk_index", 0)),
-        )
+        hit_of(c.text, c.metadata, c.score)
         for c in found
         if manifest.committed_hash(c.metadata["source"]) == c.metadata.get("file_hash")
     ]

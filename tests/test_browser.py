@@ -160,6 +160,17 @@ def choose(page: Page, dropdown: str, value: str) -> None:
     page.locator(f"{dropdown} input").blur()
 
 
+def add_document(page: Page, collection: str, path) -> None:
+    """Add `path` to `collection` (created if new) in the Knowledge tab, and wait for it."""
+    page.get_by_role("tab", name="Knowledge").click()
+    name = page.locator("#kb-collection input")
+    name.fill(collection)
+    name.press("Enter")
+    page.locator("#kb-files input[type=file]").set_input_files(str(path))
+    page.locator("#kb-add").click()
+    page.locator("#kb-status").get_by_text("chunks added").wait_for(timeout=120_000)
+
+
 def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
     browser: Browser, server: str, tmp_path
 ) -> None:
@@ -171,13 +182,7 @@ def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
         "The lamp is lit every evening at seven."
     )
     page = open_chat(browser, server)
-    page.get_by_role("tab", name="Knowledge").click()
-    collection = page.locator("#kb-collection input")
-    collection.fill("browser-docs")
-    collection.press("Enter")
-    page.locator("#kb-files input[type=file]").set_input_files(str(doc))
-    page.locator("#kb-add").click()
-    page.locator("#kb-status").get_by_text("chunks added").wait_for(timeout=120_000)
+    add_document(page, "browser-docs", doc)
     expect(page.locator("#kb-documents")).to_contain_text("lighthouse.md")
 
     page.get_by_role("tab", name="Chat").click()
@@ -353,7 +358,7 @@ def choices_of(page: Page, dropdown: str) -> list[str]:
     shown = page.get_by_role("option").all_inner_texts()
     page.locator(f"{dropdown} input").press("Escape")
     page.locator(f"{dropdown} input").blur()
-    return [text.strip() for text in shown]
+    return [text.split("\n")[-1].strip() for text in shown]  # without the "✓" of the chosen
 
 
 def test_two_signed_in_users_each_keep_their_documents_and_adapters(
@@ -362,13 +367,7 @@ def test_two_signed_in_users_each_keep_their_documents_and_adapters(
     doc = tmp_path / "atlas.txt"
     doc.write_text("The Orrin atlas was drawn by Tamsin Vale. It maps the coast of Orrin.")
     bo = sign_in(browser, signed_in_server, "bo")
-    bo.get_by_role("tab", name="Knowledge").click()
-    collection = bo.locator("#kb-collection input")
-    collection.fill("atlas")
-    collection.press("Enter")
-    bo.locator("#kb-files input[type=file]").set_input_files(str(doc))
-    bo.locator("#kb-add").click()
-    bo.locator("#kb-status").get_by_text("chunks added").wait_for(timeout=120_000)
+    add_document(bo, "atlas", doc)
 
     bo.get_by_role("tab", name="Train").click()
     bo.locator("#train-name textarea").fill("bo-tutor")
