@@ -3,7 +3,6 @@ would call it: by `fn_index` through Gradio's queue, with values no form would s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import threading
@@ -41,30 +40,53 @@ def train_form(config: dict, **fields: Any) -> tuple[int, int, list]:
     return fn_index, trigger, inputs_of(config, fn_index, values)
 
 
-def start(url: str, fn_index: int, trigger: int, data: list) -> tuple[httpx.Client, Iterator]:
-    """Join the queue and return the open event stream (closing the client disconnects)."""
-    client = session(url, "ada")
-    session_hash = uuid.uuid4().hex[:10]
-    joined = client.post(
-        "/gradio_api/queue/join",
-        json={"data": data, "fn_index": fn_index, "trigger_id": trigger,
-              "session_hash": session_hash, "event_data": None},
-    )  # fmt: skip
-    assert joined.status_code == 200, joined.text
-    request = client.build_request(
-        "GET", "/gradio_api/queue/data", params={"session_hash": session_hash}, timeout=300
-    )
-    stream = client.send(request, stream=True)
-    messages = (json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:"))
-    return client, messages
+class Watcher:
+    """A browser tab joined to Gradio's queue: reads the event stream on a thread of its own
+    and, on `leave()`, closes its connection from that same thread, as closing the tab would
+    (closing an httpx client from another thread does not reliably drop a stream in use)."""
 
+    def __init__(self, url: str, fn_index: int, trigger: int, data: list) -> None:
+        self.client = session(url, "ada")
+        session_hash = uuid.uuid4().hex[:10]
+        joined = self.client.post(
+            "/gradio_api/queue/join",
+            json={"data": data, "fn_index": fn_index, "trigger_id": trigger,
+                  "session_hash": session_hash, "event_data": None},
+        )  # fmt: skip
+        assert joined.status_code == 200, joined.text
+        self.seen: list[str] = []
+        self._leaving = threading.Event()
+        request = self.client.build_request(
+            "GET", "/gradio_api/queue/data", params={"session_hash": session_hash}, timeout=300
+        )
+        self._stream = self.client.send(request, stream=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-def until(messages: Iterator[dict], kind: str) -> dict:
-    for message in messages:
-        if message.get("msg") == kind:
-            return message
-        assert message.get("msg") != "process_completed", message
-    raise AssertionError(f"the stream ended before {kind!r}")
+    def _read(self) -> None:
+        try:
+            for line in self._stream.iter_lines():  # a message or heartbeat at least every 15 s
+                if self._leaving.is_set():
+                    break
+                if line.startswith("data:"):
+                    self.seen.append(json.loads(line[5:])["msg"])
+        except httpx.HTTPError:
+            pass
+        finally:
+            self._stream.close()
+            self.client.close()
+
+    def wait_for(self, kind: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while kind not in self.seen and time.monotonic() < deadline:
+            assert "process_completed" not in self.seen, self.seen
+            time.sleep(0.2)
+        return kind in self.seen
+
+    def leave(self) -> None:
+        self._leaving.set()
+        self._reader.join(timeout=60)
+        assert not self._reader.is_alive(), "the tab could not close its connection"
 
 
 def training_processes() -> list[str]:
@@ -103,31 +125,21 @@ def test_one_training_at_a_time_and_a_client_that_leaves_cancels_its_run(
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    runs = {}
+    tabs = {}
     for name in ("first", "second"):
         fn_index, trigger, data = train_form(
             config, method="lora", name=name, collection="limits", max_steps=2000
         )
-        runs[name] = start(served, fn_index, trigger, data)
-        if name == "first":
-            until(runs["first"][1], "process_generating")  # training, in a process of its own
-    (first_client, _), (second_client, second) = runs["first"], runs["second"]
-    seen: list[str] = []
-
-    def read() -> None:
-        with contextlib.suppress(httpx.HTTPError):  # the stream ends when its client closes
-            seen.extend(message["msg"] for message in second)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+        tabs[name] = Watcher(served, fn_index, trigger, data)
+        if name == "first":  # training, in a process of its own
+            assert tabs["first"].wait_for("process_generating", 240), tabs["first"].seen
+    first, second = tabs["first"], tabs["second"]
     time.sleep(5)
-    assert "estimation" in seen and "process_starts" not in seen  # queued behind the first
-    first_client.close()  # the first browser tab is closed
+    assert "estimation" in second.seen and "process_starts" not in second.seen  # queued
+    first.leave()  # the first browser tab is closed
+    assert second.wait_for("process_generating", 240)  # the first run ended; the second began
+    second.leave()
     deadline = time.monotonic() + 240
-    while "process_generating" not in seen and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert "process_generating" in seen  # the first run ended, so the second started
-    second_client.close()
     while training_processes() and time.monotonic() < deadline:
         time.sleep(1)
     watching.set()
