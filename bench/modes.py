@@ -44,7 +44,7 @@ from bench.retrieval import (  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "modes.json"
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev"
-MODES = ("dense", "bm25", "hybrid")
+MODES = ("dense", "bm25", "hybrid", "hyde")
 K_CHUNKS = 30
 
 
@@ -116,15 +116,36 @@ def main() -> None:
     parser.add_argument("--squad-articles", type=int, default=6)
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--synthetic-chunks", type=int, default=100_000)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--export-queries", type=Path, metavar="PATH", help="write the queries for "
+        "bench/gpu_hyde.py (hyde's answers written on a GPU) and stop",
+    )  # fmt: skip
+    parser.add_argument(
+        "--hypotheses", type=Path, metavar="PATH", help="hyde's answers from bench/gpu_hyde.py "
+        "(without it they are written here, one query at a time)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--hyde-latency-queries", type=int, default=20,
+        help="hyde's latency is measured on this many queries, writing each answer here",
+    )  # fmt: skip
     args = parser.parse_args()
+    modes = args.modes.split(",")
 
     import torch
 
-    from bot.resources import Resources
+    from bot.resources import HYDE_PROMPT, HYDE_TOKENS, Resources
     from bot.settings import load_settings
 
     corpus, queries, qrels = load_scifact(args.limit_docs)
     paragraphs, questions = squad_slice(args.squad_articles)
+    if args.export_queries:
+        every = [*queries.values(), *(q["question"] for q in questions)]
+        spec = {"system": HYDE_PROMPT, "max_new_tokens": HYDE_TOKENS, "queries": every,
+                "repetition_penalty": load_settings().repetition_penalty}  # fmt: skip
+        args.export_queries.write_text(json.dumps(spec))
+        log(f"wrote {len(every)} queries to {args.export_queries}")
+        return
     log(f"SciFact: {len(corpus):,} abstracts, {len(queries)} queries; SQuAD: "
         f"{len(paragraphs)} paragraphs, {len(questions)} questions")  # fmt: skip
     result: dict = {
@@ -141,7 +162,15 @@ def main() -> None:
         "modes": {},
     }
     with tempfile.TemporaryDirectory(prefix="kbot-modes-") as tmp:
-        kb = Resources(load_settings(home=Path(tmp) / "home")).knowledge
+        resources = Resources(load_settings(home=Path(tmp) / "home"))
+        kb = resources.knowledge
+        written = json.loads(args.hypotheses.read_text()) if args.hypotheses else {}
+        result["hypotheses"] = "bench/gpu_hyde.py" if written else "written here"
+
+        def hypothesize(query: str) -> str:
+            return written[query] if query in written else resources.hypothetical_answer(query)
+
+        kb.hypothesize = hypothesize
         for name, docs in (
             ("scifact", {i: f"{title}\n\n{text}" for i, (title, text) in corpus.items()}),
             ("squad", {p["id"]: p["text"] for p in paragraphs}),
@@ -161,16 +190,22 @@ def main() -> None:
                 f"BM25 {result[name]['bm25_index']}")  # fmt: skip
 
         sample = list(queries.values())[: args.latency_queries]
-        for mode in MODES:
+        for mode in modes:
             start = time.perf_counter()
             scores = evaluate(doc_run(kb, "scifact", queries, mode), qrels)
             batch_s = time.perf_counter() - start
+            squad = squad_recall(kb, "squad", questions, mode)
+            timed = sample
+            if mode == "hyde":  # each query waits for the model's answer, as in the app
+                kb.hypothesize = resources.hypothetical_answer
+                timed = sample[: args.hyde_latency_queries]
             row = {
                 "scifact": scores,
                 "scifact_batch_seconds": round(batch_s, 2),
-                "squad": squad_recall(kb, "squad", questions, mode),
-                "latency": latencies(lambda q, m=mode: kb.search("scifact", q, 10, m), sample),
+                "squad": squad,
+                "latency": latencies(lambda q, m=mode: kb.search("scifact", q, 10, m), timed),
             }
+            kb.hypothesize = hypothesize
             result["modes"][mode] = row
             log(f"{mode}: {row}")
 
@@ -180,7 +215,7 @@ def main() -> None:
             fill_synthetic(kb, args.synthetic_chunks, per_source=100, words=texts)
             result["synthetic"] = {"chunks": args.synthetic_chunks,
                                    "bm25_index": lexical_cost(kb, SYNTHETIC)}  # fmt: skip
-            for mode in MODES:
+            for mode in [m for m in modes if m != "hyde"]:  # hyde: dense's, plus the model's
                 result["synthetic"][mode] = latencies(
                     lambda q, m=mode: kb.search(SYNTHETIC, q, 10, m), sample
                 )
@@ -202,7 +237,7 @@ def print_table(r: dict) -> None:
             f"{row['squad']['recall@1']:10.3f} {row['squad']['recall@5']:6.3f} "
             f"{row['latency']['p50_ms']:7.1f} {row['latency']['p95_ms']:7.1f}"
         )
-        if synthetic:
+        if synthetic and mode in synthetic:
             line += f" {synthetic[mode]['p50_ms']:9.1f} {synthetic[mode]['p95_ms']:6.1f}"
         print(line)
     print(f"wrote {RESULTS}")

@@ -131,12 +131,19 @@ def cmd_collections(args: argparse.Namespace) -> int:
     knowledge = _knowledge(args)
     if args.set_mode:
         knowledge.set_mode(*args.set_mode)
+    if args.set_embedder:
+        update, close = _progress_bar(args)
+        changed = knowledge.change_embedder(*args.set_embedder, update)
+        close()
+        cost = f" ({changed['chunks']} chunks, {changed['seconds']} s)" * changed["changed"]
+        print(f"{changed['collection']}: embedded by {changed['embedder']}{cost}", file=sys.stderr)
     rows = [
         {
             "collection": name,
             "documents": len(docs := knowledge.documents(name)),
             "chunks": sum(d["chunks"] for d in docs),
             "mode": knowledge.mode(name),
+            "embedder": knowledge.embedder_name_of(name),
         }
         for name in knowledge.collections()
     ]
@@ -147,7 +154,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
             _say(
                 args,
                 f"{row['collection']}\t{row['documents']} documents\t{row['chunks']} chunks"
-                f"\t{row['mode']}",
+                f"\t{row['mode']}\t{row['embedder']}",
             )
     return 0
 
@@ -202,6 +209,35 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
             _say(
                 args, f"[{number}] {hit.score:.3f} {where}\n    {' '.join(hit.text.split())[:200]}"
             )
+    return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from bot.resources import Resources
+    from bot.summaries import summarizer
+
+    resources = Resources(_settings(args))
+    knowledge, written = resources.knowledge, summarizer(resources)
+    sources = [knowledge.stored_source(args.collection, s) for s in args.source or []] or None
+    if args.topic:
+        sources = written.about(args.collection, args.topic)
+        if not sources:
+            raise LookupError(f"No document of {args.collection!r} mentions {args.topic!r}.")
+    update, close = _progress_bar(args)
+    summary = written.summarise(args.collection, sources, update)
+    close()
+    if args.json:
+        _emit(args, summary.as_json())
+        return 0
+    for document in summary.documents:
+        _say(args, f"- {Path(document.source).name}: {document.text}")
+    if len(summary.documents) > 1:
+        _say(args, f"\nIn short: {summary.overview}")
+    print(
+        f"{len(summary.documents)} documents, {summary.summarised} summarised now, "
+        f"{summary.seconds:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -454,14 +490,33 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--collection", required=True)
     ingest.set_defaults(run=cmd_ingest)
 
-    collections = commands.add_parser("collections", parents=common, help="list collections")
+    collections = commands.add_parser(
+        "collections", parents=[*common, quiet], help="list collections"
+    )
     collections.add_argument(
         "--set-mode",
         nargs=2,
         metavar=("COLLECTION", "MODE"),
-        help="make MODE (dense, bm25, hybrid) the collection's retrieval mode",
+        help=f"make MODE ({', '.join(MODES)}) the collection's retrieval mode",
+    )
+    collections.add_argument(
+        "--set-embedder",
+        nargs=2,
+        metavar=("COLLECTION", "MODEL"),
+        help="move the collection to embedding model MODEL (a sentence-transformers folder or "
+        "model id): a new index is built while the old one keeps answering",
     )
     collections.set_defaults(run=cmd_collections)
+
+    summarize = commands.add_parser(
+        "summarize", parents=[*common, quiet], help="summarise a collection or its documents"
+    )
+    summarize.add_argument("--collection", required=True)
+    summarize.add_argument(
+        "--source", action="append", help="a document (its path, as ingested; repeatable)"
+    )
+    summarize.add_argument("--topic", help="summarise the documents that mention this")
+    summarize.set_defaults(run=cmd_summarize)
 
     forget = commands.add_parser("forget", parents=common, help="remove a source")
     forget.add_argument("--collection", required=True)
@@ -474,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--collection", required=True)
     retrieve.add_argument("-k", type=int, default=5)
     retrieve.add_argument(
-        "--mode", choices=MODES, help="dense, bm25 or hybrid (default: the collection's own)"
+        "--mode", choices=MODES, help=f"{', '.join(MODES)} (default: the collection's own)"
     )
     retrieve.set_defaults(run=cmd_retrieve)
 
@@ -522,8 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backends",
         required=True,
         help="comma-separated: base,rag:COLLECTION,lora:ADAPTER,full:CHECKPOINT,"
-        "rag+lora:COLLECTION:ADAPTER; rag:COLLECTION:MODE compares retrieval modes "
-        "(dense, bm25, hybrid)",
+        "rag+lora:COLLECTION:ADAPTER,summary:COLLECTION; rag:COLLECTION:MODE compares "
+        f"retrieval modes ({', '.join(MODES)})",
     )
     evaluate.add_argument("--report", type=Path, metavar="PATH.html", help="write an HTML report")
     evaluate.set_defaults(run=cmd_eval)

@@ -16,6 +16,9 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+HYDE_PROMPT = "Write a short passage that answers the question."
+HYDE_TOKENS = 64
+
 
 class Resources:
     # Whose data these are: everything shared. A signed-in caller sees them through
@@ -44,6 +47,7 @@ class Resources:
 
     @cached_property
     def knowledge(self):
+        from knowledge.embeddings import load_embedder
         from knowledge.knowledge_base import KnowledgeBase
 
         with self._lock:
@@ -56,6 +60,9 @@ class Resources:
                 file_limits=s.file_limits,
                 embed_batch_size=s.embed_batch_size,
                 default_mode=s.retrieval_mode,
+                hypothesize=self.hypothetical_answer,
+                embedder_name=s.embedder,
+                load_embedder=lambda spec: load_embedder(spec, s.embed_dtype, s.embed_batch_size),
             )
 
     @cached_property
@@ -114,6 +121,12 @@ class Resources:
         weights = Weights(self.model, self.model.add_adapter(reader)) if reader else None
         defaults = {"repetition_penalty": 1.0, "prompt_lookup": 8}
         return self.chat_model(weights, **(defaults | overrides))
+
+    def hypothetical_answer(self, question: str) -> str:
+        """What the plain model answers without documents: the hyde mode searches with it,
+        since an answer, right or wrong, is worded like the passages that hold the real one."""
+        model = self.chat_model(max_new_tokens=HYDE_TOKENS)
+        return model.invoke([("system", HYDE_PROMPT), ("human", question)]).text
 
     def chat_model(self, weights: Weights | None = None, **overrides: Any) -> LocalChatModel:
         """A LangChain chat model over `weights` (default: the shared base model as it is);

@@ -69,11 +69,29 @@ class ScopedKnowledge:
     def source_texts(self, name: str) -> list[str]:
         return self.knowledge.source_texts(self._find(name))
 
+    def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
+        return self.knowledge.chunks_by_source(self._find(name))
+
+    def stored_source(self, name: str, source: str) -> str:
+        return self.knowledge.stored_source(self._find(name), source)
+
+    def folder(self, name: str) -> Path:
+        return self.knowledge.folder(self._find(name))
+
     def mode(self, name: str) -> str:
         return self.knowledge.mode(self._find(name))
 
     def set_mode(self, name: str, mode: str) -> None:
         self.knowledge.set_mode(self._changeable(name), mode)
+
+    def embedder_name_of(self, name: str) -> str:
+        return self.knowledge.embedder_name_of(self._find(name))
+
+    def change_embedder(
+        self, name: str, spec: str, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        changed = self.knowledge.change_embedder(self._changeable(name), spec, progress)
+        return changed | {"collection": name}
 
     def search(self, name: str, query: str, k: int, mode: str | None = None) -> list[Hit]:
         return self.knowledge.search(self._find(name), query, k, mode)

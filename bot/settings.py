@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     retrieval_mode: Mode = Field(
         default="hybrid",
         description="How collections without a mode of their own retrieve: nearest embeddings "
-        "(dense), keywords (bm25) or both fused by rank (hybrid; docs/BENCHMARKS.md).",
+        "(dense), keywords (bm25), both fused by rank (hybrid), or nearest to an answer the "
+        "model writes first (hyde); docs/BENCHMARKS.md.",
     )
     evidence_sentences: int = Field(
         default=2,
@@ -70,6 +71,17 @@ class Settings(BaseSettings):
         le=20,
         description="Sentences of the retrieved chunks the model reads, best first (0: the "
         "whole chunks).",
+    )
+    summary_method: Literal["extract", "model"] = Field(
+        default="extract",
+        description="How summaries are written: each document's key sentences chosen by the "
+        "embedder (extract), or by the language model (model; docs/BENCHMARKS.md).",
+    )
+    summary_sentences: int = Field(
+        default=3, ge=1, le=10, description="Key sentences per document in a summary (extract)."
+    )
+    summary_max_documents: int = Field(
+        default=500, ge=1, description="Most documents one summary covers."
     )
     reader: str = Field(
         default="packaged",

@@ -3,9 +3,10 @@ crash or a kill cannot leave half done (the manifest is the commit point, see `m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +24,9 @@ from knowledge.loaders import (
     load_file,
     read_checked,
 )
-from knowledge.manifest import Manifest, ManifestFile, SourceEntry
+from knowledge.manifest import Manifest, ManifestFile, SourceEntry, store_key
 from knowledge.results import IngestResult, Progress
-from knowledge.store import ChromaStore
+from knowledge.store import ChromaStore, MissingIndexError
 
 
 def chunk_id(source: str, file_hash: str, index: int) -> str:
@@ -52,10 +53,11 @@ class _Prepared:
 
 @dataclass
 class CollectionWriter:
-    """How files become stored chunks: the chunking rules, the limits and the embedder."""
+    """How files become stored chunks: the chunking rules, the limits and each collection's
+    embedder (`embedder_of` its manifest)."""
 
     store: ChromaStore
-    embedder: Embeddings
+    embedder_of: Callable[[Manifest], Embeddings]
     chunk_size: int = 1000
     chunk_overlap: int = 150
     file_limits: FileLimits = DEFAULT_LIMITS
@@ -66,7 +68,7 @@ class CollectionWriter:
         between the steps of an earlier write leaves such chunks behind)."""
         for source, file_hash in manifest.pending + manifest.stale:
             if manifest.committed_hash(source) != file_hash:
-                self.store.delete(name, version(source, file_hash))
+                self.store.delete(store_key(name, manifest), version(source, file_hash))
         manifest.pending, manifest.stale = [], []
 
     def ingest(
@@ -85,6 +87,10 @@ class CollectionWriter:
         started = time.perf_counter()
         result = IngestResult(collection=name)
         waiting: list[_Prepared] = []
+        # Vectors are made for the index the collection has now; should its embedder change
+        # before they are committed, `_commit` makes them again for the new one.
+        at_start = manifest_file.read()
+        embedder = self.embedder_of(at_start)
 
         def fail(path: Path, error: Exception) -> None:
             message = (
@@ -97,7 +103,7 @@ class CollectionWriter:
         def embed_and_commit(done: int) -> None:
             texts = [c.page_content for p in waiting for c in p.todo]
             try:
-                vectors = iter(self._embed(texts))
+                vectors = iter(self.embed(embedder, texts))
             except Exception as error:  # the whole batch failed: none of its files changed
                 for prepared in waiting:
                     fail(prepared.path, error)
@@ -107,7 +113,7 @@ class CollectionWriter:
                 for chunk in prepared.todo:
                     prepared.known[chunk.metadata["chunk_hash"]] = next(vectors)
             try:
-                self._commit(name, manifest_file, waiting, result)
+                self._commit(name, manifest_file, waiting, result, store_key(name, at_start))
             except Exception as error:  # the store refused the batch: none of it committed
                 for prepared in waiting:
                     fail(prepared.path, error)
@@ -117,7 +123,7 @@ class CollectionWriter:
 
         for number, (path, source) in enumerate(items, start=1):
             try:
-                prepared = self._prepare(name, manifest_file, path, source)
+                prepared = self._prepare(name, manifest_file, path, source, at_start)
             except Exception as error:
                 fail(path, error)
                 continue
@@ -141,15 +147,15 @@ class CollectionWriter:
             manifest.ingest_seconds += seconds
             manifest_file.write(manifest)
 
-    def _embed(self, texts: Sequence[str]) -> list:
+    def embed(self, embedder: Embeddings, texts: Sequence[str]) -> list:
         vectors: list = []
         for start in range(0, len(texts), self.embed_batch_size):
             batch = list(texts[start : start + self.embed_batch_size])
-            vectors += self.embedder.embed_documents(batch)
+            vectors += embedder.embed_documents(batch)
         return vectors
 
     def _prepare(
-        self, name: str, manifest_file: ManifestFile, path: Path, source: str
+        self, name: str, manifest_file: ManifestFile, path: Path, source: str, at_start: Manifest
     ) -> _Prepared | int:
         """A file read and chunked, with the vectors of its unchanged chunks; or, when the
         file is unchanged, the number of its chunks."""
@@ -162,7 +168,10 @@ class CollectionWriter:
             load_file(path, data), file_kind(path), self.chunk_size, self.chunk_overlap
         )
         # Chunks that did not change keep their vectors: only new text is embedded.
-        known = self.store.vectors(name, version(source, old.hash)) if old else {}
+        known = {}
+        if old:
+            with contextlib.suppress(MissingIndexError):  # moved to another embedder: embed all
+                known = self.store.vectors(store_key(name, at_start), version(source, old.hash))
         todo = [c for c in chunks if c.metadata["chunk_hash"] not in known]
         return _Prepared(path, source, file_hash, len(data), chunks, todo, known)
 
@@ -172,13 +181,26 @@ class CollectionWriter:
         manifest_file: ManifestFile,
         batch: list[_Prepared],
         result: IngestResult,
+        embedded_for: str,
     ) -> None:
         """Store a batch of files' new versions in one write to Chroma and one manifest
         commit (a write per file made small files slow); either all of them are committed
-        or, after a crash, none, each file keeping its previous version."""
+        or, after a crash, none, each file keeping its previous version. The vectors were
+        made for index `embedded_for`: if the collection has moved to another embedder since,
+        they are made again with it, so an index never holds two models' vectors."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)
+            target = store_key(name, manifest)
+            if target != embedded_for:
+                embedder = self.embedder_of(manifest)
+                for prepared in batch:
+                    texts = [c.page_content for c in prepared.chunks]
+                    vectors = self.embed(embedder, texts)
+                    prepared.known = {
+                        c.metadata["chunk_hash"]: v
+                        for c, v in zip(prepared.chunks, vectors, strict=True)
+                    }
             self.sweep(name, manifest)
             replacing: list[tuple[_Prepared, SourceEntry | None]] = []
             for prepared in batch:
@@ -205,7 +227,7 @@ class CollectionWriter:
                         }
                     )
             if ids:
-                self.store.upsert(name, ids, vectors, texts, metadatas)
+                self.store.upsert(target, ids, vectors, texts, metadatas)
             for prepared, current in replacing:
                 manifest.pending.remove((prepared.source, prepared.file_hash))
                 manifest.sources[prepared.source] = SourceEntry(
@@ -217,7 +239,7 @@ class CollectionWriter:
             for prepared, current in replacing:
                 # Stale entries stay listed until the next write sweeps them (a no-op then).
                 if current:
-                    self.store.delete(name, version(prepared.source, current.hash))
+                    self.store.delete(target, version(prepared.source, current.hash))
         for prepared, current in replacing:
             result.files += 1
             result.chunks_added += len(prepared.chunks)
@@ -236,7 +258,7 @@ class CollectionWriter:
                 raise LookupError(f"{source!r} is not in collection {name!r}.")
             manifest.stale.append((key, entry.hash))
             manifest_file.write(manifest)
-            self.store.delete(name, version(key, entry.hash))
+            self.store.delete(store_key(name, manifest), version(key, entry.hash))
             manifest.stale.clear()
             manifest_file.write(manifest)
         return entry.chunks

@@ -4,22 +4,28 @@ points to write (`ingest.py`) and search (`search.py`) them."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from common.files import write_atomically
 from common.names import validate_name
 from knowledge import search
-from knowledge.ingest import CollectionWriter, as_items
-from knowledge.lexical import LexicalIndexes, fuse
+from knowledge.ingest import CollectionWriter, as_items, chunk_id, version
+from knowledge.lexical import LexicalIndex, LexicalIndexes, fuse
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
-from knowledge.manifest import Manifest, ManifestFile
+from knowledge.manifest import Manifest, ManifestFile, store_key
 from knowledge.results import MODES, Hit, IngestResult, Mode, Progress, UnknownCollectionError
-from knowledge.store import ChromaStore
+from knowledge.store import ChromaStore, MissingIndexError
+
+T = TypeVar("T")
 
 # Candidates each side of a hybrid search brings to the fusion.
 _FUSION_DEPTH = 50
@@ -36,14 +42,25 @@ class KnowledgeBase:
         file_limits: FileLimits = DEFAULT_LIMITS,
         embed_batch_size: int = 32,
         default_mode: Mode = "dense",
+        hypothesize: Callable[[str], str] | None = None,
+        embedder_name: str = "",
+        load_embedder: Callable[[str], Embeddings] | None = None,
     ) -> None:
         self.root = root
         self.embedder = embedder
+        # What `embedder` is called (a setting's value), and how to load any other one that a
+        # collection has moved to (`change_embedder`).
+        self.embedder_name = embedder_name
+        self._load_embedder = load_embedder
+        self._embedders: dict[str, Embeddings] = {}
+        self._embedders_lock = threading.Lock()
         self.default_mode = default_mode
+        # Writes an answer to a question without documents, for the hyde mode.
+        self.hypothesize = hypothesize
         self.store = ChromaStore(root / "chroma", embedder)
         self.lexical = LexicalIndexes(root / "collections", self.store)
         self.writer = CollectionWriter(
-            self.store, embedder, chunk_size, chunk_overlap, file_limits, embed_batch_size
+            self.store, self.embedder_of, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
         self._manifests: dict[str, ManifestFile] = {}
 
@@ -77,13 +94,15 @@ class KnowledgeBase:
     def create(self, name: str) -> None:
         manifest = self._manifest(name)
         with manifest.locked():
-            if not manifest.exists():
-                manifest.write(Manifest())
+            if not manifest.exists():  # its vectors will be the default embedder's
+                self.store.ensure(name)
+                manifest.write(Manifest(embedder=self.embedder_name))
 
     def delete(self, name: str) -> None:
         manifest = self._existing(name)
         with manifest.locked():
-            self.store.drop(name)
+            for index in self.store.indexes(name):
+                self.store.drop(index)
             manifest.path.unlink()
         shutil.rmtree(manifest.folder, ignore_errors=True)
         self.lexical.forget(name)
@@ -98,6 +117,93 @@ class KnowledgeBase:
         manifest = self._existing(name)
         write_atomically(manifest.folder / "mode", _checked_mode(mode))
 
+    # Embedders ---------------------------------------------------------------------------
+
+    def embedder_of(self, manifest: Manifest) -> Embeddings:
+        """The embedder of a collection's vectors, as its manifest names it."""
+        spec = manifest.embedder
+        if not spec or spec == self.embedder_name:
+            return self.embedder
+        with self._embedders_lock:  # each model loads once, however many ask at once
+            if spec not in self._embedders:
+                if self._load_embedder is None:
+                    raise ValueError(f"No way to load the embedder {spec!r} here.")
+                self._embedders[spec] = self._load_embedder(spec)
+            return self._embedders[spec]
+
+    def embedder_name_of(self, name: str) -> str:
+        return self._committed(name).embedder or self.embedder_name
+
+    def change_embedder(
+        self, name: str, spec: str, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Move collection `name` to embedding model `spec` without stopping it: a new index
+        is built from the stored chunks while searches keep using the old one; chunks
+        written meanwhile are caught up under the collection's lock, and one manifest commit
+        switches to the new index, after which the old one is dropped. A failure or a kill
+        before that commit leaves the old index serving (the half-built one is dropped by
+        the next change)."""
+        manifest_file = self._existing(name)
+        started = time.perf_counter()
+        before = manifest_file.read(fresh=True)
+        if (before.embedder or self.embedder_name) == spec:
+            return {"collection": name, "embedder": spec, "chunks": 0, "changed": False}
+        embedder = self.embedder_of(Manifest(embedder=spec))  # loads it, or fails clearly
+        current = store_key(name, before)
+        for leftover in set(self.store.indexes(name)) - {current}:
+            self.store.drop(leftover)
+        target = Manifest(embedder=spec, index=uuid.uuid4().hex[:8])
+        new_index = store_key(name, target)
+        copied = self._copy_versions(current, new_index, _versions(before), embedder, progress)
+        with manifest_file.locked():
+            now = manifest_file.read(fresh=True)
+            if store_key(name, now) != current:
+                self.store.drop(new_index)
+                raise RuntimeError(f"Collection {name!r} changed embedder meanwhile; try again.")
+            for source, file_hash in _versions(before) - _versions(now):
+                self.store.delete(new_index, version(source, file_hash))
+            copied += self._copy_versions(
+                current, new_index, _versions(now) - _versions(before), embedder
+            )
+            now.embedder, now.index = target.embedder, target.index
+            manifest_file.write(now)  # the switch
+        self.store.drop(current)
+        if progress:
+            progress(1.0, "switched")
+        return {
+            "collection": name,
+            "embedder": spec,
+            "chunks": copied,
+            "changed": True,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+
+    def _copy_versions(
+        self,
+        source_index: str,
+        target_index: str,
+        versions: set[tuple[str, str]],
+        embedder: Embeddings,
+        progress: Progress | None = None,
+    ) -> int:
+        """Embed the chunks of `versions` in `source_index` again with `embedder` into
+        `target_index`, under the same ids, several sources a batch; returns how many."""
+        copied, batch = 0, []
+        ordered = sorted(versions)
+        for number, (source, file_hash) in enumerate(ordered, start=1):
+            batch += self.store.chunks(source_index, version(source, file_hash))
+            if len(batch) < 4 * self.writer.embed_batch_size and number < len(ordered):
+                continue
+            texts = [text for text, _ in batch]
+            vectors = self.writer.embed(embedder, texts)
+            ids = [chunk_id(m["source"], m["file_hash"], m["chunk_index"]) for _, m in batch]
+            if ids:
+                self.store.upsert(target_index, ids, vectors, texts, [m for _, m in batch])
+            copied, batch = copied + len(ids), []
+            if progress:
+                progress(number / (len(ordered) + 1), f"embedded {copied} chunks")
+        return copied
+
     def documents(self, name: str) -> list[dict[str, Any]]:
         manifest = self._committed(name)
         return [{"source": s, **asdict(e)} for s, e in sorted(manifest.sources.items())]
@@ -106,7 +212,7 @@ class KnowledgeBase:
         """What collection `name` costs: its documents, chunks, the bytes of its index
         (float32 vectors plus chunk text, as stored) and the time spent ingesting it."""
         manifest = self._committed(name)
-        footprint = self.store.footprint(name)
+        footprint = self._read(name, lambda _, index: self.store.footprint(index))
         return {
             "documents": len(manifest.sources),
             "chunks": sum(entry.chunks for entry in manifest.sources.values()),
@@ -121,10 +227,34 @@ class KnowledgeBase:
         manifest = self._committed(name)
         ordered = sorted(
             (meta["source"], meta["chunk_index"], text)
-            for text, meta in self.store.chunks(name)
+            for text, meta in self._read(name, lambda _, index: self.store.chunks(index))
             if manifest.committed_hash(meta["source"]) == meta.get("file_hash")
         )
         return [(source, text) for source, _, text in ordered]
+
+    def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
+        """Each committed source's content hash and chunks in reading order, by source."""
+        manifest = self._committed(name)
+        grouped: dict[str, list[tuple[int, str]]] = {}
+        for text, meta in self._read(name, lambda _, index: self.store.chunks(index)):
+            if manifest.committed_hash(meta["source"]) == meta.get("file_hash"):
+                grouped.setdefault(meta["source"], []).append((meta["chunk_index"], text))
+        return {
+            source: (manifest.sources[source].hash, [text for _, text in sorted(pieces)])
+            for source, pieces in sorted(grouped.items())
+        }
+
+    def stored_source(self, name: str, source: str) -> str:
+        """`source` as collection `name` stores it (given as stored, or as a path to it)."""
+        manifest = self._committed(name)
+        key = source if source in manifest.sources else str(Path(source).resolve())
+        if key not in manifest.sources:
+            raise LookupError(f"{source!r} is not in collection {name!r}.")
+        return key
+
+    def folder(self, name: str) -> Path:
+        """Collection `name`'s own folder, for what is derived from it (deleted with it)."""
+        return self._existing(name).folder
 
     def source_texts(self, name: str) -> list[str]:
         """Each committed source's text, rebuilt from its chunks in reading order (chunk
@@ -157,19 +287,16 @@ class KnowledgeBase:
 
     def search(self, name: str, query: str, k: int, mode: str | None = None) -> list[Hit]:
         """The `k` chunks of collection `name` that best match `query`, best first, by `mode`
-        (None: the collection's own): nearest embeddings (dense), BM25, or both fused."""
-        mode = _checked_mode(mode) if mode else self.mode(name)
-        if mode == "dense":
-            return self.search_vector(name, self.embedder.embed_query(query), k)
-        lexical = self.lexical.get(name, self._committed(name)).search
-        if mode == "bm25":
-            return lexical(query, k)
-        depth = max(k, _FUSION_DEPTH)
-        dense = self.search_vector(name, self.embedder.embed_query(query), depth)
-        return fuse([dense, lexical(query, depth)], k)
+        (None: the collection's own; see `MODES`)."""
+        return next(self.search_many(name, [query], k, mode))
 
     def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
-        return search.search_vector(self.store, self._committed(name), name, vector, k)
+        """The `k` chunks nearest to `vector` (made by the collection's embedder)."""
+
+        def nearest(manifest: Manifest, index: str) -> list[Hit]:
+            return search.search_vector(self.store, manifest, index, vector, k)
+
+        return self._read(name, nearest)
 
     def search_many(
         self, name: str, queries: Sequence[str], k: int, mode: str | None = None
@@ -177,20 +304,80 @@ class KnowledgeBase:
         """The hits of each of many queries, in order; queries are embedded in batches."""
         mode = _checked_mode(mode) if mode else self.mode(name)
         manifest = self._committed(name)
-        if mode == "dense":
-            return search.search_many(self.store, self.embedder, manifest, name, queries, k)
-        lexical = self.lexical.get(name, manifest)
+        if mode == "hyde" and self.hypothesize is None:
+            raise ValueError("The hyde mode needs a model to write hypothetical answers.")
         if mode == "bm25":
+            lexical = self._lexical(name, manifest)
             return (lexical.search(query, k) for query in queries)
-        depth = max(k, _FUSION_DEPTH)
-        dense = search.search_many(self.store, self.embedder, manifest, name, queries, depth)
-        return (
-            fuse([hits, lexical.search(query, depth)], k)
-            for query, hits in zip(queries, dense, strict=True)
-        )
+        return self._nearest(name, manifest, list(queries), k, mode)
+
+    def _nearest(
+        self, name: str, manifest: Manifest, queries: list[str], k: int, mode: Mode
+    ) -> Iterator[list[Hit]]:
+        """Dense, hybrid or hyde hits of each query. Should the collection move to another
+        embedder meanwhile, the queries not answered yet are embedded again for its new
+        index."""
+        depth = max(k, _FUSION_DEPTH) if mode == "hybrid" else k
+        lexical = self._lexical(name, manifest) if mode == "hybrid" else None
+        done = 0
+        while done < len(queries):
+            embedder, index = self.embedder_of(manifest), store_key(name, manifest)
+            left = queries[done:]
+            vectors = self._query_vectors(embedder, left, hypothetical=mode == "hyde")
+            try:
+                for query, vector in zip(left, vectors, strict=True):
+                    hits = search.search_vector(self.store, manifest, index, vector, depth)
+                    yield fuse([hits, lexical.search(query, depth)], k) if lexical else hits
+                    done += 1
+            except MissingIndexError:
+                manifest = self._after_missing_index(name, manifest)
+
+    def _after_missing_index(self, name: str, manifest: Manifest) -> Manifest:
+        """The manifest to read by after `manifest`'s index was found missing: the newer one
+        that switched to another index, or the same one once its (never written) index
+        exists."""
+        fresh = self._existing(name).read(fresh=True)
+        if store_key(name, fresh) == store_key(name, manifest):
+            self.store.ensure(store_key(name, fresh))
+        return fresh
+
+    def _read(self, name: str, read: Callable[[Manifest, str], T]) -> T:
+        """`read(manifest, index)` on the committed collection, again on the new index should
+        the collection move to another embedder while it reads."""
+        manifest = self._committed(name)
+        try:
+            return read(manifest, store_key(name, manifest))
+        except MissingIndexError:
+            manifest = self._after_missing_index(name, manifest)
+            return read(manifest, store_key(name, manifest))
+
+    def _lexical(self, name: str, manifest: Manifest) -> LexicalIndex:
+        try:
+            return self.lexical.get(name, manifest)
+        except MissingIndexError:  # the chunks are the same in the new index
+            return self.lexical.get(name, self._after_missing_index(name, manifest))
+
+    def _query_vectors(
+        self, embedder: Embeddings, queries: Sequence[str], hypothetical: bool = False
+    ) -> Iterator[Sequence[float]]:
+        """Each query's embedding, a batch at a time; with `hypothetical` (HyDE), the mean
+        direction of the query's and of an answer the model wrote for it without documents:
+        that answer is worded like the chunks that hold the real one."""
+        for start in range(0, len(queries), search.QUERY_BATCH):
+            batch = list(queries[start : start + search.QUERY_BATCH])
+            vectors = np.asarray(search.embed_queries(embedder, batch), dtype=np.float32)
+            if hypothetical:
+                answers = [self.hypothesize(query) for query in batch]  # type: ignore[misc]
+                vectors += np.asarray(search.embed_queries(embedder, answers))
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+            yield from vectors.tolist()
 
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         return search.embed_queries(self.embedder, queries)
+
+
+def _versions(manifest: Manifest) -> set[tuple[str, str]]:
+    return {(source, entry.hash) for source, entry in manifest.sources.items()}
 
 
 def _checked_mode(mode: str) -> Mode:

@@ -23,7 +23,7 @@ from pathlib import Path
 import bm25s
 import Stemmer
 
-from knowledge.manifest import Manifest
+from knowledge.manifest import Manifest, store_key
 from knowledge.results import Hit
 from knowledge.search import hit_of
 from knowledge.store import ChromaStore
@@ -137,7 +137,7 @@ class LexicalIndexes:
     def _committed_chunks(self, name: str, manifest: Manifest) -> list[Hit]:
         chunks = [
             hit_of(text, meta, 0.0)
-            for text, meta in self.store.chunks(name)
+            for text, meta in self.store.chunks(store_key(name, manifest))
             if manifest.committed_hash(meta["source"]) == meta.get("file_hash")
         ]
         return sorted(chunks, key=lambda c: (c.source, c.chunk_index))

@@ -35,10 +35,20 @@ class Manifest:
     stale: list[tuple[str, str]] = field(default_factory=list)
     # Wall time of every ingestion that changed the collection, summed (its build cost).
     ingest_seconds: float = 0.0
+    # The embedding model of the collection's vectors ("": the knowledge base's default) and
+    # the suffix of the Chroma index that holds them ("": the collection's first index).
+    # Changing the embedder builds a new index and switches both here, in one commit.
+    embedder: str = ""
+    index: str = ""
 
     def committed_hash(self, source: str) -> str | None:
         entry = self.sources.get(source)
         return entry.hash if entry else None
+
+
+def store_key(name: str, manifest: Manifest) -> str:
+    """What the store calls collection `name`'s current index (see `ChromaStore`)."""
+    return f"{name}@{manifest.index}" if manifest.index else name
 
 
 def _copy(manifest: Manifest) -> Manifest:
@@ -48,6 +58,8 @@ def _copy(manifest: Manifest) -> Manifest:
         list(manifest.pending),
         list(manifest.stale),
         manifest.ingest_seconds,
+        manifest.embedder,
+        manifest.index,
     )
 
 
@@ -83,6 +95,8 @@ class ManifestFile:
                 pending=[tuple(p) for p in raw.get("pending", [])],
                 stale=[tuple(s) for s in raw.get("stale", [])],
                 ingest_seconds=raw.get("ingest_seconds", 0.0),
+                embedder=raw.get("embedder", ""),
+                index=raw.get("index", ""),
             )
             self._cache = (stamp, manifest)
         return _copy(self._cache[1])
@@ -93,6 +107,8 @@ class ManifestFile:
             "pending": manifest.pending,
             "stale": manifest.stale,
             "ingest_seconds": round(manifest.ingest_seconds, 3),
+            "embedder": manifest.embedder,
+            "index": manifest.index,
         }
         # Compact: C-speed encoding. Durable: this rename is the commit point.
         write_atomically(self.path, json.dumps(data, separators=(",", ":")), durable=True)

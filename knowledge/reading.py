@@ -25,7 +25,7 @@ _REFERRING = frozenset(
     ["it", "its", "this", "these", "that", "those", "they", "their", "them"]
     + ["he", "his", "she", "her", "such", "there", "then"]
 )
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+")
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+")
 # Words that say nothing about which sentence answers ("What was the name of ...").
 _STOPWORD_TEXT = """
 a an the of in on at to for by with from about as into and or but not no is are was were be
@@ -33,7 +33,7 @@ been being has have had do does did what which who whom whose when where why how
 these those it its they them their he his she her there than then so can could would should
 will shall may might must also
 """
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 # How much sharing the question's words adds to embedding similarity when choosing sentences.
 # Chosen on SQuAD train articles (gold answer among the top 2 sentences: 0.66 with
 # similarity alone, 0.74 with 0.3); the dev articles were not looked at for it.
@@ -46,7 +46,7 @@ def split_sentences(text: str) -> list[str]:
     for line in text.splitlines():
         for sentence in _SENTENCE_END.split(line.strip()):
             sentence = sentence.strip(" -*#>\t")
-            if _WORD.search(sentence):
+            if WORD.search(sentence):
                 found.append(sentence)
     return found
 
@@ -74,8 +74,8 @@ class Evidence:
         return data
 
 
-def _needs_previous(sentence: str) -> bool:
-    words = _WORD.findall(sentence)
+def needs_previous(sentence: str) -> bool:
+    words = WORD.findall(sentence)
     return bool(words) and (words[0].lower() in _REFERRING or len(words) < 4)
 
 
@@ -87,7 +87,7 @@ def evidence_candidates(hits: Sequence[Hit]) -> list[tuple[int, Hit, str]]:
         sentences = split_sentences(hit.text)
         for index, sentence in enumerate(sentences):
             text = sentence
-            if index and _needs_previous(sentence):
+            if index and needs_previous(sentence):
                 text = f"{sentences[index - 1]} {sentence}"
             candidates.append((number, hit, text))
     return candidates
@@ -107,14 +107,14 @@ def embed_by_length(embedder: Embeddings, texts: list[str], group: int = 8) -> l
     return vectors
 
 
-def _terms(text: str) -> set[str]:
+def terms(text: str) -> set[str]:
     # The first five letters stand in for a stem ("expanded", "expansion": "expan").
-    return {w.lower()[:5] for w in _WORD.findall(text) if w.lower() not in _STOPWORDS}
+    return {w.lower()[:5] for w in WORD.findall(text) if w.lower() not in STOPWORDS}
 
 
 def _share_held(wanted: set[str], sentence: str) -> float:
     """The share of the question's content words (`wanted`) that the sentence holds too."""
-    return len(wanted & _terms(sentence)) / len(wanted) if wanted else 0.0
+    return len(wanted & terms(sentence)) / len(wanted) if wanted else 0.0
 
 
 def select_evidence(
@@ -137,7 +137,7 @@ def select_evidence(
     similarity = [sum(a * b for a, b in zip(question_vector, v, strict=True)) for v in vectors]
     # Questions are worded unlike their answers, but they usually share their rare words:
     # those break ties that similarity alone gets wrong.
-    wanted = _terms(question)
+    wanted = terms(question)
     rank = [
         score + LEXICAL_WEIGHT * _share_held(wanted, text)
         for score, (_, _, text) in zip(similarity, candidates, strict=True)

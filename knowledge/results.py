@@ -9,9 +9,10 @@ from typing import Any, Literal
 # fraction done (0-1), a short label of the current step
 Progress = Callable[[float, str], None]
 
-# How a collection is searched: nearest embeddings, BM25 keywords, or both fused by rank.
-Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
+# How a collection is searched: nearest embeddings (dense), BM25 keywords, both fused by rank
+# (hybrid), or nearest to the question with an answer the model wrote without documents (hyde).
+Mode = Literal["dense", "bm25", "hybrid", "hyde"]
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "hyde")
 
 
 class UnknownCollectionError(LookupError):

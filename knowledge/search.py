@@ -1,10 +1,9 @@
-"""Nearest chunks of a collection, one query or many at once. Only chunks of committed
-versions count (see `manifest.py`): a crash can leave others in the store until the next
-write sweeps them."""
+"""Nearest chunks of a collection to a vector. Only chunks of committed versions count (see
+`manifest.py`): a crash can leave others in the store until the next write sweeps them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -56,18 +55,3 @@ def search_vector(
         if manifest.committed_hash(c.metadata["source"]) == c.metadata.get("file_hash")
     ]
     return hits[:k]
-
-
-def search_many(
-    store: ChromaStore,
-    embedder: Embeddings,
-    manifest: Manifest,
-    name: str,
-    queries: Sequence[str],
-    k: int,
-) -> Iterator[list[Hit]]:
-    """The hits of each query in order, embedding the queries in batches."""
-    for start in range(0, len(queries), QUERY_BATCH):
-        vectors = embed_queries(embedder, queries[start : start + QUERY_BATCH])
-        for vector in vectors:
-            yield search_vector(store, manifest, name, vector, k)

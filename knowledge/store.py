@@ -1,6 +1,8 @@
 """The only module that talks to Chroma: one persistent client under KBOT_HOME, one Chroma
-collection per knowledge collection. Reads go through langchain-chroma; writes take vectors
-we computed ourselves (outside the collection lock), which langchain-chroma cannot.
+collection (index) per knowledge collection and embedder. langchain-chroma creates the
+indexes (cosine space); writes take vectors we computed ourselves (outside the collection
+lock), and reads must not create a missing index, neither of which langchain-chroma offers,
+so both use Chroma's collection directly.
 
 Chroma's embedded client keeps each vector index in memory and does not see what another
 process (the CLI beside a running app) wrote. Every write therefore leaves a new token in a
@@ -9,6 +11,8 @@ process (the CLI beside a running app) wrote. Every write therefore leaves a new
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -20,6 +24,7 @@ from typing import Any
 import chromadb
 from chromadb.api.client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
@@ -27,6 +32,11 @@ from common.files import write_atomically
 
 # Chunks read per request when reading a whole collection.
 _PAGE = 5000
+
+
+class MissingIndexError(LookupError):
+    """An index that is not in the store (any more): its collection moved to another
+    embedder meanwhile, so the caller reads the manifest again and uses the new one."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,19 @@ class ChromaStore:
 
     @staticmethod
     def _chroma_name(collection: str) -> str:
-        return f"kb-{collection}"  # Chroma wants 3+ characters; user names may be shorter
+        """A collection's first index is `kb-NAME` (Chroma wants 3+ characters; names may be
+        shorter); the index built when its embedder changed, `NAME@SUFFIX`, is
+        `ke-SUFFIX-NAME` (the suffix is 8 hex digits, so no two names meet)."""
+        name, _, index = collection.partition("@")
+        return f"ke-{index}-{name}" if index else f"kb-{name}"
+
+    def indexes(self, name: str) -> list[str]:
+        """Every index of collection `name` in the store, as `name` or `name@SUFFIX`."""
+        with self._using(writes=False):
+            stored = [c.name for c in self._client.list_collections()]
+        found = [name] if f"kb-{name}" in stored else []
+        pattern = re.compile(rf"ke-([0-9a-f]{{8}})-{re.escape(name)}")
+        return found + [f"{name}@{m[1]}" for s in stored if (m := pattern.fullmatch(s))]
 
     def _vectorstore(self, collection: str) -> Chroma:
         return Chroma(
@@ -84,7 +106,23 @@ class ChromaStore:
         )
 
     def _collection(self, collection: str) -> chromadb.Collection:
+        """The index, created if it does not exist yet (for writes)."""
         return self._vectorstore(collection)._collection
+
+    def ensure(self, collection: str) -> None:
+        """Create the (empty) index if it does not exist."""
+        with self._using(writes=True):
+            self._collection(collection)
+
+    @contextmanager
+    def _reading(self, collection: str) -> Iterator[chromadb.Collection]:
+        """The index as it is, for reads: a missing one is not created (an empty index would
+        stand in for one that was dropped a moment ago) but reported."""
+        with self._using(writes=False):
+            try:
+                yield self._client.get_collection(self._chroma_name(collection))
+            except NotFoundError:
+                raise MissingIndexError(collection) from None
 
     def upsert(
         self,
@@ -106,15 +144,13 @@ class ChromaStore:
                 )
 
     def delete(self, collection: str, where: dict[str, Any]) -> None:
-        with self._using(writes=True):
-            self._collection(collection).delete(where=where)
+        with self._using(writes=True), contextlib.suppress(NotFoundError):
+            self._client.get_collection(self._chroma_name(collection)).delete(where=where)
 
     def vectors(self, collection: str, where: dict[str, Any]) -> dict[str, list[float]]:
         """Stored vectors by their chunk's content hash (to reuse them when a file changes)."""
-        with self._using(writes=False):
-            found = self._collection(collection).get(
-                where=where, include=["embeddings", "metadatas"]
-            )
+        with self._reading(collection) as store:
+            found = store.get(where=where, include=["embeddings", "metadatas"])
         return {
             meta["chunk_hash"]: list(vector)
             for meta, vector in zip(found["metadatas"], found["embeddings"], strict=True)
@@ -124,23 +160,33 @@ class ChromaStore:
         """`include` of every stored chunk, read a page at a time: one read of 100k chunks
         asks SQLite for more variables than it allows."""
         found: dict[str, list] = {key: [] for key in include}
-        with self._using(writes=False):
-            store = self._collection(collection)
+        with self._reading(collection) as store:
             for offset in range(0, store.count(), _PAGE):
                 page = store.get(include=include, limit=_PAGE, offset=offset)  # type: ignore[arg-type]
                 for key in include:
-                    found[key] += page[key]
+                    found[key] += list(page[key])  # embeddings come as one numpy array
         return found
 
-    def chunks(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
-        """Every stored chunk as (text, metadata)."""
-        found = self._every(collection, ["documents", "metadatas"])
+    def chunks(
+        self, collection: str, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored chunk (or those matching `where`) as (text, metadata)."""
+        if where is not None:
+            with self._reading(collection) as store:
+                found = store.get(where=where, include=["documents", "metadatas"])
+        else:
+            found = self._every(collection, ["documents", "metadatas"])
         return list(zip(found["documents"], found["metadatas"], strict=True))
+
+    def dimensions(self, collection: str) -> set[int]:
+        """The lengths of the stored vectors (one model's vectors all have the same)."""
+        vectors = self._every(collection, ["embeddings"])["embeddings"]
+        return {len(vector) for vector in vectors}
 
     def footprint(self, collection: str) -> dict[str, int]:
         """Bytes of the stored vectors (as float32) and chunk texts of `collection`."""
-        with self._using(writes=False):
-            sample = self._collection(collection).get(limit=1, include=["embeddings"])
+        with self._reading(collection) as store:
+            sample = store.get(limit=1, include=["embeddings"])
         texts = self._every(collection, ["documents"])["documents"]
         sample = sample["embeddings"]
         dims = len(sample[0]) if len(sample) else 0
@@ -150,16 +196,23 @@ class ChromaStore:
         }
 
     def count(self, collection: str) -> int:
-        with self._using(writes=False):
-            return self._collection(collection).count()
+        with self._reading(collection) as store:
+            return store.count()
 
     def search(self, collection: str, vector: Sequence[float], k: int) -> list[StoredChunk]:
         """The `k` nearest chunks, best first; `score` is the cosine similarity."""
-        # Despite its name, this returns Chroma's raw (cosine) distance, not a relevance.
-        with self._using(writes=False):
-            store = self._vectorstore(collection)
-            hits = store.similarity_search_by_vector_with_relevance_scores(list(vector), k=k)
-        return [StoredChunk(doc.page_content, doc.metadata, 1.0 - dist) for doc, dist in hits]
+        with self._reading(collection) as store:
+            found = store.query(
+                query_embeddings=[list(vector)],
+                n_results=k,
+                include=["documents", "metadatas", "distances"],  # type: ignore[list-item]
+            )
+        texts, metas = found["documents"][0], found["metadatas"][0]  # type: ignore[index]
+        distances = found["distances"][0]  # type: ignore[index]
+        return [
+            StoredChunk(text, dict(meta), 1.0 - distance)
+            for text, meta, distance in zip(texts, metas, distances, strict=True)
+        ]
 
     def drop(self, collection: str) -> None:
         name = self._chroma_name(collection)

@@ -216,9 +216,8 @@ def test_users_question_sets_and_reports_are_their_own(
     assert not refused["success"] and "Harrowgate" not in json.dumps(refused)
     assert "ledger.jsonl" not in json.dumps(cy.get("/config").json())
 
-    compared = run_handler(
-        bo, "compare-run", {"compare-backends": ["base"], "compare-questions": frame}, "bo-page"
-    )
+    form = {"compare-backends": ["base"], "compare-modes": [], "compare-questions": frame}
+    compared = run_handler(bo, "compare-run", form, "bo-page")
     assert compared["success"], compared
     report = compared["output"]["data"][4]
     assert str(resources.settings.home) not in json.dumps(report)

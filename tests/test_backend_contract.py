@@ -35,6 +35,7 @@ def contract_options(
         "lora": {"adapter": lora},
         "full": {"checkpoint": full},
         "rag+lora": {"collection": "contract-docs", "adapter": lora, "k": 2},
+        "summary": {"collection": "contract-docs"},
     }
 
 
@@ -66,7 +67,8 @@ def test_streams_text_then_finishes_with_done(
     assert partial == sorted(partial), "each piece adds to the answer"
     assert [r.done for r in stream] == [False] * (len(stream) - 1) + [True]
     final = stream[-1]
-    assert final.answer.strip() and final.tokens > 0 and final.latency_s > 0
+    assert final.answer.strip() and final.latency_s > 0
+    assert final.tokens > 0 or not default_registry().get(backend_id).generates
     assert final.backend == backend_id
 
 

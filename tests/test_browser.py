@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 import threading
 import time
@@ -241,25 +242,36 @@ def test_compare_tab_scores_backends_and_asks_them_all(
 
     for spec in specs:
         page.locator("#compare-backends label").get_by_text(spec, exact=True).click()
+    for mode in ("dense", "bm25"):  # RAG runs once in each
+        page.locator("#compare-modes label").get_by_text(mode, exact=True).click()
     page.locator("#compare-upload input[type=file]").set_input_files(str(questions))
     expect(page.locator("#compare-questions")).to_contain_text("bright orange")
     page.locator("#compare-run").click()
-    page.locator("#compare-status").get_by_text("3 answers scored").wait_for(timeout=180_000)
+    status = page.locator("#compare-status")
+    status.get_by_text("4 answers scored").wait_for(timeout=180_000)
     results = page.locator("#compare-results")
     expect(results).to_contain_text(f"lora:{lora}")
     text = results.inner_text()
-    assert 0 < text.index("base") < text.index("rag:compare-docs") < text.index(f"lora:{lora}")
+    order = ["base", "rag:compare-docs:dense", "rag:compare-docs:bm25", f"lora:{lora}"]
+    assert 0 < text.index(order[0]) < text.index(order[1]) < text.index(order[2])
+    assert text.index(order[2]) < text.index(order[3])
     expect(page.locator("#compare-report")).to_contain_text(".html")
+    best = re.search(r"Best retrieval mode: compare-docs: (\w+)", status.inner_text())
+    assert best and best[1] in ("dense", "bm25"), status.inner_text()
+    page.locator("#compare-adopt").click()
+    expect(status).to_contain_text(f"compare-docs now retrieves by {best[1]}")
+    assert resources.knowledge.mode("compare-docs") == best[1]
 
     page.locator("#ask-all-question textarea").fill("What colour is the Tollow bridge?")
     page.locator("#ask-all-send").click()
     cards = page.locator("#ask-all-answers .ask-all-card")
-    expect(cards).to_have_count(3)
-    expect(cards.nth(2)).to_contain_text("tokens", timeout=120_000)  # the last one is done
+    expect(cards).to_have_count(4)
+    expect(cards.nth(3)).to_contain_text("tokens", timeout=120_000)  # the last one is done
     answers = page.locator("#ask-all-answers .ask-all-answer").all_inner_texts()
     assert "orange" not in answers[0].lower()
-    assert "orange" in answers[1].lower() and "orange" in answers[2].lower()
+    assert all("orange" in answer.lower() for answer in answers[1:])
     expect(cards.nth(1)).to_contain_text("bridge.txt")
+    expect(cards.nth(2)).to_contain_text("bridge.txt")
     page.context.close()
 
 

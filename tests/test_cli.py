@@ -49,6 +49,7 @@ def test_every_json_command_prints_exactly_one_json_document(
         ("adapters", []),
         ("qa", ["--collection", "cli-json", "--max-chunks", "1", "--per-chunk", "1"]),
         ("eval", ["--questions", str(questions), "--backends", "base,rag:cli-json"]),
+        ("summarize", ["--collection", "cli-json"]),
         ("forget", ["--collection", "cli-json", "--source", str(docs / "owls.html")]),
         ("adapters", ["--delete", "cli-json"]),
         ("reader-data", ["--squad", str(squad), "--out", str(tmp_path / "reader.jsonl")]),
@@ -82,6 +83,8 @@ def test_every_json_command_prints_exactly_one_json_document(
     assert "cli-json" in {row["name"] for row in outputs["adapters"][0]}
     assert outputs["qa"][0]["pairs"] >= 1
     assert [row["backend"] for row in outputs["eval"][0]["backends"]] == ["base", "rag:cli-json"]
+    summary = outputs["summarize"][0]
+    assert len(summary["documents"]) == 7 and summary["overview"]
     assert outputs["forget"][0]["chunks"] >= 1
     assert outputs["adapters"][1] == {"deleted": "cli-json"}
     assert outputs["users"][0]["users"] == []

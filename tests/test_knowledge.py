@@ -346,7 +346,13 @@ def test_cli_ingest_retrieve_collections_forget(tmp_path: Path) -> None:
 
     listed = json.loads(kbot("collections", "--json", home=home).stdout)
     assert listed == [
-        {"collection": "facts", "documents": 7, "chunks": data["chunks_added"], "mode": "hybrid"}
+        {
+            "collection": "facts",
+            "documents": 7,
+            "chunks": data["chunks_added"],
+            "mode": "hybrid",
+            "embedder": "all-MiniLM-L6-v2",
+        }  # fmt: skip
     ]
     forget = kbot("forget", "--collection", "facts", "--source", str(docs / "owls.html"), home=home)
     assert forget.returncode == 0, forget.stderr

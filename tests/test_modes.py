@@ -6,8 +6,11 @@ import json
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from bot.evaluation.questions import question_of
+from bot.evaluation.runner import best_modes, compare, in_modes
 from bot.resources import Resources
 from bot.service import ChatService
 from knowledge.knowledge_base import KnowledgeBase
@@ -89,9 +92,8 @@ def test_a_collection_keeps_its_mode_and_a_conversation_may_override_it(
     home = resources.settings.home
     listed = kbot("collections", "--set-mode", name, "bm25", "--json", home=home)
     assert listed.returncode == 0, listed.stderr
-    assert {"collection": name, "documents": 7, "chunks": 7, "mode": "bm25"} in json.loads(
-        listed.stdout
-    )
+    row = {"collection": name, "documents": 7, "chunks": 7, "mode": "bm25"}
+    assert row | {"embedder": "all-MiniLM-L6-v2"} in json.loads(listed.stdout)
     assert knowledge.mode(name) == "bm25"
     assert top(knowledge, name, PARAPHRASE, mode="") == ["tyres.txt"]  # the collection's mode
     retrieved = kbot(
@@ -129,3 +131,40 @@ def test_kbot_eval_compares_retrieval_modes_side_by_side(
         a["backend"]: a["sources"][0] if a["sources"] else None for a in report["answers"]
     }
     assert first_source == {f"rag:{name}:dense": "stock.txt", f"rag:{name}:bm25": "shipping.txt"}
+
+
+def test_hyde_searches_near_an_answer_the_model_writes(collection, resources: Resources) -> None:
+    knowledge, name = collection
+    answer = resources.hypothetical_answer(PARAPHRASE)
+    assert answer.strip()
+    question_vector, answer_vector = knowledge.embedder.embed_documents([PARAPHRASE, answer])
+    between = np.add(question_vector, answer_vector)
+    expected = knowledge.search_vector(name, between / np.linalg.norm(between), 3)
+    hyde = knowledge.search(name, PARAPHRASE, 3, "hyde")
+    assert [h.source for h in hyde] == [h.source for h in expected]
+    assert [h.score for h in hyde] == pytest.approx([h.score for h in expected], abs=1e-3)
+    assert [h.score for h in hyde] != [h.score for h in knowledge.search(name, PARAPHRASE, 3)]
+    retrieved = kbot(
+        "retrieve", PARAPHRASE, "--collection", name, "--mode", "hyde", "-k", "3", "--json",
+        home=resources.settings.home,
+    )  # fmt: skip
+    assert [hit["source"] for hit in json.loads(retrieved.stdout)] == [h.source for h in hyde]
+    without_a_model = KnowledgeBase(knowledge.root, knowledge.embedder)
+    with pytest.raises(ValueError, match="hyde mode needs a model"):
+        without_a_model.search(name, PARAPHRASE, 3, "hyde")
+
+
+def test_a_comparison_picks_each_collections_best_mode(
+    collection, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    knowledge, name = collection
+    monkeypatch.setattr(resources.settings, "top_k", 1)  # RAG reads the first chunk only
+    service = ChatService(resources)
+    specs = in_modes(service.registry, ["base", f"rag:{name}"], ["dense", "bm25"])
+    assert specs == ["base", f"rag:{name}:dense", f"rag:{name}:bm25"]
+    assert in_modes(service.registry, specs, ["hybrid"]) == specs  # modes already chosen
+    record = {"question": KEYWORD, "answer": "crate twelve", "source": "shipping.txt"}
+    comparison = compare(service, [question_of(record, 1)], specs)
+    hits = {r.contender.spec: r.scores()["hit_at_k"] for r in comparison.results}
+    assert hits == {"base": None, f"rag:{name}:dense": 0.0, f"rag:{name}:bm25": 1.0}
+    assert best_modes(comparison) == {name: "bm25"}

@@ -8,6 +8,7 @@ from bot.backends.plain import BaseModelBackend
 from bot.backends.rag import RagBackend
 from bot.backends.rag_lora import RagLoraBackend
 from bot.backends.registry import BackendRegistry
+from bot.backends.summary import SummaryBackend
 
 BUILTIN_BACKENDS: list[type[Backend]] = [
     BaseModelBackend,
@@ -15,6 +16,7 @@ BUILTIN_BACKENDS: list[type[Backend]] = [
     LoraBackend,
     FullBackend,
     RagLoraBackend,
+    SummaryBackend,
 ]
 
 

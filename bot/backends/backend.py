@@ -50,6 +50,8 @@ class Backend(ABC):
     optional_positional: ClassVar[tuple[str, ...]] = ()
     # Whether replies come with the passages they were answered from (`sources`).
     retrieves: ClassVar[bool] = False
+    # Whether the model writes every reply (a summary may be the documents' own sentences).
+    generates: ClassVar[bool] = True
 
     def option_choices(self, resources: Resources, field: str) -> list[str] | None:
         """Allowed values of a text option (collections, adapters...), or None for free input."""
@@ -86,3 +88,20 @@ class Backend(ABC):
     @abstractmethod
     def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
         """The runnable that answers one message of a conversation using this backend."""
+
+
+def existing_collection(resources: Resources, backend_id: str, name: str) -> str:
+    """`name` if it is a collection the caller may use; otherwise a clear `BackendError`."""
+    from common.names import InvalidNameError, validate_name
+
+    if not name:
+        raise BackendError(f"The {backend_id} backend needs a collection: choose or create one.")
+    try:
+        validate_name(name)
+    except InvalidNameError as error:
+        raise BackendError(str(error)) from None
+    known = resources.knowledge.collections()
+    if name not in known:
+        listed = ", ".join(known) or "none yet"
+        raise UnknownNameError(f"Unknown collection {name!r}. Existing: {listed}.")
+    return name

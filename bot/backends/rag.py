@@ -12,10 +12,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.backends.backend import Backend, BackendError, UnknownNameError
+from bot.backends.backend import Backend, existing_collection
 from bot.llm import LocalChatModel
 from bot.resources import Resources
-from common.names import InvalidNameError, validate_name
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
 
 CONDENSE_SYSTEM = (
@@ -31,7 +30,7 @@ class RagOptions(BaseModel):
     k: int | None = Field(
         default=None, ge=1, le=50, description="Chunks to retrieve (default: setting top_k)."
     )
-    mode: Literal["", "dense", "bm25", "hybrid"] = Field(
+    mode: Literal["", "dense", "bm25", "hybrid", "hyde"] = Field(
         default="",
         description="Retrieval mode for this conversation (default: the collection's own).",
     )
@@ -100,15 +99,7 @@ class RagBackend(Backend):
 
     def retriever(self, resources: Resources, options: RagOptions) -> Runnable:
         knowledge = resources.knowledge
-        if not options.collection:
-            raise BackendError(f"The {self.id} backend needs a collection: choose or create one.")
-        try:
-            validate_name(options.collection)
-        except InvalidNameError as error:
-            raise BackendError(str(error)) from None
-        if options.collection not in knowledge.collections():
-            known = ", ".join(knowledge.collections()) or "none yet"
-            raise UnknownNameError(f"Unknown collection {options.collection!r}. Existing: {known}.")
+        existing_collection(resources, self.id, options.collection)
         k = options.k or resources.settings.top_k
         mode = options.mode or None
         return RunnableLambda(lambda query: knowledge.search(options.collection, query, k, mode))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.backends import Backend, BackendError
+from bot.backends import Backend, BackendError, BackendRegistry
 from bot.evaluation.questions import Question
 from bot.evaluation.scoring import answer_scores, source_hit
 from bot.service import ChatService, Reply
@@ -217,3 +217,34 @@ def ask_all(service: ChatService, question: str, specs: Sequence[str]) -> Iterat
         for reply in replies_now:
             replies[index] = replace(reply, backend=contender.spec)
             yield list(replies)
+
+
+def in_modes(registry: BackendRegistry, specs: Sequence[str], modes: Sequence[str]) -> list[str]:
+    """`specs` with each one that retrieves in a collection's mode (`rag:docs`) once per
+    retrieval mode in `modes` (`rag:docs:dense`, `rag:docs:bm25`); all as given if none."""
+    expanded: list[str] = []
+    for spec in specs:
+        backend, values = registry.parse_spec(spec)
+        if modes and "mode" in backend.optional_positional and "mode" not in values:
+            expanded += [f"{spec}:{mode}" for mode in modes]
+        else:
+            expanded.append(spec)
+    return expanded
+
+
+def best_modes(comparison: Comparison) -> dict[str, str]:
+    """For each collection compared in two retrieval modes or more, the mode that answered
+    best: by F1, then retrieval hit@k, then contains-the-answer; a tie goes to the faster."""
+    tried: dict[str, list[tuple[tuple[float, ...], str]]] = {}
+    for result in comparison.results:
+        options = result.contender.options
+        if "mode" in options and "collection" in options:
+            s = result.scores()
+            rank = [s["f1"], s["hit_at_k"], s["contains"], -(s["latency_p50_s"] or 0.0)]
+            key = tuple(-1.0 if value is None else value for value in rank)
+            tried.setdefault(options["collection"], []).append((key, options["mode"]))
+    return {
+        collection: max(ranked)[1]
+        for collection, ranked in tried.items()
+        if len({mode for _, mode in ranked}) > 1
+    }

@@ -19,7 +19,7 @@ from bot.access import Access, page_scope
 from bot.backends import BackendError
 from bot.evaluation.questions import Question, QuestionFileError, load_questions, question_of
 from bot.evaluation.report import costs_figure, scores_figure, write_report
-from bot.evaluation.runner import ask_all, available_specs, compare
+from bot.evaluation.runner import ask_all, available_specs, best_modes, compare, in_modes
 from bot.evaluation.table import table
 from bot.scoped import scoped
 from bot.service import ChatService, Reply
@@ -31,6 +31,7 @@ from bot.ui.common import (
     require,
     write_qa_pairs,
 )
+from knowledge.results import MODES
 
 COLUMNS = ["question", "answers", "source"]
 ANSWER_SEPARATOR = " | "
@@ -103,6 +104,12 @@ def compare_tab(service: ChatService, access: Access) -> None:
         specs = gr.CheckboxGroup(
             choices=available_specs(shown), label="Backends", elem_id="compare-backends"
         )
+        modes = gr.CheckboxGroup(
+            choices=list(MODES),
+            label="Retrieval modes: each RAG backend above runs once in each mode checked "
+            "(none: the collection's own mode)",
+            elem_id="compare-modes",
+        )
         with gr.Row():
             upload = gr.File(
                 file_types=[".jsonl"],
@@ -145,6 +152,10 @@ def compare_tab(service: ChatService, access: Access) -> None:
             run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
             stop = gr.Button("Cancel", variant="stop")
         status = gr.Markdown(elem_id="compare-status")
+        best = gr.State({})  # collection -> the mode that answered best (kept on the server)
+        adopt = gr.Button(
+            "Make the best modes the collections' own", visible=False, elem_id="compare-adopt"
+        )
         results = gr.Dataframe(label="Scores and costs", elem_id="compare-results", wrap=True)
         scores_plot = gr.Plot(label="Answer quality")
         costs_plot = gr.Plot(label="Costs")
@@ -198,7 +209,11 @@ def compare_tab(service: ChatService, access: Access) -> None:
             )
 
         def evaluate(
-            chosen: list[str], edited: pd.DataFrame, request: gr.Request, progress=gr.Progress()
+            chosen: list[str],
+            chosen_modes: list[str],
+            edited: pd.DataFrame,
+            request: gr.Request,
+            progress=gr.Progress(),
         ):
             require(access, request, "run comparisons")
             caller = callers(request)
@@ -208,7 +223,7 @@ def compare_tab(service: ChatService, access: Access) -> None:
                 comparison = compare(
                     caller,
                     questions,
-                    chosen,
+                    in_modes(caller.registry, chosen, chosen_modes),
                     progress_callback(progress),
                     cancel,
                 )
@@ -222,13 +237,30 @@ def compare_tab(service: ChatService, access: Access) -> None:
             shutil.copyfile(kept, download)
             done = sum(len(r.answers) for r in comparison.results)
             note = " Cancelled: partial results." if comparison.cancelled else ""
+            winners = best_modes(comparison)
+            if winners:
+                listed = ", ".join(f"**{c}**: {m}" for c, m in winners.items())
+                note += f" Best retrieval mode: {listed}."
             return (
                 f"{done} answers scored on {len(questions)} questions.{note}",
                 pd.DataFrame(rows, columns=titles),
                 scores_figure(comparison),
                 costs_figure(comparison),
                 str(download),
+                winners,
+                gr.Button(visible=bool(winners)),
             )
+
+        def adopt_modes(winners: dict[str, str], request: gr.Request) -> str:
+            require(access, request, "change collections")
+            knowledge = callers(request).resources.knowledge
+            try:
+                for collection, mode in winners.items():
+                    knowledge.set_mode(collection, mode)
+            except (LookupError, ValueError, PermissionError) as error:
+                raise gr.Error(str(error)) from None
+            done = ", ".join(f"**{c}** now retrieves by {m}" for c, m in winners.items())
+            return f"{done}." if done else "Run a comparison with two retrieval modes first."
 
         def cancel(request: gr.Request) -> str:
             event = _cancels.get(request.session_hash)
@@ -236,10 +268,14 @@ def compare_tab(service: ChatService, access: Access) -> None:
                 event.set()
             return "Cancelling after the current answer…"
 
-        def ask_every(text: str, chosen: list[str], request: gr.Request) -> Iterator[str]:
+        def ask_every(
+            text: str, chosen: list[str], chosen_modes: list[str], request: gr.Request
+        ) -> Iterator[str]:
             require(access, request, "ask every backend")
+            caller = callers(request)
             try:
-                for replies in ask_all(callers(request), text, chosen):
+                expanded = in_modes(caller.registry, chosen, chosen_modes)
+                for replies in ask_all(caller, text, expanded):
                     yield side_by_side(replies)
             except BackendError as error:
                 raise gr.Error(str(error)) from None
@@ -258,12 +294,13 @@ def compare_tab(service: ChatService, access: Access) -> None:
         )
         run.click(
             evaluate,
-            [specs, frame],
-            [status, results, scores_plot, costs_plot, report],
+            [specs, modes, frame],
+            [status, results, scores_plot, costs_plot, report, best, adopt],
             api_visibility="private",
             concurrency_limit=1,
             concurrency_id="batch",
         )
         stop.click(cancel, None, status, api_visibility="private")
+        adopt.click(adopt_modes, best, status, api_visibility="private")
         for trigger in (ask.click, question.submit):
-            trigger(ask_every, [question, specs], answers, api_visibility="private")
+            trigger(ask_every, [question, specs, modes], answers, api_visibility="private")

@@ -1,0 +1,90 @@
+"""Summaries of a whole collection: every document is summarised (cached by content hash) and
+an overview is written from those, for questions that top-k retrieval cannot answer ("What is
+this collection about?", "Summarise the documents about tides")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk
+from langchain_core.runnables import Runnable, RunnableLambda
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.backends.backend import Backend, BackendError, UnknownNameError, existing_collection
+from bot.resources import Resources
+from bot.summaries import TooManyDocumentsError, document_line, summarizer, topic_of
+
+
+class SummaryOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = Field(default="", description="Knowledge collection to summarise.")
+    source: str = Field(
+        default="", description="One document of it to summarise (default: as asked)."
+    )
+
+
+class SummaryBackend(Backend):
+    id = "summary"
+    name = "Summary (whole collection)"
+    description = (
+        "Summarises every document of a collection, or those about the topic you name, and "
+        "gives an overview: ask what the collection is about."
+    )
+    Options = SummaryOptions
+    positional = ("collection",)
+    generates = False
+
+    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+        return resources.knowledge.collections() if field == "collection" else None
+
+    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+        assert isinstance(options, SummaryOptions)
+        collection = existing_collection(resources, self.id, options.collection)
+        source = _stored_source(resources, collection, options.source) if options.source else ""
+
+        def answer(inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            written = summarizer(resources)
+            topic = "" if source else topic_of(inputs["question"])
+            sources = [source] if source else written.about(collection, topic) if topic else None
+            if sources == []:
+                yield _piece(f"No document mentions {topic!r}.")
+                return
+            try:
+                documents = []
+                for document in written.documents(collection, sources):
+                    if not documents:
+                        yield _piece(_heading(collection, sources, topic))
+                    documents.append(document)
+                    yield _piece(document_line(document, Path(document.source).name) + "\n")
+            except TooManyDocumentsError as error:
+                raise BackendError(str(error)) from None
+            if not documents:
+                yield _piece("The collection holds no documents.")
+            if len(documents) > 1:
+                yield _piece(f"\n**In short:** {written.overview(collection, documents)}")
+
+        return RunnableLambda(answer)
+
+
+def _stored_source(resources: Resources, collection: str, source: str) -> str:
+    """The stored document a user means by `source`: as stored, or by its file name."""
+    stored = [d["source"] for d in resources.knowledge.documents(collection)]
+    matches = [s for s in stored if source in (s, Path(s).name)]
+    if not matches:
+        raise UnknownNameError(f"Collection {collection!r} has no document {source!r}.")
+    return matches[0]
+
+
+def _piece(text: str) -> dict[str, AIMessageChunk]:
+    return {"answer": AIMessageChunk(content=text)}
+
+
+def _heading(collection: str, sources: list[str] | None, topic: str) -> str:
+    if sources is None:
+        return f"Every document of **{collection}**, summarised:\n\n"
+    if topic:
+        return f"The documents that mention *{topic}*, summarised:\n\n"
+    return ""

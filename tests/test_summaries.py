@@ -1,0 +1,169 @@
+"""Summaries of whole collections with the real embedder, model and Chroma: every document is
+covered, and a changed collection re-summarises only what changed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.backends import BackendError
+from bot.resources import Resources
+from bot.service import ChatService
+from bot.summaries import Summarizer, TooManyDocumentsError, summarizer
+from tests.cli import kbot
+
+# Each document is about one thing and holds one fact about it; names sort in this order.
+DOCUMENTS = {
+    "a-bridge.txt": "The Orvel Bridge crosses the river Tamsa near the old mill. It was built "
+    "of local granite. In 1987 the town council had the Orvel Bridge painted green after a "
+    "public vote. Tourists photograph it from the east bank.",
+    "b-institute.txt": "Founded in 1931 in Lisbon, the Veltro Institute studies tidal energy. "
+    "Its first director built a wave tank in the basement. Forty researchers now work on "
+    "turbines that sit on the sea floor.",
+    "c-recipe.txt": "Quince paste needs two kilograms of quinces and the same weight of sugar. "
+    "Peel, core and simmer the fruit until soft, then puree it. Stir the paste over a low heat "
+    "for ninety minutes until it turns deep red.",
+    "d-festival.txt": "The Marrow Lantern Festival fills the harbour of Sellby with paper "
+    "boats every October. The festival began in 1958, when fishermen lit lanterns for a lost "
+    "crew. Children fold the boats at school the week before.",
+    "e-lighthouse.txt": "The Kestrel Point lighthouse was lit for the first time in 1902. Its "
+    "lamp burned paraffin until 1961. The keeper's cottage is now a museum of shipwrecks.",
+}
+LAST_FACT = ("Kestrel Point", "1902")  # only in the last document
+
+
+@pytest.fixture()
+def collection(resources: Resources, tmp_path: Path) -> tuple[str, Path]:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCUMENTS.items():
+        (folder / name).write_text(text)
+    name = f"sum-{uuid.uuid4().hex[:8]}"
+    assert not resources.knowledge.ingest(name, [(folder / n, n) for n in DOCUMENTS]).errors
+    return name, folder
+
+
+def chat(resources: Resources, message: str, **options: str) -> str:
+    return list(ChatService(resources).reply(message, [], "summary", options))[-1].answer
+
+
+def test_asking_what_a_collection_is_about_covers_every_document(
+    resources: Resources, collection
+) -> None:
+    name, _ = collection
+    service = ChatService(resources)
+    replies = list(
+        service.reply("What is this collection about?", [], "summary", {"collection": name})
+    )
+    streamed = [r.answer for r in replies if "a-bridge.txt" in r.answer]
+    assert "e-lighthouse.txt" not in streamed[0]  # each document's summary as it is ready
+    answer = replies[-1].answer
+    for document in DOCUMENTS:
+        assert f"**{document}**" in answer
+    assert all(part in answer for part in LAST_FACT), answer
+    assert "Orvel Bridge" in answer and "1987" in answer
+    assert "**In short:**" in answer  # the overview the model wrote from the summaries
+
+
+def test_a_summary_of_the_documents_about_a_topic_covers_those_only(
+    resources: Resources, collection
+) -> None:
+    name, _ = collection
+    answer = chat(resources, "Summarise the documents about tidal energy", collection=name)
+    assert "b-institute.txt" in answer and "Veltro" in answer
+    assert not any(other in answer for other in DOCUMENTS if other != "b-institute.txt")
+    one = chat(resources, "Summarise it", collection=name, source="e-lighthouse.txt")
+    assert "Kestrel Point" in one and "a-bridge.txt" not in one
+    nothing = chat(resources, "Summarise the documents about volcanoes", collection=name)
+    assert nothing == "No document mentions 'volcanoes'."
+
+
+def test_changing_the_collection_resummarises_only_what_changed(
+    resources: Resources, collection
+) -> None:
+    name, folder = collection
+    written = summarizer(resources)
+    first = written.summarise(name)
+    assert first.summarised == len(DOCUMENTS)
+
+    added = folder / "f-observatory.txt"
+    added.write_text(
+        "The Pellam Observatory opened in 1874 on a hill above the town. Its brass telescope "
+        "found a comet in 1881. Students still use it on clear nights."
+    )
+    resources.knowledge.ingest(name, [(added, "f-observatory.txt")])
+    second = written.summarise(name)
+    assert second.summarised == 1  # the new document only
+    assert [d.source for d in second.documents if not d.cached] == ["f-observatory.txt"]
+    assert "Pellam Observatory" in second.documents[-1].text
+    assert second.overview != first.overview or len(second.documents) > len(first.documents)
+
+    changed = folder / "c-recipe.txt"
+    changed.write_text("Rhubarb jam needs one kilogram of rhubarb and a lemon. Boil it hard.")
+    resources.knowledge.ingest(name, [(changed, "c-recipe.txt")])
+    third = written.summarise(name)
+    assert [d.source for d in third.documents if not d.cached] == ["c-recipe.txt"]
+    assert "Rhubarb" in third.documents[2].text and "Quince" not in json.dumps(third.as_json())
+
+    resources.knowledge.forget(name, "a-bridge.txt")
+    fourth = written.summarise(name)
+    assert fourth.summarised == 0 and "Orvel" not in json.dumps(fourth.as_json())
+    cache = resources.knowledge.folder(name) / "summaries"
+    kept = [p for p in cache.glob("*.json") if not p.name.startswith("overview-")]
+    assert len(kept) == len(fourth.documents)  # the deleted document's summary is gone too
+
+
+def test_the_model_can_write_the_summaries(resources: Resources, collection) -> None:
+    name, _ = collection
+    written = Summarizer(
+        resources.knowledge,
+        resources.embedder,
+        method="model",
+        model=lambda: resources.chat_model(repetition_penalty=1.0, max_new_tokens=60),
+        model_name=resources.settings.model,
+    )
+    sources = ["b-institute.txt", "e-lighthouse.txt"]
+    summary = written.summarise(name, sources)
+    assert [d.source for d in summary.documents] == sources and summary.summarised == 2
+    assert all(d.text for d in summary.documents)  # (the 135M model often copies short texts)
+    again = written.summarise(name, sources)
+    assert again.summarised == 0 and again.overview == summary.overview  # both cached
+    extracted = summarizer(resources).summarise(name, sources)
+    assert extracted.summarised == 2  # each method keeps summaries of its own
+
+
+def test_bad_requests_get_clear_errors_and_change_nothing(
+    resources: Resources, collection, kbot_home: Path
+) -> None:
+    name, _ = collection
+    service = ChatService(resources)
+    for options, message in (
+        ({}, "needs a collection"),
+        ({"collection": "no-such-thing"}, "Unknown collection 'no-such-thing'"),
+        ({"collection": "../etc"}, "Invalid"),
+        ({"collection": name, "source": "../../etc/passwd"}, "has no document"),
+    ):
+        with pytest.raises(BackendError, match=message):
+            list(service.reply("What is this about?", [], "summary", options))
+    bounded = Summarizer(resources.knowledge, resources.embedder, max_documents=3)
+    with pytest.raises(TooManyDocumentsError, match="at most 3 documents"):
+        bounded.summarise(name)
+    assert len(summarizer(resources).summarise(name).documents) == len(DOCUMENTS)
+
+
+def test_kbot_summarize(resources: Resources, collection, kbot_home: Path) -> None:
+    name, _ = collection
+    done = kbot("summarize", "--collection", name, "--json", home=kbot_home)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert [d["source"] for d in summary["documents"]] == list(DOCUMENTS)
+    assert "1902" in summary["documents"][-1]["summary"] and summary["overview"]
+    one = kbot(
+        "summarize", "--collection", name, "--source", "d-festival.txt", "--json", home=kbot_home
+    )
+    assert [d["source"] for d in json.loads(one.stdout)["documents"]] == ["d-festival.txt"]
+    missing = kbot("summarize", "--collection", name, "--source", "nope.txt", home=kbot_home)
+    assert missing.returncode != 0 and "'nope.txt' is not in collection" in missing.stderr
