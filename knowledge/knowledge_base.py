@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from filelock import Timeout
 from langchain_core.embeddings import Embeddings
 
-from common.files import write_atomically
+from common.files import file_lock, write_atomically
 from common.names import validate_name
 from knowledge import search
 from knowledge.ingest import CollectionWriter, as_items, chunk_id, version
@@ -144,6 +145,19 @@ class KnowledgeBase:
         before that commit leaves the old index serving (the half-built one is dropped by
         the next change)."""
         manifest_file = self._existing(name)
+        changing = file_lock(manifest_file.folder / ".embedder.lock")
+        try:
+            changing.acquire(timeout=0)
+        except Timeout:
+            raise RuntimeError(f"Collection {name!r} is already changing embedder.") from None
+        try:
+            return self._change_embedder(name, manifest_file, spec, progress)
+        finally:
+            changing.release()
+
+    def _change_embedder(
+        self, name: str, manifest_file: ManifestFile, spec: str, progress: Progress | None
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         before = manifest_file.read(fresh=True)
         if (before.embedder or self.embedder_name) == spec:

@@ -88,6 +88,8 @@ def test_a_collection_moves_to_another_embedder_while_it_answers(
             threading.Thread(target=ask_meanwhile, daemon=True).start()
             knowledge.ingest(name, [(added, "scooter.txt")])
             knowledge.forget(name, "kitchen.txt")
+            with pytest.raises(RuntimeError, match="already changing embedder"):
+                knowledge.change_embedder(name, projected)  # a second change at once
 
     changed = knowledge.change_embedder(name, projected, progress)
     changing.clear()
