@@ -72,9 +72,6 @@ class ScopedKnowledge:
     def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
         return self.knowledge.chunks_by_source(self._find(name))
 
-    def stored_source(self, name: str, source: str) -> str:
-        return self.knowledge.stored_source(self._find(name), source)
-
     def folder(self, name: str) -> Path:
         return self.knowledge.folder(self._find(name))
 

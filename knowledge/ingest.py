@@ -251,9 +251,9 @@ class CollectionWriter:
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)
             self.sweep(name, manifest)
-            key = source if source in manifest.sources else str(Path(source).resolve())
-            entry = manifest.sources.pop(key, None)
-            if entry is None:
+            key = manifest.source_key(source)
+            entry = manifest.sources.pop(key, None) if key else None
+            if key is None or entry is None:
                 manifest_file.write(manifest)
                 raise LookupError(f"{source!r} is not in collection {name!r}.")
             manifest.stale.append((key, entry.hash))

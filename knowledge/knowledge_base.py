@@ -238,13 +238,8 @@ class KnowledgeBase:
     def chunks(self, name: str) -> list[tuple[str, str]]:
         """Every committed chunk as (source, text), sources in name order, chunks in reading
         order."""
-        manifest = self._committed(name)
-        ordered = sorted(
-            (meta["source"], meta["chunk_index"], text)
-            for text, meta in self._read(name, lambda _, index: self.store.chunks(index))
-            if manifest.committed_hash(meta["source"]) == meta.get("file_hash")
-        )
-        return [(source, text) for source, _, text in ordered]
+        grouped = self.chunks_by_source(name)
+        return [(source, text) for source, (_, texts) in grouped.items() for text in texts]
 
     def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
         """Each committed source's content hash and chunks in reading order, by source."""
@@ -260,9 +255,8 @@ class KnowledgeBase:
 
     def stored_source(self, name: str, source: str) -> str:
         """`source` as collection `name` stores it (given as stored, or as a path to it)."""
-        manifest = self._committed(name)
-        key = source if source in manifest.sources else str(Path(source).resolve())
-        if key not in manifest.sources:
+        key = self._committed(name).source_key(source)
+        if key is None:
             raise LookupError(f"{source!r} is not in collection {name!r}.")
         return key
 
@@ -273,10 +267,7 @@ class KnowledgeBase:
     def source_texts(self, name: str) -> list[str]:
         """Each committed source's text, rebuilt from its chunks in reading order (chunk
         overlaps repeat a little text; harmless for training on it)."""
-        by_source: dict[str, list[str]] = {}
-        for source, text in self.chunks(name):
-            by_source.setdefault(source, []).append(text)
-        return ["\n\n".join(texts) for texts in by_source.values()]
+        return ["\n\n".join(texts) for _, texts in self.chunks_by_source(name).values()]
 
     # Writing -----------------------------------------------------------------------------
 

@@ -45,6 +45,11 @@ class Manifest:
         entry = self.sources.get(source)
         return entry.hash if entry else None
 
+    def source_key(self, source: str) -> str | None:
+        """`source` as stored here, given as stored or as a path to it; None if absent."""
+        key = source if source in self.sources else str(Path(source).resolve())
+        return key if key in self.sources else None
+
 
 def store_key(name: str, manifest: Manifest) -> str:
     """What the store calls collection `name`'s current index (see `ChromaStore`)."""

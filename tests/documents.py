@@ -130,3 +130,16 @@ def train(resources: Any, method: str, name: str, path: Path, **config: Any) -> 
     result = run_training(resources, TrainConfig(method=method, name=name, **config), data)
     assert result.status == "done"
     return result.meta
+
+
+def ingest_texts(knowledge: Any, folder: Path, texts: dict[str, str], prefix: str) -> str:
+    """Write `texts` (file name: text) into `folder` and ingest them, each stored under its
+    file name, into a new collection `PREFIX-<8 hex>`; returns the collection's name."""
+    import uuid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    collection = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    assert not knowledge.ingest(collection, [(folder / n, n) for n in texts]).errors
+    return collection

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from knowledge.embeddings import packaged_embedder_dir
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.manifest import store_key
 from tests.cli import ROOT
+from tests.documents import ingest_texts
 from tests.test_modes import DOCUMENTS, KEYWORD, PARAPHRASE
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-train-sample" / "paragraphs.jsonl"
@@ -43,18 +43,11 @@ def projected(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def fill(knowledge: KnowledgeBase, folder: Path, paragraphs: int) -> str:
     """A collection of the workshop documents and `paragraphs` SQuAD train paragraphs."""
-    folder.mkdir()
-    items = []
-    for name, text in DOCUMENTS.items():
-        (folder / name).write_text(text)
-        items.append((folder / name, name))
+    texts = dict(DOCUMENTS)
     for line in SQUAD.read_text().splitlines()[:paragraphs]:
         row = json.loads(line)
-        (folder / f"{row['id']}.txt").write_text(row["text"])
-        items.append((folder / f"{row['id']}.txt", f"{row['id']}.txt"))
-    name = f"emb-{uuid.uuid4().hex[:8]}"
-    assert not knowledge.ingest(name, items).errors
-    return name
+        texts[f"{row['id']}.txt"] = row["text"]
+    return ingest_texts(knowledge, folder, texts, "emb")
 
 
 def index_of(knowledge: KnowledgeBase, name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from bot.resources import Resources
 from bot.service import ChatService
 from knowledge.knowledge_base import KnowledgeBase
 from tests.cli import kbot
+from tests.documents import ingest_texts
 
 # A code that only a keyword match finds (the embedder likes the look-alike codes of stock.txt
 # better), and a question worded unlike its answer (whose words BM25 finds in tyres.txt).
@@ -34,15 +34,8 @@ PARAPHRASE = "How can I fix a flat on my bike?"
 
 @pytest.fixture()
 def collection(resources: Resources, tmp_path: Path) -> tuple[KnowledgeBase, str]:
-    folder = tmp_path / "workshop"
-    folder.mkdir()
-    for name, text in DOCUMENTS.items():
-        (folder / name).write_text(text)
-    name = f"modes-{uuid.uuid4().hex[:8]}"
     knowledge = resources.knowledge
-    result = knowledge.ingest(name, [(folder / n, n) for n in DOCUMENTS])
-    assert not result.errors
-    return knowledge, name
+    return knowledge, ingest_texts(knowledge, tmp_path / "workshop", DOCUMENTS, "modes")
 
 
 def top(knowledge: KnowledgeBase, name: str, query: str, mode: str, k: int = 1) -> list[str]:

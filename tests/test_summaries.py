@@ -4,7 +4,6 @@ covered, and a changed collection re-summarises only what changed."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from bot.resources import Resources
 from bot.service import ChatService
 from bot.summaries import Summarizer, TooManyDocumentsError, summarizer
 from tests.cli import kbot
+from tests.documents import ingest_texts
 
 # Each document is about one thing and holds one fact about it; names sort in this order.
 DOCUMENTS = {
@@ -38,12 +38,7 @@ LAST_FACT = ("Kestrel Point", "1902")  # only in the last document
 @pytest.fixture()
 def collection(resources: Resources, tmp_path: Path) -> tuple[str, Path]:
     folder = tmp_path / "docs"
-    folder.mkdir()
-    for name, text in DOCUMENTS.items():
-        (folder / name).write_text(text)
-    name = f"sum-{uuid.uuid4().hex[:8]}"
-    assert not resources.knowledge.ingest(name, [(folder / n, n) for n in DOCUMENTS]).errors
-    return name, folder
+    return ingest_texts(resources.knowledge, folder, DOCUMENTS, "sum"), folder
 
 
 def chat(resources: Resources, message: str, **options: str) -> str:
