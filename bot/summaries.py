@@ -5,10 +5,13 @@ one; the reduce step writes a short overview of the document summaries.
 
 Two methods (setting `summary_method`):
 - `extract`: each document's key sentences, chosen by the embedder (central to the document,
-  not repeating each other: maximal marginal relevance), and an overview of the sentences most
-  central to the whole selection. Faithful by construction: every sentence is the document's.
+  not repeating each other: maximal marginal relevance), and an overview that names the
+  collection's main topics: each document's key phrases, the most central of them where there
+  are many. Faithful by construction: every word is the documents'.
 - `model`: the language model writes each chunk's summary, joins a document's chunk summaries,
-  and writes the overview from the document summaries (in groups where they are long).
+  and writes the overview from the document summaries (in groups where they are long). An
+  overview that states a number its input does not, repeats itself or copies its input back
+  is replaced by the topics overview: the default 135M model does all three.
 docs/BENCHMARKS.md ("Summaries") measures both; the default follows from it.
 
 LangChain's summarize chains (`load_summarize_chain`) now live in `langchain-classic`, build
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
 Method = Literal["extract", "model"]
 # Bump when a method changes, so summaries cached by an older one are written again.
-_VERSION = 1
+_VERSION = 2
 # Maximal marginal relevance: weight of centrality against similarity to sentences chosen.
 _MMR_LAMBDA = 0.7
 # Key sentences favour those that state facts (names, numbers) over general ones: without
@@ -54,6 +57,23 @@ _MIN_WORDS = 4
 _OVERVIEWS_KEPT = 100
 # Document summaries the model reads at once when writing an overview (about 1,500 tokens).
 _GROUP_SIZE = 8
+# Key phrases kept per document, and named in an overview.
+_TOPICS_PER_DOCUMENT = 2
+_OVERVIEW_TOPICS = 8
+# Words in a key phrase: "Kestrel Point lighthouse", not a clause.
+_MAX_PHRASE_WORDS = 3
+# A phrase less its last word stands for it when at most this much less near the text
+# (cosine). Set by eye on a handful of invented documents ("Henmore bell hangs" -> "Henmore
+# bell"; 0.74 against 0.62).
+_SHORTER_BY = 0.15
+# A one-sentence overview longer than this has copied its input back.
+_MAX_OVERVIEW_WORDS = 60
+_NUMBER_WORD_TEXT = """
+zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety
+hundred thousand million billion
+"""
+_NUMBER_WORDS = frozenset(_NUMBER_WORD_TEXT.split())
 
 MAP_PROMPT = (
     "Summarise this text in one or two sentences, keeping its main names, numbers and "
@@ -71,9 +91,15 @@ class DocumentSummary:
     key: str  # of what it summarises: the document's content, the method and its settings
     seconds: float = 0.0  # the time it took to write (0 when it came from the cache)
     cached: bool = False
+    topics: tuple[str, ...] = ()  # its key phrases, most central first
 
     def as_json(self) -> dict[str, Any]:
-        return {"source": self.source, "summary": self.text, "cached": self.cached}
+        return {
+            "source": self.source,
+            "summary": self.text,
+            "topics": list(self.topics),
+            "cached": self.cached,
+        }
 
 
 @dataclass
@@ -169,29 +195,51 @@ class Summarizer:
     def _document(self, cached: Path, source: str, texts: list[str]) -> DocumentSummary:
         if cached.is_file():
             stored = json.loads(cached.read_text())
-            return DocumentSummary(source, stored["text"], cached.stem, 0.0, True)
+            topics = tuple(stored.get("topics", ()))
+            return DocumentSummary(source, stored["text"], cached.stem, 0.0, True, topics)
         started = time.perf_counter()
         if self.method == "extract":
-            text = " ".join(self._key_sentences(_sentences(texts), self.sentences))
+            text = self._key_sentences(_sentences(texts), self.sentences)
         else:
             text = self._written(texts)
+        topics = tuple(self._key_phrases(text, _TOPICS_PER_DOCUMENT))
         seconds = time.perf_counter() - started
-        write_atomically(cached, json.dumps({"source": source, "text": text}))
-        return DocumentSummary(source, text, cached.stem, seconds, False)
+        write_atomically(
+            cached, json.dumps({"source": source, "text": text, "topics": list(topics)})
+        )
+        return DocumentSummary(source, text, cached.stem, seconds, False, topics)
 
-    def _key_sentences(self, sentences: list[str], count: int) -> list[str]:
-        """Up to `count` sentences central to `sentences`, in reading order. Headings and
-        sentences that lean on the one before them ("It was built in 1889.") are left out
+    def _key_sentences(self, sentences: list[str], count: int) -> str:
+        """Up to `count` statements central to `sentences`, in reading order. A sentence that
+        leans on the one before it ("It weighs 410 kilograms.") comes with that one, since
+        such sentences often hold a document's facts; headings and fragments are left out
         where there are others."""
-        statements = [
-            s for s in sentences if len(s.split()) >= _MIN_WORDS and not needs_previous(s)
-        ]
-        statements = statements or sentences
-        if not statements:
+        units = [
+            [i - 1, i] if i and needs_previous(s) else [i]
+            for i, s in enumerate(sentences)
+            if len(s.split()) >= _MIN_WORDS
+        ] or [[i] for i in range(len(sentences))]
+        if not units:
+            return ""
+        texts = [" ".join(sentences[i] for i in unit) for unit in units]
+        vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+        bonus = _SPECIFICITY_WEIGHT * np.array([_specificity(t) for t in texts])
+        chosen = {i for unit in _most_central(vectors, count, bonus) for i in units[unit]}
+        return " ".join(sentences[i] for i in sorted(chosen))
+
+    def _key_phrases(self, text: str, count: int) -> list[str]:
+        """Up to `count` phrases of `text` nearest its meaning (as KeyBERT chooses keywords:
+        short runs of content words, embedded and ranked against the whole text, not
+        repeating each other). KeyBERT itself would add scikit-learn for these few lines."""
+        candidates = _phrases(text)
+        if not candidates:
             return []
-        vectors = np.asarray(self.embedder.embed_documents(statements), dtype=np.float32)
-        bonus = _SPECIFICITY_WEIGHT * np.array([_specificity(s) for s in statements])
-        return [statements[i] for i in sorted(_most_central(vectors, count, bonus))]
+        vectors = np.asarray(self.embedder.embed_documents([text, *candidates]), dtype=np.float32)
+        row = {phrase: i for i, phrase in enumerate(candidates)}
+        nearness = vectors[1:] @ vectors[0]
+        kept = list(dict.fromkeys(_shortest(p, row, nearness) for p in candidates))
+        rows = [row[p] for p in kept]
+        return [kept[i] for i in _most_relevant(vectors[1:][rows], nearness[rows], count)]
 
     def _written(self, texts: list[str]) -> str:
         """The model's summary of a document: of each chunk, then of those together."""
@@ -228,17 +276,38 @@ class Summarizer:
     # The reduce step ----------------------------------------------------------------------
 
     def overview(self, collection: str, documents: Sequence[DocumentSummary]) -> str:
-        """One sentence on what the documents are about, written by the model from their
-        summaries: in groups of `_GROUP_SIZE`, then from the groups' overviews, where they are
-        many. Each overview is cached by what it read, so a change to one document writes
-        only its group's overview and those above it again."""
+        """One line on what the documents are about: the topics they name, or with the model
+        method, the model's sentence where it is faithful to the summaries."""
         if len(documents) < 2:
             return documents[0].text if documents else ""
+        topics = self._topics_overview(documents)
+        if self.method == "extract":
+            return topics
+        return self._written_overview(collection, documents) or topics
+
+    def _topics_overview(self, documents: Sequence[DocumentSummary]) -> str:
+        """The documents' main topics: each one's first key phrase, and of many, the most
+        central and least alike."""
+        phrases = list(dict.fromkeys(d.topics[0] for d in documents if d.topics))
+        more = len(phrases) > _OVERVIEW_TOPICS
+        if more:
+            vectors = np.asarray(self.embedder.embed_documents(phrases), dtype=np.float32)
+            phrases = [phrases[i] for i in sorted(_most_central(vectors, _OVERVIEW_TOPICS))]
+        among = "among their topics" if more else "on"
+        return f"{len(documents)} documents, {among}: {'; '.join(phrases)}."
+
+    def _written_overview(self, collection: str, documents: Sequence[DocumentSummary]) -> str:
+        """The model's sentence on what the documents cover, from their summaries: in groups
+        of `_GROUP_SIZE`, then from the groups' overviews, where they are many; "" where a
+        step was not faithful to what it read. Each step is cached by what it read, so a
+        change to one document writes only its group's overview and those above it again."""
         cache = self._cache(collection)
         texts = [f"- {Path(d.source).name}: {d.text}" for d in documents]
         while len(texts) > 1:
             groups = [texts[i : i + _GROUP_SIZE] for i in range(0, len(texts), _GROUP_SIZE)]
             texts = [self._overview_of(cache, "\n".join(group)) for group in groups]
+            if "" in texts:
+                return ""
         return texts[0]
 
     def _overview_of(self, cache: Path, text: str) -> str:
@@ -247,6 +316,7 @@ class Summarizer:
             cached.touch()  # recently used: kept by `_prune`
             return json.loads(cached.read_text())["text"]
         overview = self._ask(OVERVIEW_PROMPT, text)
+        overview = overview if faithful(overview, text) else ""
         write_atomically(cached, json.dumps({"text": overview}))
         return overview
 
@@ -273,6 +343,55 @@ def _sentences(texts: Sequence[str]) -> list[str]:
     return found
 
 
+def faithful(overview: str, source: str) -> bool:
+    """Whether a one-sentence overview of `source` can be shown: it states no number that
+    `source` does not ("every fourteen minutes" for "forty"), does not go round in circles
+    (a phrase of three words twice) and is not `source` copied back (too long for one
+    sentence)."""
+    words = [w.lower() for w in WORD.findall(overview)]
+    given = {w.lower() for w in WORD.findall(source)}
+    numbers = {w for w in words if w.isdigit() or w in _NUMBER_WORDS}
+    trigrams = list(zip(words, words[1:], words[2:], strict=False))
+    return (
+        0 < len(words) <= _MAX_OVERVIEW_WORDS
+        and numbers <= given
+        and len(set(trigrams)) == len(trigrams)
+    )
+
+
+# Where a key phrase cannot run on: punctuation that ends a clause or a name.
+_PHRASE_BREAK = re.compile(r"[.,;:!?()\[\]\"“”]")
+
+
+def _phrases(text: str) -> list[str]:
+    """Candidate key phrases of `text`: runs of up to `_MAX_PHRASE_WORDS` content words (no
+    stopwords, numbers or clause breaks inside), each once."""
+    found: dict[str, str] = {}
+    for part in _PHRASE_BREAK.split(text):
+        runs: list[list[str]] = [[]]
+        for word in WORD.findall(part):
+            if word.lower() in STOPWORDS or word.isdigit() or len(word) < 3:
+                runs.append([])
+            else:
+                runs[-1].append(word)
+        for run in runs:
+            for size in range(1, _MAX_PHRASE_WORDS + 1):
+                for start in range(len(run) - size + 1):
+                    phrase = " ".join(run[start : start + size])
+                    found.setdefault(phrase.lower(), phrase)
+    return list(found.values())
+
+
+def _shortest(phrase: str, row: dict[str, int], nearness: np.ndarray) -> str:
+    """`phrase` without its last word where that adds little to its nearness ("Orvel Bridge
+    crosses" -> "Orvel Bridge"): embeddings favour longer phrases, which often run on from a
+    name into a verb."""
+    shorter = phrase.rsplit(" ", 1)[0]
+    if shorter in row and nearness[row[shorter]] >= nearness[row[phrase]] - _SHORTER_BY:
+        return shorter
+    return phrase
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -290,7 +409,13 @@ def _most_central(vectors: np.ndarray, count: int, bonus: np.ndarray | float = 0
     one chosen by maximal marginal relevance (so they do not repeat each other)."""
     centre = vectors.mean(axis=0)
     centre /= np.linalg.norm(centre) or 1.0
-    centrality = vectors @ centre + bonus
+    return _most_relevant(vectors, vectors @ centre + bonus, count)
+
+
+def _most_relevant(vectors: np.ndarray, relevance: np.ndarray, count: int) -> list[int]:
+    """Indices of up to `count` rows by maximal marginal relevance: each next one the most
+    relevant, less its likeness to those already chosen."""
+    centrality = relevance
     chosen: list[int] = []
     while len(chosen) < min(count, len(vectors)):
         redundancy = (vectors @ vectors[chosen].T).max(axis=1) if chosen else 0.0
