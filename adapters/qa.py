@@ -128,6 +128,12 @@ def write_question(sentence: str, ask: Ask) -> str | None:
     return None
 
 
+def chunk_questions(text: str, count: int, write: Callable[[str], str | None]) -> list[str]:
+    """Questions `text` answers: `write`'s question for each of up to `count` of its
+    sentences, spread over it (those it writes none for are left out)."""
+    return [q for sentence in spread(sentences(text), count) if (q := write(sentence))]
+
+
 def span_in(answer: str, sentence: str) -> str | None:
     """`answer` as it is written in `sentence` (case and spacing aside), or None when the
     sentence does not hold it."""

@@ -1,4 +1,5 @@
-"""Retrieval modes side by side: dense, BM25 and hybrid, on the same collections in one run.
+"""Retrieval modes side by side: dense, BM25, hybrid, HyDE and questions, on the same
+collections in one run.
 
 Measures for each mode (`KnowledgeBase.search_many` / `search`, as `kbot retrieve --mode` runs):
   * nDCG@10 and recall@10 on the 300 SciFact test claims (BEIR test split; one .txt file per
@@ -8,9 +9,16 @@ Measures for each mode (`KnowledgeBase.search_many` / `search`, as `kbot retriev
   * query latency p50/p95 (one query at a time, embedding included) on SciFact, and at
     --synthetic-chunks chunks (random unit vectors; texts of 60 words drawn from SciFact's
     vocabulary, so BM25 has real postings to walk);
-  * the cost of each mode: the BM25 index's build time (from the stored chunks) and size.
+  * the cost of each mode: the BM25 index's build time (from the stored chunks) and size;
+    for questions, the model's time per chunk here and the expanded index.
+
+HyDE's answers and the questions mode's questions are written by the model; for thousands of
+queries and chunks that is faster on a GPU: `--export-queries` / `--export-sentences` write
+what to generate, bench/gpu_hyde.py / bench/gpu_questions.py generate it there as the app does,
+and `--hypotheses` / `--questions` read it back here (anything missing is written here).
 
 Usage: python bench/modes.py [--limit-docs N] [--squad-articles 6] [--synthetic-chunks 100000]
+                             [--hypotheses PATH] [--questions PATH]
 Writes bench/results/modes.json and prints a table.
 """
 
@@ -44,7 +52,10 @@ from bench.retrieval import (  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "modes.json"
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev"
-MODES = ("dense", "bm25", "hybrid", "hyde")
+MODES = ("dense", "bm25", "hybrid", "hyde", "questions")
+# Chunks whose questions are written here one at a time, to measure what the mode adds to
+# ingestion on this machine.
+QUESTION_TIMING_CHUNKS = 10
 K_CHUNKS = 30
 
 
@@ -78,6 +89,50 @@ def lexical_cost(kb, name: str) -> dict[str, float]:
     seconds = time.perf_counter() - start
     size = folder_bytes(kb.root / "collections" / name / "bm25")
     return {"build_seconds": round(seconds, 2), "bytes": size}
+
+
+def asked_sentences(collections: dict[str, dict[str, str]], settings) -> list[str]:
+    """The sentences the questions mode asks the model about, chunked as ingestion chunks
+    each collection's files."""
+    from adapters.qa import sentences, spread
+    from knowledge.chunking import chunk_documents
+    from knowledge.loaders import load_file
+
+    found: dict[str, None] = {}
+    for docs in collections.values():
+        for doc_id, text in docs.items():
+            path = Path(f"{doc_id}.txt")
+            documents = load_file(path, text.encode())
+            for chunk in chunk_documents(
+                documents, ".txt", settings.chunk_size, settings.chunk_overlap
+            ):
+                chosen = spread(sentences(chunk.page_content), settings.questions_per_chunk)
+                found.update(dict.fromkeys(chosen))
+    return list(found)
+
+
+def questions_cost(kb, resources, name: str) -> dict[str, float]:
+    """Write the questions of collection `name` (from the file read in, where given) and
+    measure: the model's time per chunk here, and the expanded BM25 index's build and size."""
+    chunks = [text for _, text in kb.chunks(name)][:QUESTION_TIMING_CHUNKS]
+    start = time.perf_counter()
+    written = [resources.chunk_questions(text) for text in chunks]
+    per_chunk = (time.perf_counter() - start) / max(len(chunks), 1)
+    start = time.perf_counter()
+    kb.add_questions(name)
+    added = time.perf_counter() - start
+    manifest = kb._committed(name)
+    start = time.perf_counter()
+    kb._lexical(name, manifest, questions=True)
+    build = time.perf_counter() - start
+    return {
+        "cpu_seconds_per_chunk": round(per_chunk, 2),
+        "questions_per_chunk_here": round(sum(map(len, written)) / max(len(written), 1), 2),
+        "add_seconds": round(added, 1),
+        "bm25_build_seconds": round(build, 2),
+        "bm25_bytes": folder_bytes(kb.root / "collections" / name / "bm25-questions"),
+        "stored_bytes": folder_bytes(kb.root / "collections" / name / "questions"),
+    }
 
 
 def squad_slice(articles: int) -> tuple[list[dict], list[dict]]:
@@ -126,6 +181,14 @@ def main() -> None:
         "(without it they are written here, one query at a time)",
     )  # fmt: skip
     parser.add_argument(
+        "--export-sentences", type=Path, metavar="PATH", help="write the sentences the "
+        "questions mode asks about, for bench/gpu_questions.py, and stop",
+    )  # fmt: skip
+    parser.add_argument(
+        "--questions", type=Path, metavar="PATH", help="the questions mode's questions from "
+        "bench/gpu_questions.py (without it they are written here: hours on a CPU)",
+    )  # fmt: skip
+    parser.add_argument(
         "--hyde-latency-queries", type=int, default=20,
         help="hyde's latency is measured on this many queries, writing each answer here",
     )  # fmt: skip
@@ -134,11 +197,22 @@ def main() -> None:
 
     import torch
 
-    from bot.resources import HYDE_PROMPT, HYDE_TOKENS, Resources
+    from adapters.qa import chunk_questions
+    from bot.resources import HYDE_PROMPT, HYDE_TOKENS, QUESTION_GENERATION, Resources
     from bot.settings import load_settings
 
     corpus, queries, qrels = load_scifact(args.limit_docs)
     paragraphs, questions = squad_slice(args.squad_articles)
+    collections = {
+        "scifact": {i: f"{title}\n\n{text}" for i, (title, text) in corpus.items()},
+        "squad": {p["id"]: p["text"] for p in paragraphs},
+    }
+    if args.export_sentences:
+        every = asked_sentences(collections, load_settings())
+        spec = {"generation": QUESTION_GENERATION, "sentences": every}
+        args.export_sentences.write_text(json.dumps(spec))
+        log(f"wrote {len(every)} sentences to {args.export_sentences}")
+        return
     if args.export_queries:
         every = [*queries.values(), *(q["question"] for q in questions)]
         spec = {"system": HYDE_PROMPT, "max_new_tokens": HYDE_TOKENS, "queries": every,
@@ -171,10 +245,19 @@ def main() -> None:
             return written[query] if query in written else resources.hypothetical_answer(query)
 
         kb.hypothesize = hypothesize
-        for name, docs in (
-            ("scifact", {i: f"{title}\n\n{text}" for i, (title, text) in corpus.items()}),
-            ("squad", {p["id"]: p["text"] for p in paragraphs}),
-        ):
+        asked = json.loads(args.questions.read_text()) if args.questions else {}
+        result["questions"] = "bench/gpu_questions.py" if asked else "written here"
+        misses = [0]
+
+        def question(sentence: str) -> str | None:
+            if sentence in asked:
+                return asked[sentence]
+            misses[0] += 1
+            return resources.question_for(sentence)
+
+        per_chunk = resources.settings.questions_per_chunk
+        kb.write_questions = lambda text: chunk_questions(text, per_chunk, question)
+        for name, docs in collections.items():
             folder = Path(tmp) / name
             folder.mkdir()
             files = []
@@ -188,6 +271,10 @@ def main() -> None:
             result[name]["bm25_index"] = lexical_cost(kb, name)
             log(f"{name}: {ingest.chunks_added:,} chunks in {seconds:.0f} s; "
                 f"BM25 {result[name]['bm25_index']}")  # fmt: skip
+            if "questions" in modes:
+                result[name]["questions"] = questions_cost(kb, resources, name)
+                log(f"{name} questions: {result[name]['questions']}")
+        result["questions_written_here"] = misses[0]
 
         sample = list(queries.values())[: args.latency_queries]
         for mode in modes:
@@ -215,7 +302,8 @@ def main() -> None:
             fill_synthetic(kb, args.synthetic_chunks, per_source=100, words=texts)
             result["synthetic"] = {"chunks": args.synthetic_chunks,
                                    "bm25_index": lexical_cost(kb, SYNTHETIC)}  # fmt: skip
-            for mode in [m for m in modes if m != "hyde"]:  # hyde: dense's, plus the model's
+            # hyde: dense's latency plus the model's; questions: hybrid's over longer texts.
+            for mode in [m for m in modes if m not in ("hyde", "questions")]:
                 result["synthetic"][mode] = latencies(
                     lambda q, m=mode: kb.search(SYNTHETIC, q, 10, m), sample
                 )

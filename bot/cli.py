@@ -129,8 +129,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_collections(args: argparse.Namespace) -> int:
     knowledge = _knowledge(args)
-    if args.set_mode:
-        knowledge.set_mode(*args.set_mode)
+    if args.set_mode:  # the questions mode has the model write questions: a progress bar
+        update, close = _progress_bar(args)
+        knowledge.set_mode(*args.set_mode, update)
+        close()
     if args.set_embedder:
         update, close = _progress_bar(args)
         changed = knowledge.change_embedder(*args.set_embedder, update)

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 HYDE_PROMPT = "Write a short passage that answers the question."
 HYDE_TOKENS = 64
+# How the questions mode's questions are generated (greedy: the same chunk, the same questions).
+QUESTION_GENERATION = {"max_new_tokens": 48, "temperature": 0.0, "repetition_penalty": 1.0}
 
 
 class Resources:
@@ -61,6 +63,8 @@ class Resources:
                 embed_batch_size=s.embed_batch_size,
                 default_mode=s.retrieval_mode,
                 hypothesize=self.hypothetical_answer,
+                write_questions=self.chunk_questions,
+                questions_max_chunks=s.questions_max_chunks,
                 embedder_name=s.embedder,
                 load_embedder=lambda spec: load_embedder(spec, s.embed_dtype, s.embed_batch_size),
             )
@@ -127,6 +131,25 @@ class Resources:
         since an answer, right or wrong, is worded like the passages that hold the real one."""
         model = self.chat_model(max_new_tokens=HYDE_TOKENS)
         return model.invoke([("system", HYDE_PROMPT), ("human", question)]).text
+
+    def chunk_questions(self, text: str) -> list[str]:
+        """Questions that `text` answers, for the questions mode: one for each of up to
+        `questions_per_chunk` of its sentences, spread over it."""
+        from adapters.qa import chunk_questions
+
+        return chunk_questions(text, self.settings.questions_per_chunk, self.question_for)
+
+    def question_for(self, sentence: str) -> str | None:
+        """The model's question that `sentence` answers, as `kbot qa` writes them (the model
+        phrases; the sentence holds the answer), or None where it wrote no usable one."""
+        from langchain_core.messages import convert_to_messages
+
+        from adapters.qa import write_question
+
+        model = self.chat_model(**QUESTION_GENERATION)
+        return write_question(
+            sentence, lambda messages: model.invoke(convert_to_messages(messages)).text
+        )
 
     def chat_model(self, weights: Weights | None = None, **overrides: Any) -> LocalChatModel:
         """A LangChain chat model over `weights` (default: the shared base model as it is);

@@ -78,8 +78,8 @@ class ScopedKnowledge:
     def mode(self, name: str) -> str:
         return self.knowledge.mode(self._find(name))
 
-    def set_mode(self, name: str, mode: str) -> None:
-        self.knowledge.set_mode(self._changeable(name), mode)
+    def set_mode(self, name: str, mode: str, progress: Progress | None = None) -> None:
+        self.knowledge.set_mode(self._changeable(name), mode, progress)
 
     def embedder_name_of(self, name: str) -> str:
         return self.knowledge.embedder_name_of(self._find(name))

@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     retrieval_mode: Mode = Field(
         default="hybrid",
         description="How collections without a mode of their own retrieve: nearest embeddings "
-        "(dense), keywords (bm25), both fused by rank (hybrid), or nearest to an answer the "
-        "model writes first (hyde); docs/BENCHMARKS.md.",
+        "(dense), keywords (bm25), both fused by rank (hybrid), nearest to an answer the "
+        "model writes first (hyde), or hybrid with keywords of questions the model wrote for "
+        "each chunk at ingestion (questions); docs/BENCHMARKS.md.",
     )
     evidence_sentences: int = Field(
         default=2,
@@ -82,6 +83,13 @@ class Settings(BaseSettings):
     )
     summary_max_documents: int = Field(
         default=500, ge=1, description="Most documents one summary covers."
+    )
+    questions_per_chunk: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Questions the model writes for each chunk in the questions retrieval "
+        "mode (one per sentence, sentences spread over the chunk).",
     )
     reader: str = Field(
         default="packaged",
@@ -151,6 +159,17 @@ class Settings(BaseSettings):
     qa_max_chunks: int = Field(
         default=200, ge=1, description="Most chunks one question set is written from."
     )
+    questions_max_chunks: int = Field(
+        default=500,
+        ge=1,
+        description="Most chunks the model writes questions for at once in the questions "
+        "retrieval mode (about 4 s a chunk on 2 CPU cores).",
+    )
+    embedder_choices: str = Field(
+        default="",
+        description="Embedders the Knowledge tab offers for a collection to move to, besides "
+        "KBOT_EMBEDDER (comma-separated ids or folders; the browser never names a path).",
+    )
     max_unpacked_mb: float = Field(
         default=200.0,
         gt=0,
@@ -177,6 +196,12 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
+
+    @property
+    def embedders(self) -> list[str]:
+        """The embedders a collection may move to from the browser: KBOT_EMBEDDER first."""
+        listed = [e.strip() for e in self.embedder_choices.split(",") if e.strip()]
+        return list(dict.fromkeys([self.embedder, *listed]))
 
     @property
     def questions_dir(self) -> Path:

@@ -23,6 +23,7 @@ from knowledge.ingest import CollectionWriter, as_items, chunk_id, version
 from knowledge.lexical import LexicalIndex, LexicalIndexes, fuse
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
 from knowledge.manifest import Manifest, ManifestFile, store_key
+from knowledge.questions import ChunkQuestions, WriteQuestions
 from knowledge.results import MODES, Hit, IngestResult, Mode, Progress, UnknownCollectionError
 from knowledge.store import ChromaStore, MissingIndexError
 
@@ -44,6 +45,8 @@ class KnowledgeBase:
         embed_batch_size: int = 32,
         default_mode: Mode = "dense",
         hypothesize: Callable[[str], str] | None = None,
+        write_questions: WriteQuestions | None = None,
+        questions_max_chunks: int = 500,
         embedder_name: str = "",
         load_embedder: Callable[[str], Embeddings] | None = None,
     ) -> None:
@@ -58,6 +61,9 @@ class KnowledgeBase:
         self.default_mode = default_mode
         # Writes an answer to a question without documents, for the hyde mode.
         self.hypothesize = hypothesize
+        # Writes the questions a chunk answers, for the questions mode.
+        self.write_questions = write_questions
+        self.questions_max_chunks = questions_max_chunks
         self.store = ChromaStore(root / "chroma", embedder)
         self.lexical = LexicalIndexes(root / "collections", self.store)
         self.writer = CollectionWriter(
@@ -113,10 +119,32 @@ class KnowledgeBase:
         chosen = self._existing(name).folder / "mode"
         return _checked_mode(chosen.read_text().strip()) if chosen.is_file() else self.default_mode
 
-    def set_mode(self, name: str, mode: str) -> None:
-        """Make `mode` the retrieval mode of collection `name` (conversations may override)."""
+    def set_mode(self, name: str, mode: str, progress: Progress | None = None) -> None:
+        """Make `mode` the retrieval mode of collection `name` (conversations may override).
+        The questions mode first has the model write questions for every chunk (from then
+        on, at each ingestion)."""
         manifest = self._existing(name)
-        write_atomically(manifest.folder / "mode", _checked_mode(mode))
+        if _checked_mode(mode) == "questions":
+            self.add_questions(name, progress)
+        write_atomically(manifest.folder / "mode", mode)
+
+    def _questions(self, name: str) -> ChunkQuestions:
+        return ChunkQuestions(self._existing(name).folder / "questions")
+
+    def add_questions(self, name: str, progress: Progress | None = None) -> int:
+        """Have the model write questions for the chunks of collection `name` that have none
+        yet; returns how many chunks it wrote for."""
+        if self.write_questions is None:
+            raise ValueError("The questions mode needs a model to write questions.")
+        chunks = self.chunks_by_source(name)
+        written = self._questions(name)
+        missing = written.missing(chunks)
+        if missing > self.questions_max_chunks:
+            raise ValueError(
+                f"Writing questions for {missing:,} chunks of {name!r} is more than "
+                f"{self.questions_max_chunks:,} at once (setting KBOT_QUESTIONS_MAX_CHUNKS)."
+            )
+        return written.write_missing(chunks, self.write_questions, progress)
 
     # Embedders ---------------------------------------------------------------------------
 
@@ -281,7 +309,13 @@ class KnowledgeBase:
         paths (stored under their absolute path) or (path, source name) pairs."""
         manifest_file = self._manifest(name)
         self.create(name)
-        return self.writer.ingest(name, manifest_file, as_items(files), progress)
+        result = self.writer.ingest(name, manifest_file, as_items(files), progress)
+        if result.chunks_added and self.mode(name) == "questions":
+            try:
+                self.add_questions(name, progress)
+            except ValueError as error:  # the chunks are in; they are searched by their text
+                result.errors.append({"path": "", "error": f"No questions written: {error}"})
+        return result
 
     def forget(self, name: str, source: str) -> int:
         """Remove `source` (as stored, or a path to it) from collection `name`; returns the
@@ -311,6 +345,11 @@ class KnowledgeBase:
         manifest = self._committed(name)
         if mode == "hyde" and self.hypothesize is None:
             raise ValueError("The hyde mode needs a model to write hypothetical answers.")
+        if mode == "questions" and not self._questions(name).signature():
+            raise ValueError(
+                f"Collection {name!r} has no questions written yet: make questions its mode "
+                f"first (kbot collections --set-mode {name} questions), which writes them."
+            )
         if mode == "bm25":
             lexical = self._lexical(name, manifest)
             return (lexical.search(query, k) for query in queries)
@@ -322,8 +361,9 @@ class KnowledgeBase:
         """Dense, hybrid or hyde hits of each query. Should the collection move to another
         embedder meanwhile, the queries not answered yet are embedded again for its new
         index."""
-        depth = max(k, _FUSION_DEPTH) if mode == "hybrid" else k
-        lexical = self._lexical(name, manifest) if mode == "hybrid" else None
+        fused = mode in ("hybrid", "questions")
+        depth = max(k, _FUSION_DEPTH) if fused else k
+        lexical = self._lexical(name, manifest, mode == "questions") if fused else None
         done = 0
         while done < len(queries):
             embedder, index = self.embedder_of(manifest), store_key(name, manifest)
@@ -356,11 +396,23 @@ class KnowledgeBase:
             manifest = self._after_missing_index(name, manifest)
             return read(manifest, store_key(name, manifest))
 
-    def _lexical(self, name: str, manifest: Manifest) -> LexicalIndex:
+    def _lexical(self, name: str, manifest: Manifest, questions: bool = False) -> LexicalIndex:
+        """BM25 over the committed chunks; with `questions`, over each chunk's text and the
+        questions written for it."""
+
+        def get(manifest: Manifest) -> LexicalIndex:
+            if not questions:
+                return self.lexical.get(name, manifest)
+            written = self._questions(name)
+            hashes = {source: entry.hash for source, entry in manifest.sources.items()}
+            return self.lexical.get(
+                name, manifest, (written.signature(), lambda: written.read(hashes))
+            )
+
         try:
-            return self.lexical.get(name, manifest)
+            return get(manifest)
         except MissingIndexError:  # the chunks are the same in the new index
-            return self.lexical.get(name, self._after_missing_index(name, manifest))
+            return get(self._after_missing_index(name, manifest))
 
     def _query_vectors(
         self, embedder: Embeddings, queries: Sequence[str], hypothetical: bool = False

@@ -16,7 +16,7 @@ import json
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from knowledge.results import Hit
 from knowledge.search import hit_of
 from knowledge.store import ChromaStore
 
+# Text indexed with a chunk besides its own, by (source, chunk index).
+Expansions = Mapping[tuple[str, int], list[str]]
 RRF_CONSTANT = 60  # the constant of Cormack et al. (2009), as every RRF implementation uses
 _STEMMER = Stemmer.Stemmer("english")
 _FOLDER = "bm25"
@@ -53,13 +55,15 @@ class LexicalIndex:
         self.chunks = chunks
 
     @classmethod
-    def build(cls, chunks: list[Hit]) -> LexicalIndex:
+    def build(cls, chunks: list[Hit], extra: Expansions | None = None) -> LexicalIndex:
+        """BM25 over `chunks`, each with its `extra` text appended (its questions, in the
+        questions mode); hits give the chunk's own text."""
+        extra = extra or {}
+        texts = ["\n".join([c.text, *extra.get((c.source, c.chunk_index), [])]) for c in chunks]
         retriever = bm25s.BM25()
         if chunks:
             retriever.index(
-                bm25s.tokenize(
-                    [c.text for c in chunks], stopwords="en", stemmer=_STEMMER, show_progress=False
-                ),
+                bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False),
                 show_progress=False,
             )
         return cls(retriever, chunks)
@@ -98,37 +102,55 @@ class LexicalIndex:
 
 class LexicalIndexes:
     """The BM25 index of each collection, kept in step with its committed version: in memory
-    while the version holds, on disk under `root/<collection>/bm25/<version>`."""
+    while the version holds, on disk under `root/<collection>/bm25/<version>`. The questions
+    mode's index (chunks with their questions) is kept the same way under `bm25-questions`,
+    its version also naming which documents have questions written."""
 
     def __init__(self, root: Path, store: ChromaStore) -> None:
         self.root = root
         self.store = store
-        self._cache: dict[str, tuple[str, LexicalIndex]] = {}
+        self._cache: dict[tuple[str, str], tuple[str, LexicalIndex]] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, manifest: Manifest) -> LexicalIndex:
-        version = version_of(manifest)
+    def get(
+        self,
+        name: str,
+        manifest: Manifest,
+        expansions: tuple[str, Callable[[], Expansions]] | None = None,
+    ) -> LexicalIndex:
+        """Collection `name`'s index as `manifest` commits it; with `expansions` (a version
+        tag, and how to read the text to add to each chunk), the expanded index."""
+        kind = f"{_FOLDER}-questions" if expansions else _FOLDER
+        version = version_of(manifest) + (f"-{expansions[0]}" if expansions else "")
         with self._lock:
-            cached = self._cache.get(name)
+            cached = self._cache.get((name, kind))
             if cached and cached[0] == version:
                 return cached[1]
-            index = self._load_or_build(name, manifest, version)
-            self._cache[name] = (version, index)
+            extra = expansions[1]() if expansions else None
+            index = self._load_or_build(name, manifest, self.root / name / kind, version, extra)
+            self._cache[(name, kind)] = (version, index)
             return index
 
     def forget(self, name: str) -> None:
         with self._lock:
-            self._cache.pop(name, None)
+            for key in [key for key in self._cache if key[0] == name]:
+                del self._cache[key]
 
-    def _load_or_build(self, name: str, manifest: Manifest, version: str) -> LexicalIndex:
-        folders = self.root / name / _FOLDER
+    def _load_or_build(
+        self,
+        name: str,
+        manifest: Manifest,
+        folders: Path,
+        version: str,
+        extra: Expansions | None,
+    ) -> LexicalIndex:
         folder = folders / version
         if (folder / "chunks.json").is_file():
             try:
                 return LexicalIndex.load(folder)
             except (OSError, ValueError):  # damaged: build it again
                 shutil.rmtree(folder, ignore_errors=True)
-        index = LexicalIndex.build(self._committed_chunks(name, manifest))
+        index = LexicalIndex.build(self._committed_chunks(name, manifest), extra)
         for old in folders.glob("*") if folders.is_dir() else ():
             shutil.rmtree(old, ignore_errors=True)  # other versions, and leftovers of a crash
         index.save(folder)

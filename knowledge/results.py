@@ -10,9 +10,10 @@ from typing import Any, Literal
 Progress = Callable[[float, str], None]
 
 # How a collection is searched: nearest embeddings (dense), BM25 keywords, both fused by rank
-# (hybrid), or nearest to the question with an answer the model wrote without documents (hyde).
-Mode = Literal["dense", "bm25", "hybrid", "hyde"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "hyde")
+# (hybrid), nearest to the question with an answer the model wrote without documents (hyde), or
+# hybrid with BM25 over each chunk's text and the questions the model wrote for it (questions).
+Mode = Literal["dense", "bm25", "hybrid", "hyde", "questions"]
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "hyde", "questions")
 
 
 class UnknownCollectionError(LookupError):

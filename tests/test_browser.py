@@ -216,6 +216,31 @@ def test_uploaded_file_answers_a_rag_question_with_a_cited_source(
     assert images.requests == []
 
 
+def test_knowledge_tab_sets_a_collections_mode_and_embedder(
+    browser: Browser, server: str, tmp_path
+) -> None:
+    doc = tmp_path / "pier.txt"
+    doc.write_text("The Dunmore pier is 410 metres long and was opened in 1871.")
+    page = open_chat(browser, server)
+    add_document(page, "browser-modes", doc)
+    page.get_by_text("Retrieval and embedder").click()
+    expect(page.locator("#kb-mode input")).to_have_value("hybrid")  # the default
+    expect(page.locator("#kb-embedder input")).to_have_value("all-MiniLM-L6-v2")
+    choose(page, "#kb-mode", "bm25")
+    page.locator("#kb-set-mode").click()
+    expect(page.locator("#kb-status")).to_contain_text("browser-modes now retrieves by bm25")
+    page.locator("#kb-set-embedder").click()
+    expect(page.locator("#kb-status")).to_contain_text("already embedded by all-MiniLM-L6-v2")
+
+    again = open_chat(browser, server)  # another visit reads the mode back
+    again.get_by_role("tab", name="Knowledge").click()
+    choose(again, "#kb-collection", "browser-modes")
+    again.get_by_text("Retrieval and embedder").click()
+    expect(again.locator("#kb-mode input")).to_have_value("bm25")
+    page.context.close()
+    again.context.close()
+
+
 def test_compare_tab_scores_backends_and_asks_them_all(
     browser: Browser, server: str, resources, lora: str, tmp_path
 ) -> None:

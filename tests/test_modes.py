@@ -161,3 +161,56 @@ def test_a_comparison_picks_each_collections_best_mode(
     hits = {r.contender.spec: r.scores()["hit_at_k"] for r in comparison.results}
     assert hits == {"base": None, f"rag:{name}:dense": 0.0, f"rag:{name}:bm25": 1.0}
     assert best_modes(comparison) == {name: "bm25"}
+
+
+def test_questions_mode_matches_questions_the_model_wrote_for_each_chunk(
+    collection, resources: Resources, tmp_path: Path
+) -> None:
+    knowledge, name = collection
+    with pytest.raises(ValueError, match="no questions written yet"):
+        knowledge.search(name, PARAPHRASE, 1, "questions")
+    steps: list[str] = []
+    knowledge.set_mode(name, "questions", lambda fraction, label: steps.append(label))
+    assert knowledge.mode(name) == "questions" and "questions for chunk 7 of 7" in steps
+    folder = knowledge.folder(name) / "questions"
+    written = {
+        source: questions
+        for (source, _), questions in knowledge._questions(name)
+        .read({d["source"]: d["hash"] for d in knowledge.documents(name)})
+        .items()
+    }
+    assert sorted(written) == sorted(DOCUMENTS) and all(
+        q.endswith("?") for questions in written.values() for q in questions
+    )
+    assert top(knowledge, name, KEYWORD, "questions") == ["shipping.txt"]
+    assert top(knowledge, name, PARAPHRASE, "questions") == ["bicycle.txt"]
+
+    added = tmp_path / "boat.txt"
+    added.write_text("Sanding a rowing boat: strip the old varnish before the spring regatta.")
+    knowledge.ingest(name, [(added, "boat.txt")])  # the collection's mode writes its questions
+    assert len(list(folder.glob("*.json"))) == len(DOCUMENTS) + 1
+    knowledge.forget(name, "shipping.txt")
+    assert "shipping.txt" not in top(knowledge, name, KEYWORD, "questions", k=8)
+    # A new app on the same data, with no model: the questions are read, not written.
+    restarted = KnowledgeBase(
+        knowledge.root, knowledge.embedder, embedder_name=knowledge.embedder_name
+    )
+    for query in (KEYWORD, PARAPHRASE, "valve fitting"):
+        assert top(restarted, name, query, "questions", 3) == top(
+            knowledge, name, query, "questions", 3
+        )
+
+
+def test_questions_mode_finds_a_chunk_by_words_only_its_questions_hold(
+    resources: Resources, tmp_path: Path
+) -> None:
+    # Questions given here rather than by the model, to know which words only they hold.
+    def write_questions(text: str) -> list[str]:
+        return ["Which part stops the gasket leaking?"] if "valve" in text else []
+
+    knowledge = KnowledgeBase(tmp_path / "kb", resources.embedder, write_questions=write_questions)
+    name = ingest_texts(knowledge, tmp_path / "docs", DOCUMENTS, "asked")
+    knowledge.set_mode(name, "questions")
+    assert top(knowledge, name, "gasket leaking", "bm25") == []  # no chunk holds these words
+    assert top(knowledge, name, "gasket leaking", "questions") == ["fittings.txt"]
+    assert top(knowledge, name, "gasket leaking", "hybrid") != ["fittings.txt"]

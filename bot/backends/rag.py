@@ -30,7 +30,7 @@ class RagOptions(BaseModel):
     k: int | None = Field(
         default=None, ge=1, le=50, description="Chunks to retrieve (default: setting top_k)."
     )
-    mode: Literal["", "dense", "bm25", "hybrid", "hyde"] = Field(
+    mode: Literal["", "dense", "bm25", "hybrid", "hyde", "questions"] = Field(
         default="",
         description="Retrieval mode for this conversation (default: the collection's own).",
     )

@@ -1,5 +1,5 @@
 """Summaries of a whole collection: every document is summarised (cached by content hash) and
-an overview is written from those, for questions that top-k retrieval cannot answer ("What is
+an overview names what they cover, for questions that top-k retrieval cannot answer ("What is
 this collection about?", "Summarise the documents about tides")."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class SummaryBackend(Backend):
     name = "Summary (whole collection)"
     description = (
         "Summarises every document of a collection, or those about the topic you name, and "
-        "gives an overview: ask what the collection is about."
+        "names its main topics: ask what the collection is about."
     )
     Options = SummaryOptions
     positional = ("collection",)

@@ -12,7 +12,8 @@ import gradio as gr
 from bot.access import Access, AccessDenied, page_scope
 from bot.resources import Resources
 from bot.scoped import scoped
-from bot.ui.common import caller_view, progress_callback
+from bot.ui.common import caller_view, progress_callback, require
+from knowledge.results import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
 
@@ -85,6 +86,21 @@ def knowledge_tab(
         with gr.Row():
             document = gr.Dropdown(label="Document", choices=[], scale=3, elem_id="kb-document")
             delete = gr.Button("Delete document", variant="stop", scale=1, elem_id="kb-delete")
+        with gr.Accordion("Retrieval and embedder", open=False):
+            gr.Markdown(
+                "How the collection is searched (a conversation may choose another mode), and "
+                "the model that embeds it. *questions* has the model write questions for "
+                "every chunk first; a new embedder is built beside the old one, which keeps "
+                "answering until the switch."
+            )
+            with gr.Row():
+                mode = gr.Dropdown(list(MODES), label="Retrieval mode", elem_id="kb-mode")
+                set_mode = gr.Button("Set mode", elem_id="kb-set-mode")
+            with gr.Row():
+                embedder = gr.Dropdown(
+                    resources.settings.embedders, label="Embedder", elem_id="kb-embedder"
+                )
+                set_embedder = gr.Button("Change embedder", elem_id="kb-set-embedder")
 
         def show(name: str | None, request: gr.Request) -> tuple[Any, Any]:
             return _listing(caller_view(resources, access, request), name)
@@ -130,12 +146,70 @@ def knowledge_tab(
                 raise gr.Error(str(error)) from None
             return f"Removed {Path(stored).name} ({removed} chunks).", *_listing(view, name)
 
+        def settings_of(name: str | None, request: gr.Request) -> tuple[Any, Any]:
+            view = caller_view(resources, access, request)
+            if not name or name not in view.knowledge.collections():
+                return gr.Dropdown(value=None), gr.Dropdown(value=None)
+            return (
+                gr.Dropdown(value=view.knowledge.mode(name)),
+                gr.Dropdown(value=view.knowledge.embedder_name_of(name)),
+            )
+
+        def change_mode(
+            name: str | None, chosen: str | None, request: gr.Request, progress=gr.Progress()
+        ) -> str:
+            require(access, request, "change collections")
+            view = caller_view(resources, access, request)
+            if not name or chosen not in MODES:
+                raise gr.Error("Choose a collection and a retrieval mode.")
+            try:
+                view.knowledge.set_mode(name, chosen, progress_callback(progress))
+            except (LookupError, ValueError, AccessDenied) as error:
+                raise gr.Error(str(error)) from None
+            return f"**{name}** now retrieves by {chosen}."
+
+        def change_embedder(
+            name: str | None, chosen: str | None, request: gr.Request, progress=gr.Progress()
+        ) -> str:
+            require(access, request, "change collections")
+            view = caller_view(resources, access, request)
+            # Only what the operator listed: a client value never names a model or a folder.
+            if not name or chosen not in resources.settings.embedders:
+                raise gr.Error("Choose a collection and one of the embedders offered.")
+            try:
+                changed = view.knowledge.change_embedder(name, chosen, progress_callback(progress))
+            except (LookupError, ValueError, RuntimeError, AccessDenied) as error:
+                raise gr.Error(str(error)) from None
+            if not changed["changed"]:
+                return f"**{name}** is already embedded by {chosen}."
+            return (
+                f"**{name}** is now embedded by {chosen} ({changed['chunks']} chunks in "
+                f"{changed['seconds']} s)."
+            )
+
         def refresh(request: gr.Request) -> Any:
             view = caller_view(resources, access, request)
             return gr.Dropdown(choices=view.knowledge.collections())
 
         tab.select(refresh, None, collection, api_visibility="private")
         collection.change(show, collection, [table, document], api_visibility="private")
+        collection.change(settings_of, collection, [mode, embedder], api_visibility="private")
+        set_mode.click(  # the questions mode runs the model over every chunk: a batch job
+            change_mode,
+            [collection, mode],
+            status,
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="batch",
+        )
+        set_embedder.click(
+            change_embedder,
+            [collection, embedder],
+            status,
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="batch",
+        )
         add.click(
             ingest,
             [collection, files],
