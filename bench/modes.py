@@ -236,7 +236,9 @@ def main() -> None:
         "modes": {},
     }
     with tempfile.TemporaryDirectory(prefix="kbot-modes-") as tmp:
-        resources = Resources(load_settings(home=Path(tmp) / "home"))
+        # Questions for every SciFact chunk at once: far more than a server writes in one go.
+        settings = load_settings(home=Path(tmp) / "home", questions_max_chunks=1_000_000)
+        resources = Resources(settings)
         kb = resources.knowledge
         written = json.loads(args.hypotheses.read_text()) if args.hypotheses else {}
         result["hypotheses"] = "bench/gpu_hyde.py" if written else "written here"

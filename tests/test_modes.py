@@ -210,6 +210,11 @@ def test_questions_mode_finds_a_chunk_by_words_only_its_questions_hold(
 
     knowledge = KnowledgeBase(tmp_path / "kb", resources.embedder, write_questions=write_questions)
     name = ingest_texts(knowledge, tmp_path / "docs", DOCUMENTS, "asked")
+    knowledge.questions_max_chunks = len(DOCUMENTS) - 1  # a bound on the model's work
+    with pytest.raises(ValueError, match="KBOT_QUESTIONS_MAX_CHUNKS"):
+        knowledge.set_mode(name, "questions")
+    assert knowledge.mode(name) == "dense"  # unchanged
+    knowledge.questions_max_chunks = len(DOCUMENTS)
     knowledge.set_mode(name, "questions")
     assert top(knowledge, name, "gasket leaking", "bm25") == []  # no chunk holds these words
     assert top(knowledge, name, "gasket leaking", "questions") == ["fittings.txt"]
