@@ -32,6 +32,16 @@ def _table(resources: Resources, name: str | None) -> list[list[Any]]:
     ]
 
 
+def _settings(resources: Resources, name: str | None) -> tuple[Any, Any]:
+    """The retrieval mode and embedder choices showing collection `name`'s own."""
+    if not name or name not in resources.knowledge.collections():
+        return gr.Dropdown(value=None), gr.Dropdown(value=None)
+    return (
+        gr.Dropdown(value=resources.knowledge.mode(name)),
+        gr.Dropdown(value=resources.knowledge.embedder_name_of(name)),
+    )
+
+
 def _source_id(source: str) -> str:
     """What the browser gets for a document: a file ingested from the command line is stored
     under its absolute path, which is the server's business alone."""
@@ -133,6 +143,7 @@ def knowledge_tab(
                 None,
                 *_listing(view, name),
                 *linked_update(view),
+                *_settings(view, name),  # a new collection's mode and embedder
             )
 
         def forget(name: str | None, source: str | None, request: gr.Request):
@@ -147,13 +158,7 @@ def knowledge_tab(
             return f"Removed {Path(stored).name} ({removed} chunks).", *_listing(view, name)
 
         def settings_of(name: str | None, request: gr.Request) -> tuple[Any, Any]:
-            view = caller_view(resources, access, request)
-            if not name or name not in view.knowledge.collections():
-                return gr.Dropdown(value=None), gr.Dropdown(value=None)
-            return (
-                gr.Dropdown(value=view.knowledge.mode(name)),
-                gr.Dropdown(value=view.knowledge.embedder_name_of(name)),
-            )
+            return _settings(caller_view(resources, access, request), name)
 
         def change_mode(
             name: str | None, chosen: str | None, request: gr.Request, progress=gr.Progress()
@@ -213,7 +218,7 @@ def knowledge_tab(
         add.click(
             ingest,
             [collection, files],
-            [status, collection, files, table, document, *linked],
+            [status, collection, files, table, document, *linked, mode, embedder],
             api_visibility="private",
         )
         delete.click(
