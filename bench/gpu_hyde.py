@@ -18,43 +18,21 @@ import sys
 import time
 from pathlib import Path
 
-from gpu_train import convert
+from gpu_generate import Generator
 
 
 def main(gguf: str, queries_file: str, out: str) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = Path("/tmp/base-model")
-    if not (base / "config.json").exists():
-        convert(Path(gguf), base)
     spec = json.loads(Path(queries_file).read_text())
-    tokenizer = AutoTokenizer.from_pretrained(base, padding_side="left")
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to("cuda").eval()
+    generator = Generator(gguf)
     started, answers = time.perf_counter(), {}
     queries = list(dict.fromkeys(spec["queries"]))
     for start in range(0, len(queries), 64):
         batch = queries[start : start + 64]
-        prompts = [
-            tokenizer.apply_chat_template(
-                [{"role": "system", "content": spec["system"]}, {"role": "user", "content": q}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
+        conversations = [
+            [{"role": "system", "content": spec["system"]}, {"role": "user", "content": q}]
             for q in batch
         ]
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True).to("cuda")
-        with torch.no_grad():
-            output = model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=spec["max_new_tokens"],
-                repetition_penalty=spec["repetition_penalty"],
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        new = output[:, inputs["input_ids"].shape[1] :]
-        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        texts = generator.replies(conversations, spec["max_new_tokens"], spec["repetition_penalty"])
         answers.update((q, t.strip()) for q, t in zip(batch, texts, strict=True))
         print(f"{len(answers)} / {len(queries)}", flush=True)
     Path(out).write_text(json.dumps(answers))

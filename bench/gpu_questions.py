@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from gpu_train import convert
+from gpu_generate import Generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,38 +29,15 @@ BATCH = 256
 
 
 def main(gguf: str, sentences_file: str, out: str) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = Path("/tmp/base-model")
-    if not (base / "config.json").exists():
-        convert(Path(gguf), base)
     spec = json.loads(Path(sentences_file).read_text())
     generation = spec["generation"]
-    tokenizer = AutoTokenizer.from_pretrained(base, padding_side="left")
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).to("cuda").eval()
+    generator = Generator(gguf)
 
     def replies(examples: list[dict[str, str]], sentences: list[str]) -> list[str]:
-        prompts = [
-            tokenizer.apply_chat_template(
-                [*examples, {"role": "user", "content": s}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-            for s in sentences
-        ]
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True).to("cuda")
-        with torch.no_grad():
-            output = model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=generation["max_new_tokens"],
-                repetition_penalty=generation["repetition_penalty"],
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        new = output[:, inputs["input_ids"].shape[1] :]
-        return tokenizer.batch_decode(new, skip_special_tokens=True)
+        conversations = [[*examples, {"role": "user", "content": s}] for s in sentences]
+        return generator.replies(
+            conversations, generation["max_new_tokens"], generation["repetition_penalty"]
+        )
 
     started = time.perf_counter()
     questions: dict[str, str | None] = {}

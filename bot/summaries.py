@@ -280,10 +280,9 @@ class Summarizer:
         method, the model's sentence where it is faithful to the summaries."""
         if len(documents) < 2:
             return documents[0].text if documents else ""
-        topics = self._topics_overview(documents)
-        if self.method == "extract":
-            return topics
-        return self._written_overview(collection, documents) or topics
+        if self.method == "model":
+            return self._written_overview(collection, documents) or self._topics_overview(documents)
+        return self._topics_overview(documents)
 
     def _topics_overview(self, documents: Sequence[DocumentSummary]) -> str:
         """The documents' main topics: each one's first key phrase, and of many, the most
@@ -415,11 +414,10 @@ def _most_central(vectors: np.ndarray, count: int, bonus: np.ndarray | float = 0
 def _most_relevant(vectors: np.ndarray, relevance: np.ndarray, count: int) -> list[int]:
     """Indices of up to `count` rows by maximal marginal relevance: each next one the most
     relevant, less its likeness to those already chosen."""
-    centrality = relevance
     chosen: list[int] = []
     while len(chosen) < min(count, len(vectors)):
         redundancy = (vectors @ vectors[chosen].T).max(axis=1) if chosen else 0.0
-        score = _MMR_LAMBDA * centrality - (1 - _MMR_LAMBDA) * redundancy
+        score = _MMR_LAMBDA * relevance - (1 - _MMR_LAMBDA) * redundancy
         score[chosen] = -np.inf
         chosen.append(int(np.argmax(score)))
     return chosen
