@@ -17,10 +17,11 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import bm25s
+import numpy as np
 import Stemmer
 
 from knowledge.manifest import Manifest, store_key
@@ -88,15 +89,18 @@ class LexicalIndex:
         return cls(bm25s.BM25.load(folder, show_progress=False), chunks)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        if not self.chunks or k < 1:
+        """The `k` best chunks for `query`, best first (ties in reading order). Scores come
+        from bm25s' `get_scores`, the top from numpy: its `retrieve` adds a thread pool and
+        progress bars per call, 15 ms of a query's 16 at 100k chunks."""
+        ids = self.retriever.get_tokens_ids(_tokens([query])[0]) if self.chunks else []
+        if not ids or k < 1:
             return []
-        found = self.retriever.retrieve(
-            _tokens([query]), k=min(k, len(self.chunks)), show_progress=False, n_threads=1
-        )
+        scores = self.retriever.get_scores(ids)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]
         return [
-            Hit(**(asdict(self.chunks[int(i)]) | {"score": round(float(score), 4)}))
-            for i, score in zip(found.documents[0], found.scores[0], strict=True)
-            if score > 0
+            replace(self.chunks[i], score=round(float(scores[i]), 4)) for i in top if scores[i] > 0
         ]
 
 
