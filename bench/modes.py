@@ -18,8 +18,8 @@ what to generate, bench/gpu_hyde.py / bench/gpu_questions.py generate it there a
 and `--hypotheses` / `--questions` read it back here (anything missing is written here).
 
 Usage: python bench/modes.py [--limit-docs N] [--squad-articles 6] [--synthetic-chunks 100000]
-                             [--hypotheses PATH] [--questions PATH]
-Writes bench/results/modes.json and prints a table.
+                             [--hypotheses PATH] [--questions PATH] [--modes dense,bm25,...]
+Writes bench/results/modes.json (or --results PATH) and prints a table.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--synthetic-chunks", type=int, default=100_000)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write")
     parser.add_argument(
         "--export-queries", type=Path, metavar="PATH", help="write the queries for "
         "bench/gpu_hyde.py (hyde's answers written on a GPU) and stop",
@@ -311,9 +312,10 @@ def main() -> None:
                 )
                 log(f"synthetic {mode}: {result['synthetic'][mode]}")
     result["seconds"] = round(elapsed(), 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=1) + "\n")
     print_table(result)
+    print(f"wrote {args.results}")
 
 
 def print_table(r: dict) -> None:
@@ -330,7 +332,6 @@ def print_table(r: dict) -> None:
         if synthetic and mode in synthetic:
             line += f" {synthetic[mode]['p50_ms']:9.1f} {synthetic[mode]['p95_ms']:6.1f}"
         print(line)
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

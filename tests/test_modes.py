@@ -50,6 +50,10 @@ def test_hybrid_finds_both_keyword_matches_and_paraphrases(collection) -> None:
     assert top(knowledge, name, PARAPHRASE, "bm25") == ["tyres.txt"]  # BM25 alone fails
     assert top(knowledge, name, PARAPHRASE, "dense") == ["bicycle.txt"]
     assert top(knowledge, name, PARAPHRASE, "hybrid") == ["bicycle.txt"]
+    wheels = knowledge.search(name, "wheel tube nuts", 5, "bm25")
+    assert {hit.source for hit in wheels} == {"bicycle.txt", "car.txt"}
+    assert [hit.score for hit in wheels] == sorted((hit.score for hit in wheels), reverse=True)
+    assert top(knowledge, name, "the quokka of xylophones", "bm25", k=5) == []  # no word known
     many = knowledge.search_many(name, [KEYWORD, PARAPHRASE], 1, "hybrid")
     assert [[hit.source for hit in hits] for hits in many] == [["shipping.txt"], ["bicycle.txt"]]
 
