@@ -515,14 +515,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summarize.add_argument("--collection", required=True)
     summarize.add_argument(
-        "--source", action="append", help="a document (its path, as ingested; repeatable)"
+        "--source",
+        action="append",
+        help="a document: its path as ingested, or its file name (repeatable)",
     )
     summarize.add_argument("--topic", help="summarise the documents that mention this")
     summarize.set_defaults(run=cmd_summarize)
 
     forget = commands.add_parser("forget", parents=common, help="remove a source")
     forget.add_argument("--collection", required=True)
-    forget.add_argument("--source", required=True, help="the file's path, as ingested")
+    forget.add_argument(
+        "--source", required=True, help="the file's path as ingested, or its file name"
+    )
     forget.set_defaults(run=cmd_forget)
 
     retrieve = commands.add_parser("retrieve", parents=common, help="nearest chunks")

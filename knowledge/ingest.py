@@ -246,7 +246,7 @@ class CollectionWriter:
             result.chunks_removed += current.chunks if current else 0
 
     def forget(self, name: str, manifest_file: ManifestFile, source: str) -> int:
-        """Remove `source` (as stored, or a path to it) from collection `name`; returns the
+        """Remove `source` (see `Manifest.source_key`) from collection `name`; returns the
         number of chunks removed."""
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)

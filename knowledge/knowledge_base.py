@@ -281,10 +281,17 @@ class KnowledgeBase:
             for source, pieces in sorted(grouped.items())
         }
 
-    def stored_source(self, name: str, source: str) -> str:
-        """`source` as collection `name` stores it (given as stored, or as a path to it)."""
-        key = self._committed(name).source_key(source)
+    def stored_source(self, name: str, source: str, paths: bool = True) -> str:
+        """`source` as collection `name` stores it (see `Manifest.source_key`)."""
+        manifest = self._committed(name)
+        key = manifest.source_key(source, paths)
         if key is None:
+            named = sum(Path(stored).name == source for stored in manifest.sources)
+            if named:
+                raise LookupError(
+                    f"{named} documents of collection {name!r} are named {source!r}: give the "
+                    "one meant by its path, as stored."
+                )
             raise LookupError(f"{source!r} is not in collection {name!r}.")
         return key
 
@@ -318,7 +325,7 @@ class KnowledgeBase:
         return result
 
     def forget(self, name: str, source: str) -> int:
-        """Remove `source` (as stored, or a path to it) from collection `name`; returns the
+        """Remove `source` (see `Manifest.source_key`) from collection `name`; returns the
         number of chunks removed."""
         return self.writer.forget(name, self._existing(name), source)
 

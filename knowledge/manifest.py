@@ -45,10 +45,16 @@ class Manifest:
         entry = self.sources.get(source)
         return entry.hash if entry else None
 
-    def source_key(self, source: str) -> str | None:
-        """`source` as stored here, given as stored or as a path to it; None if absent."""
-        key = source if source in self.sources else str(Path(source).resolve())
-        return key if key in self.sources else None
+    def source_key(self, source: str, paths: bool = True) -> str | None:
+        """`source` as stored here, given as stored, as a path to it (with `paths`: for local
+        callers only, since it reads the file system), or by its file name when no other
+        document has that name; None if absent."""
+        if source in self.sources:
+            return source
+        if paths and (key := str(Path(source).resolve())) in self.sources:
+            return key
+        named = [stored for stored in self.sources if Path(stored).name == source]
+        return named[0] if len(named) == 1 else None
 
 
 def store_key(name: str, manifest: Manifest) -> str:

@@ -183,3 +183,34 @@ def test_kbot_summarize(resources: Resources, collection, kbot_home: Path) -> No
     assert [d["source"] for d in json.loads(one.stdout)["documents"]] == ["d-festival.txt"]
     missing = kbot("summarize", "--collection", name, "--source", "nope.txt", home=kbot_home)
     assert missing.returncode != 0 and "'nope.txt' is not in collection" in missing.stderr
+
+
+def test_a_document_is_named_by_its_path_or_by_a_file_name_no_other_has(
+    resources: Resources, tmp_path: Path, kbot_home: Path
+) -> None:
+    knowledge = resources.knowledge
+    files = {"a/notes.txt": "Notes of the Orvel Bridge survey.", "b/notes.txt": "Other notes."}
+    files["a/harbour.txt"] = DOCUMENTS["e-lighthouse.txt"]
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    name = f"named-{tmp_path.name[-8:]}".lower().replace("_", "-")
+    assert not knowledge.ingest(name, [tmp_path / relative for relative in files]).errors
+    harbour = str((tmp_path / "a/harbour.txt").resolve())
+
+    assert knowledge.stored_source(name, "harbour.txt") == harbour
+    assert knowledge.stored_source(name, harbour, paths=False) == harbour
+    with pytest.raises(LookupError, match="2 documents .* are named 'notes.txt'"):
+        knowledge.stored_source(name, "notes.txt")
+    one = chat(resources, "Summarise it", collection=name, source="harbour.txt")
+    assert "Kestrel Point" in one and "Orvel" not in one
+    with pytest.raises(BackendError, match="are named 'notes.txt'"):
+        chat(resources, "Summarise it", collection=name, source="notes.txt")
+    with pytest.raises(BackendError, match="is not in collection"):  # a path is not looked up
+        chat(
+            resources, "Summarise it", collection=name, source=str(tmp_path / "a/../a/harbour.txt")
+        )
+
+    done = kbot("summarize", "--collection", name, "--source", "harbour.txt", "--json",
+                home=kbot_home)  # fmt: skip
+    assert [d["source"] for d in json.loads(done.stdout)["documents"]] == [harbour], done.stderr

@@ -70,12 +70,12 @@ class SummaryBackend(Backend):
 
 
 def _stored_source(resources: Resources, collection: str, source: str) -> str:
-    """The stored document a user means by `source`: as stored, or by its file name."""
-    stored = [d["source"] for d in resources.knowledge.documents(collection)]
-    matches = [s for s in stored if source in (s, Path(s).name)]
-    if not matches:
-        raise UnknownNameError(f"Collection {collection!r} has no document {source!r}.")
-    return matches[0]
+    """The stored document a user means by `source`: as stored, or by its file name (never
+    as a path: a client's value does not touch the file system)."""
+    try:
+        return resources.knowledge.stored_source(collection, source, paths=False)
+    except LookupError as error:
+        raise UnknownNameError(str(error)) from None
 
 
 def _piece(text: str) -> dict[str, AIMessageChunk]:
