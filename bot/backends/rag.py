@@ -16,6 +16,7 @@ from bot.backends.backend import Backend, existing_collection
 from bot.llm import LocalChatModel
 from bot.resources import Resources
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
+from knowledge.results import Mode
 
 CONDENSE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation. "
@@ -30,7 +31,7 @@ class RagOptions(BaseModel):
     k: int | None = Field(
         default=None, ge=1, le=50, description="Chunks to retrieve (default: setting top_k)."
     )
-    mode: Literal["", "dense", "bm25", "hybrid", "hyde", "questions"] = Field(
+    mode: Literal["", Mode] = Field(
         default="",
         description="Retrieval mode for this conversation (default: the collection's own).",
     )
