@@ -160,7 +160,7 @@ def test_bad_requests_get_clear_errors_and_change_nothing(
         ({}, "needs a collection"),
         ({"collection": "no-such-thing"}, "Unknown collection 'no-such-thing'"),
         ({"collection": "../etc"}, "Invalid"),
-        ({"collection": name, "source": "../../etc/passwd"}, "has no document"),
+        ({"collection": name, "source": "../../etc/passwd"}, "is not in collection"),
     ):
         with pytest.raises(BackendError, match=message):
             list(service.reply("What is this about?", [], "summary", options))
