@@ -144,11 +144,18 @@ def select_evidence(
     ]
     chosen: list[Evidence] = []
     for order in sorted(range(len(candidates)), key=lambda i: (-rank[i], i)):
-        score = similarity[order]
         number, hit, text = candidates[order]
-        if any(text in e.text or e.text in text for e in chosen):
-            continue  # a sentence already given with its context
-        chosen.append(Evidence(text, hit.source, number, round(score, 4), hit.location))
+        if any(text in e.text for e in chosen):
+            continue  # already given, with its context
+        found = Evidence(text, hit.source, number, round(similarity[order], 4), hit.location)
+        held = [i for i, e in enumerate(chosen) if e.text in text]
+        if held:
+            # A heading ("The Tallow ferry") or sentence chosen before, now with what follows
+            # it: the longer one stands in its place, so the answer is not left out.
+            chosen[held[0]] = found
+            chosen = [e for i, e in enumerate(chosen) if i not in held[1:]]
+            continue
+        chosen.append(found)
         if len(chosen) == count:
             break
     return chosen

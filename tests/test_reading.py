@@ -66,6 +66,18 @@ def test_a_sentence_that_leans_on_the_one_before_keeps_it(embedder: Embeddings) 
     )
 
 
+def test_a_heading_that_matches_the_question_does_not_stand_for_its_section(
+    embedder: Embeddings,
+) -> None:
+    text = (
+        "# The Tallow ferry  \nThe Tallow ferry crosses the Brenn estuary. Its captain is Ilsa "
+        "Morrow, and the crossing takes 35 minutes."
+    )
+    hits = [Hit("ferry.md", text, 0.5)]
+    evidence = select_evidence(embedder, "Who is the captain of the Tallow ferry?", hits, 2)
+    assert any("Ilsa Morrow" in e.text for e in evidence), evidence
+
+
 def test_count_zero_gives_the_whole_chunks(embedder: Embeddings) -> None:
     hits = [Hit("a.md", "First chunk.", 0.9), Hit("b.md", "Second chunk.", 0.8)]
     evidence = select_evidence(embedder, "anything", hits, 0)
