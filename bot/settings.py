@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     retrieval_mode: Mode = Field(
         default="hybrid",
         description="How collections without a mode of their own retrieve: nearest embeddings "
-        "(dense), keywords (bm25), both fused by rank (hybrid), nearest to an answer the "
+        "(dense), keywords (bm25), both, their scores fused (hybrid), nearest to an answer the "
         "model writes first (hyde), or hybrid with keywords of questions the model wrote for "
         "each chunk at ingestion (questions); docs/BENCHMARKS.md.",
     )

@@ -379,7 +379,7 @@ class KnowledgeBase:
             try:
                 for query, vector in zip(left, vectors, strict=True):
                     hits = search.search_vector(self.store, manifest, index, vector, depth)
-                    yield fuse([hits, lexical.search(query, depth)], k) if lexical else hits
+                    yield _fused(hits, lexical, query, depth, k) if lexical else hits
                     done += 1
             except MissingIndexError:
                 manifest = self._after_missing_index(name, manifest)
@@ -448,3 +448,10 @@ def _checked_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise ValueError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
     return mode  # type: ignore[return-value]
+
+
+def _fused(dense: list[Hit], lexical: LexicalIndex, query: str, depth: int, k: int) -> list[Hit]:
+    """Hybrid's `k` best: the dense hits fused with BM25's best `depth` chunks for `query`,
+    of which those beyond its matches scored 0."""
+    matches = lexical.search(query, depth)
+    return fuse(dense, matches, k, lexical_zeros=min(depth, len(lexical.chunks)) - len(matches))

@@ -1,12 +1,12 @@
-"""BM25 over a collection's committed chunks, and reciprocal-rank fusion with the dense hits.
+"""BM25 over a collection's committed chunks, and its fusion with the dense hits.
 
 The index (bm25s: sparse matrices, a few milliseconds per query at 100k chunks) is built from
 the chunks stored in Chroma, never from the files, and saved beside the collection's manifest
 under the version of what the manifest commits. Ingestion, replacement and deletion change that
 version, so the next search builds the index again from the store; a restarted app loads the
 saved one. Fusion is a few lines here rather than LangChain's `EnsembleRetriever`: that one
-works on retrievers and Documents, and fusing our hits keeps the committed-version filter and
-the chunk identities (source, chunk index) as they are.
+works on retrievers and Documents and fuses by rank only, and fusing our hits keeps the
+committed-version filter and the chunk identities (source, chunk index) as they are.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from knowledge.store import ChromaStore
 
 # Text indexed with a chunk besides its own, by (source, chunk index).
 Expansions = Mapping[tuple[str, int], list[str]]
-RRF_CONSTANT = 60  # the constant of Cormack et al. (2009), as every RRF implementation uses
 _STEMMER = Stemmer.Stemmer("english")
 _FOLDER = "bm25"
 
@@ -169,15 +168,37 @@ class LexicalIndexes:
         return sorted(chunks, key=lambda c: (c.source, c.chunk_index))
 
 
-def fuse(rankings: Sequence[list[Hit]], k: int) -> list[Hit]:
-    """Reciprocal-rank fusion: each chunk scores the sum of 1 / (60 + rank) over the rankings
-    it appears in; the `k` best, with that score."""
-    scores: dict[tuple[str, int], float] = {}
-    hits: dict[tuple[str, int], Hit] = {}
-    for ranking in rankings:
-        for rank, hit in enumerate(ranking, start=1):
-            key = (hit.source, hit.chunk_index)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_CONSTANT + rank)
-            hits.setdefault(key, hit)
-    best = sorted(scores, key=lambda key: -scores[key])[:k]
-    return [Hit(**(asdict(hits[key]) | {"score": round(scores[key], 5)})) for key in best]
+def fuse(dense: list[Hit], lexical: list[Hit], k: int, lexical_zeros: int = 0) -> list[Hit]:
+    """The `k` best chunks of a dense and a BM25 ranking, by the sum of their standard scores.
+
+    Each side's scores (cosine similarities, BM25 scores) are put on one scale: how many
+    standard deviations a candidate stands above its side's mean. A chunk one side did not
+    bring counts that side's lowest. `lexical_zeros` are the candidates BM25 was asked for but
+    found no word in: they score 0 there, and a lone keyword match stands out against them.
+    Unlike reciprocal-rank fusion this keeps how far apart the candidates are, so a clear
+    winner on one side is not levelled to its rank; chosen on SciFact's training claims over
+    RRF and min-max scaling (docs/BENCHMARKS.md)."""
+    sides = [_standard_scores(dense), _standard_scores(lexical, zeros=lexical_zeros)]
+    hits = {_key(hit): hit for hit in [*dense, *lexical]}
+    total = {key: sum(side.get(key, floor) for side, floor in sides) for key in hits}
+    best = sorted(total, key=lambda key: -total[key])[:k]
+    return [replace(hits[key], score=round(total[key], 4)) for key in best]
+
+
+def _key(hit: Hit) -> tuple[str, int]:
+    return hit.source, hit.chunk_index
+
+
+Standard = dict[tuple[str, int], float]
+
+
+def _standard_scores(ranking: list[Hit], zeros: int = 0) -> tuple[Standard, float]:
+    """Each hit's standard score among the ranking's scores and `zeros` more of 0, and the
+    lowest standard score (what a chunk not in the ranking gets)."""
+    scores = np.array([hit.score for hit in ranking] + [0.0] * zeros, dtype=np.float64)
+    spread = scores.std() if len(scores) > 1 else 0.0
+    if spread == 0.0:  # no candidate, one, or all alike: no scale to put them on
+        return {_key(hit): 0.0 for hit in ranking}, 0.0
+    standard = (scores - scores.mean()) / spread
+    listed = standard[: len(ranking)]
+    return {_key(h): float(z) for h, z in zip(ranking, listed, strict=True)}, float(standard.min())

@@ -9,9 +9,10 @@ from typing import Any, Literal
 # fraction done (0-1), a short label of the current step
 Progress = Callable[[float, str], None]
 
-# How a collection is searched: nearest embeddings (dense), BM25 keywords, both fused by rank
-# (hybrid), nearest to the question with an answer the model wrote without documents (hyde), or
-# hybrid with BM25 over each chunk's text and the questions the model wrote for it (questions).
+# How a collection is searched: nearest embeddings (dense), BM25 keywords, both with their
+# scores fused (hybrid), nearest to the question with an answer the model wrote without
+# documents (hyde), or hybrid with BM25 over each chunk's text and the questions the model wrote
+# for it (questions).
 Mode = Literal["dense", "bm25", "hybrid", "hyde", "questions"]
 MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "hyde", "questions")
 

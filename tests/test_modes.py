@@ -17,7 +17,8 @@ from tests.cli import kbot
 from tests.documents import ingest_texts
 
 # A code that only a keyword match finds (the embedder likes the look-alike codes of stock.txt
-# better), and a question worded unlike its answer (whose words BM25 finds in tyres.txt).
+# better), and a question worded unlike its answer: BM25 prefers tyres.txt, a shorter text that
+# shares one of its words by chance, as bicycle.txt shares another.
 DOCUMENTS = {
     "shipping.txt": "Shipping log for March: crate twelve held ZX-4471-Q and two boxes of nails.",
     "stock.txt": "Stock count: ZX4417Q, ZX4714Q and XZ7441Q are on the top shelf.",
@@ -25,7 +26,7 @@ DOCUMENTS = {
     "bicycle.txt": "Repairing a punctured bike wheel: take out the inner tube, find the hole, "
     "patch it and inflate it again.",
     "car.txt": "Changing a car wheel: loosen the nuts, jack up the car and swap the wheel.",
-    "tyres.txt": "Our flat-pack furniture ships with a tyre-shaped cushion; fix the legs first.",
+    "tyres.txt": "Our flat-pack furniture ships with a tyre-shaped cushion; mount the legs first.",
     "kitchen.txt": "Kitchen tips: sharpen knives weekly and keep the chopping boards dry.",
 }
 KEYWORD = "ZX-4471-Q"
