@@ -52,9 +52,10 @@ SYNTHETIC = "synthetic100k"
 # Data and metrics ------------------------------------------------------------------------
 
 
-def load_scifact(limit_docs: int | None) -> tuple[dict, dict, dict]:
-    """Corpus {id: (title, text)}, test queries {id: text} and qrels {qid: {docid: grade}};
-    with `limit_docs`, only the first N abstracts and the queries with a relevant one left."""
+def load_scifact(limit_docs: int | None, split: str = "test") -> tuple[dict, dict, dict]:
+    """Corpus {id: (title, text)}, the `split`'s queries {id: text} and qrels {qid: {docid:
+    grade}}; with `limit_docs`, only the first N abstracts and the queries with a relevant one
+    left."""
     corpus = {}
     with (SCIFACT / "corpus.jsonl").open() as lines:
         for line in lines:
@@ -63,7 +64,7 @@ def load_scifact(limit_docs: int | None) -> tuple[dict, dict, dict]:
             if limit_docs and len(corpus) >= limit_docs:
                 break
     qrels: dict[str, dict[str, int]] = {}
-    with (SCIFACT / "qrels" / "test.tsv").open() as rows:
+    with (SCIFACT / "qrels" / f"{split}.tsv").open() as rows:
         for row in csv.DictReader(rows, delimiter="\t"):
             if row["corpus-id"] in corpus and int(row["score"]) > 0:
                 qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
