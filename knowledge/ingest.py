@@ -144,7 +144,8 @@ class CollectionWriter:
     def _add_ingest_time(self, manifest_file: ManifestFile, seconds: float) -> None:
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)
-            manifest.ingest_seconds += seconds
+            # Rounded as the manifest file stores it, so what is read back equals what is kept.
+            manifest.ingest_seconds = round(manifest.ingest_seconds + seconds, 3)
             manifest_file.write(manifest)
 
     def embed(self, embedder: Embeddings, texts: Sequence[str]) -> list:
