@@ -144,8 +144,7 @@ class CollectionWriter:
     def _add_ingest_time(self, manifest_file: ManifestFile, seconds: float) -> None:
         with manifest_file.locked():
             manifest = manifest_file.read(fresh=True)
-            # Rounded as the manifest file stores it, so what is read back equals what is kept.
-            manifest.ingest_seconds = round(manifest.ingest_seconds + seconds, 3)
+            manifest.ingest_seconds += seconds
             manifest_file.write(manifest)
 
     def embed(self, embedder: Embeddings, texts: Sequence[str]) -> list:

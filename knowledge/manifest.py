@@ -117,7 +117,8 @@ class ManifestFile:
             "sources": {k: vars(v) for k, v in manifest.sources.items()},
             "pending": manifest.pending,
             "stale": manifest.stale,
-            "ingest_seconds": round(manifest.ingest_seconds, 3),
+            # Unrounded: a manifest read back must equal the one kept in memory.
+            "ingest_seconds": manifest.ingest_seconds,
             "embedder": manifest.embedder,
             "index": manifest.index,
         }
