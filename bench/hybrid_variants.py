@@ -48,8 +48,7 @@ from bench.common import log  # noqa: E402
 from bench.retrieval import evaluate, load_scifact  # noqa: E402
 from knowledge.chunking import chunk_documents  # noqa: E402
 from knowledge.embeddings import load_embedder  # noqa: E402
-from knowledge.lexical import _standard_scores, _tokens  # noqa: E402
-from knowledge.results import Hit  # noqa: E402
+from knowledge.lexical import _tokens, standard_scores  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "hybrid_variants.json"
 DEPTH, K_CHUNKS = 50, 30
@@ -132,9 +131,8 @@ def scaled(ranking: Ranking, fusion: str, zeros: int) -> tuple[dict[int, float],
         values = [score for _, score in ranking] + [0.0] * zeros
         low, high = min(values, default=0.0), max(values, default=0.0)
         return {i: (s - low) / (high - low) if high > low else 0.0 for i, s in ranking}, 0.0
-    hits = [Hit(source=str(i), text="", score=s) for i, s in ranking]  # the app's own scaling
-    standard, floor = _standard_scores(hits, zeros)
-    return {int(key[0]): value for key, value in standard.items()}, floor
+    standard, floor = standard_scores([score for _, score in ranking], zeros)  # the app's own
+    return {i: z for (i, _), z in zip(ranking, standard, strict=True)}, floor
 
 
 Whole = tuple[dict[str, list[int]], list[str], np.ndarray, bm25s.BM25]

@@ -59,7 +59,7 @@ class LexicalIndex:
         """BM25 over `chunks`, each with its `extra` text appended (its questions, in the
         questions mode); hits give the chunk's own text."""
         extra = extra or {}
-        texts = ["\n".join([c.text, *extra.get((c.source, c.chunk_index), [])]) for c in chunks]
+        texts = ["\n".join([c.text, *extra.get(_key(c), [])]) for c in chunks]
         retriever = bm25s.BM25()
         if chunks:
             retriever.index(
@@ -165,7 +165,7 @@ class LexicalIndexes:
             for text, meta in self.store.chunks(store_key(name, manifest))
             if manifest.committed_hash(meta["source"]) == meta.get("file_hash")
         ]
-        return sorted(chunks, key=lambda c: (c.source, c.chunk_index))
+        return sorted(chunks, key=_key)
 
 
 def fuse(dense: list[Hit], lexical: list[Hit], k: int, lexical_zeros: int = 0) -> list[Hit]:
@@ -178,27 +178,27 @@ def fuse(dense: list[Hit], lexical: list[Hit], k: int, lexical_zeros: int = 0) -
     Unlike reciprocal-rank fusion this keeps how far apart the candidates are, so a clear
     winner on one side is not levelled to its rank; chosen on SciFact's training claims over
     RRF and min-max scaling (docs/BENCHMARKS.md)."""
-    sides = [_standard_scores(dense), _standard_scores(lexical, zeros=lexical_zeros)]
     hits = {_key(hit): hit for hit in [*dense, *lexical]}
-    total = {key: sum(side.get(key, floor) for side, floor in sides) for key in hits}
+    total = dict.fromkeys(hits, 0.0)
+    for side, zeros in ((dense, 0), (lexical, lexical_zeros)):
+        standard, floor = standard_scores([hit.score for hit in side], zeros)
+        listed = {_key(hit): z for hit, z in zip(side, standard, strict=True)}
+        for key in total:
+            total[key] += listed.get(key, floor)
     best = sorted(total, key=lambda key: -total[key])[:k]
     return [replace(hits[key], score=round(total[key], 4)) for key in best]
 
 
+def standard_scores(scores: Sequence[float], zeros: int = 0) -> tuple[list[float], float]:
+    """Each score's standard score among `scores` and `zeros` more of 0, and the lowest standard
+    score (what a chunk the ranking did not bring gets)."""
+    values = np.array([*scores, *[0.0] * zeros], dtype=np.float64)
+    spread = values.std() if len(values) > 1 else 0.0
+    if spread == 0.0:  # no candidate, one, or all alike: no scale to put them on
+        return [0.0] * len(scores), 0.0
+    standard = (values - values.mean()) / spread
+    return standard[: len(scores)].tolist(), float(standard.min())
+
+
 def _key(hit: Hit) -> tuple[str, int]:
     return hit.source, hit.chunk_index
-
-
-Standard = dict[tuple[str, int], float]
-
-
-def _standard_scores(ranking: list[Hit], zeros: int = 0) -> tuple[Standard, float]:
-    """Each hit's standard score among the ranking's scores and `zeros` more of 0, and the
-    lowest standard score (what a chunk not in the ranking gets)."""
-    scores = np.array([hit.score for hit in ranking] + [0.0] * zeros, dtype=np.float64)
-    spread = scores.std() if len(scores) > 1 else 0.0
-    if spread == 0.0:  # no candidate, one, or all alike: no scale to put them on
-        return {_key(hit): 0.0 for hit in ranking}, 0.0
-    standard = (scores - scores.mean()) / spread
-    listed = standard[: len(ranking)]
-    return {_key(h): float(z) for h, z in zip(ranking, listed, strict=True)}, float(standard.min())
