@@ -79,7 +79,11 @@ class Settings(BaseSettings):
         "embedder (extract), or by the language model (model; docs/BENCHMARKS.md).",
     )
     summary_sentences: int = Field(
-        default=3, ge=1, le=10, description="Key sentences per document in a summary (extract)."
+        default=4,
+        ge=1,
+        le=10,
+        description="Key sentences per document in a summary (extract): the first half what the "
+        "document is mostly about, the rest what it states besides.",
     )
     summary_max_documents: int = Field(
         default=500, ge=1, description="Most documents one summary covers."

@@ -4,8 +4,10 @@ document's content hash, so adding, changing or deleting one document re-summari
 one; the reduce step writes a short overview of the document summaries.
 
 Two methods (setting `summary_method`):
-- `extract`: each document's key sentences, chosen by the embedder (central to the document,
-  not repeating each other: maximal marginal relevance), and an overview that names the
+- `extract`: each document's key sentences, chosen by the embedder: half of them central to
+  the document, the rest what those do not say (both by maximal marginal relevance, with
+  less weight on centrality for the second half), favouring names and numbers and the words
+  of the document's name; and an overview that names the
   collection's main topics: each document's key phrases, the most central of them where there
   are many. Faithful by construction: every word is the documents'.
 - `model`: the language model writes each chunk's summary, joins a document's chunk summaries,
@@ -35,6 +37,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
 from common.files import write_atomically
+from knowledge.chunking import join_chunks
 from knowledge.reading import STOPWORDS, WORD, needs_previous, split_sentences, terms
 
 if TYPE_CHECKING:
@@ -42,14 +45,22 @@ if TYPE_CHECKING:
 
 Method = Literal["extract", "model"]
 # Bump when a method changes, so summaries cached by an older one are written again.
-_VERSION = 2
+_VERSION = 3
 # Maximal marginal relevance: weight of centrality against similarity to sentences chosen.
 _MMR_LAMBDA = 0.7
+# The same weight for a document's later key sentences, which are to state what the first
+# ones do not: a fact a document mentions in passing is otherwise lost to its main theme.
+# Chosen, with `_TITLE_WEIGHT`, on six random draws of 24 SQuAD train articles (seeds 11-16),
+# not those in the published figures (docs/BENCHMARKS.md).
+_NOVELTY_LAMBDA = 0.3
 # Key sentences favour those that state facts (names, numbers) over general ones: without
 # it, a document's one specific fact was kept for 1 of 24 SQuAD train articles, with 0.4 for
 # 13-15 of 24 (three sentences a document; three random draws of articles, none of those in
 # the published figures).
 _SPECIFICITY_WEIGHT = 0.4
+# Sentences that name what the document's name names are about its subject (the title
+# method of Edmundson's extracts): the share of the name's words a sentence holds, this much.
+_TITLE_WEIGHT = 0.2
 _NAME_OR_NUMBER = re.compile(r"\b\d[\d,.]*\b|\b[A-Z][a-z]+")
 # Sentences this short are headings or fragments, not statements worth a summary.
 _MIN_WORDS = 4
@@ -199,7 +210,8 @@ class Summarizer:
             return DocumentSummary(source, stored["text"], cached.stem, 0.0, True, topics)
         started = time.perf_counter()
         if self.method == "extract":
-            text = self._key_sentences(_sentences(texts), self.sentences)
+            sentences = split_sentences(join_chunks(texts))
+            text = self._key_sentences(sentences, self.sentences, _title_terms(source))
         else:
             text = self._written(texts)
         topics = tuple(self._key_phrases(text, _TOPICS_PER_DOCUMENT))
@@ -209,11 +221,12 @@ class Summarizer:
         )
         return DocumentSummary(source, text, cached.stem, seconds, False, topics)
 
-    def _key_sentences(self, sentences: list[str], count: int) -> str:
-        """Up to `count` statements central to `sentences`, in reading order. A sentence that
-        leans on the one before it ("It weighs 410 kilograms.") comes with that one, since
-        such sentences often hold a document's facts; headings and fragments are left out
-        where there are others."""
+    def _key_sentences(self, sentences: list[str], count: int, title: set[str]) -> str:
+        """Up to `count` statements of `sentences`, in reading order: the first half central
+        to them, the rest what those do not say. Statements of facts (names, numbers) and of
+        the `title`'s words are favoured. A sentence that leans on the one before it ("It
+        weighs 410 kilograms.") comes with that one, since such sentences often hold a
+        document's facts; headings and fragments are left out where there are others."""
         units = [
             [i - 1, i] if i and needs_previous(s) else [i]
             for i, s in enumerate(sentences)
@@ -223,8 +236,16 @@ class Summarizer:
             return ""
         texts = [" ".join(sentences[i] for i in unit) for unit in units]
         vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
-        bonus = _SPECIFICITY_WEIGHT * np.array([_specificity(t) for t in texts])
-        chosen = {i for unit in _most_central(vectors, count, bonus) for i in units[unit]}
+        bonus = np.array(
+            [
+                _SPECIFICITY_WEIGHT * _specificity(t)
+                + _TITLE_WEIGHT * len(title & terms(t)) / max(len(title), 1)
+                for t in texts
+            ]
+        )
+        central = (count + 1) // 2
+        picked = _most_central(vectors, count, bonus, novel_after=central)
+        chosen = {i for unit in picked for i in units[unit]}
         return " ".join(sentences[i] for i in sorted(chosen))
 
     def _key_phrases(self, text: str, count: int) -> list[str]:
@@ -331,17 +352,6 @@ class Summarizer:
         return Summary(collection, documents, overview, time.perf_counter() - started)
 
 
-def _sentences(texts: Sequence[str]) -> list[str]:
-    """The sentences of a document's chunks once each: chunks overlap, so a sentence (or the
-    tail of one) may appear twice."""
-    found: list[str] = []
-    for text in texts:
-        for sentence in split_sentences(text):
-            if not any(sentence in earlier for earlier in found[-20:]):
-                found.append(sentence)
-    return found
-
-
 def faithful(overview: str, source: str) -> bool:
     """Whether a one-sentence overview of `source` can be shown: it states no number that
     `source` does not ("every fourteen minutes" for "forty"), does not go round in circles
@@ -403,21 +413,36 @@ def _specificity(sentence: str) -> float:
     return min(1.0, 3 * len(named) / max(len(words), 1))
 
 
-def _most_central(vectors: np.ndarray, count: int, bonus: np.ndarray | float = 0.0) -> list[int]:
+def _title_terms(source: str) -> set[str]:
+    """The words of a document's file name ("hard_rock-history.md": hard, rock, history)."""
+    return terms(re.sub(r"[_\-.]+", " ", Path(source).stem))
+
+
+def _most_central(
+    vectors: np.ndarray,
+    count: int,
+    bonus: np.ndarray | float = 0.0,
+    novel_after: int | None = None,
+) -> list[int]:
     """Indices of up to `count` rows nearest the rows' mean direction (plus `bonus`), each next
     one chosen by maximal marginal relevance (so they do not repeat each other)."""
     centre = vectors.mean(axis=0)
     centre /= np.linalg.norm(centre) or 1.0
-    return _most_relevant(vectors, vectors @ centre + bonus, count)
+    return _most_relevant(vectors, vectors @ centre + bonus, count, novel_after)
 
 
-def _most_relevant(vectors: np.ndarray, relevance: np.ndarray, count: int) -> list[int]:
+def _most_relevant(
+    vectors: np.ndarray, relevance: np.ndarray, count: int, novel_after: int | None = None
+) -> list[int]:
     """Indices of up to `count` rows by maximal marginal relevance: each next one the most
-    relevant, less its likeness to those already chosen."""
+    relevant, less its likeness to those already chosen; past the first `novel_after`, mostly
+    the least like them."""
     chosen: list[int] = []
     while len(chosen) < min(count, len(vectors)):
         redundancy = (vectors @ vectors[chosen].T).max(axis=1) if chosen else 0.0
-        score = _MMR_LAMBDA * relevance - (1 - _MMR_LAMBDA) * redundancy
+        novel = novel_after is not None and len(chosen) >= novel_after
+        weight = _NOVELTY_LAMBDA if novel else _MMR_LAMBDA
+        score = weight * relevance - (1 - weight) * redundancy
         score[chosen] = -np.inf
         chosen.append(int(np.argmax(score)))
     return chosen

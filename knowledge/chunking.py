@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 from langchain_core.documents import Document
 from langchain_text_splitters import (
@@ -17,6 +18,9 @@ from langchain_text_splitters import (
     RecursiveCharacterTextSplitter,
 )
 
+# The least text taken as a chunk repeating the end of the one before it: shorter matches
+# ("a", "the ") happen by chance.
+_LEAST_OVERLAP = 10
 _HEADINGS = [("h1", "h1"), ("h2", "h2"), ("h3", "h3")]
 _MD_HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 # A reST title: a text line underlined (and maybe overlined) by one repeated punctuation char.
@@ -102,3 +106,20 @@ def chunk_documents(
         chunk.metadata["chunk_index"] = index
         chunk.metadata["chunk_hash"] = hashlib.sha256(chunk.page_content.encode()).hexdigest()
     return chunks
+
+
+def join_chunks(texts: Sequence[str]) -> str:
+    """A document's text again from its chunks in reading order. Where a chunk begins with the
+    end of the one before (the splitter's overlap), that text is kept once, so no sentence is
+    cut in two or repeated; chunks that do not overlap (sections) are joined by a blank line."""
+    whole = ""
+    for text in texts:
+        longest = min(len(whole), len(text))
+        overlap = next(
+            (k for k in range(longest, _LEAST_OVERLAP - 1, -1) if whole.endswith(text[:k])), 0
+        )
+        if overlap:
+            whole += text[overlap:]
+        else:
+            whole = f"{whole}\n\n{text}" if whole else text
+    return whole

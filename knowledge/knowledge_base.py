@@ -19,6 +19,7 @@ from langchain_core.embeddings import Embeddings
 from common.files import file_lock, write_atomically
 from common.names import validate_name
 from knowledge import search
+from knowledge.chunking import join_chunks
 from knowledge.ingest import CollectionWriter, as_items, chunk_id, version
 from knowledge.lexical import LexicalIndex, LexicalIndexes, fuse
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
@@ -300,9 +301,8 @@ class KnowledgeBase:
         return self._existing(name).folder
 
     def source_texts(self, name: str) -> list[str]:
-        """Each committed source's text, rebuilt from its chunks in reading order (chunk
-        overlaps repeat a little text; harmless for training on it)."""
-        return ["\n\n".join(texts) for _, texts in self.chunks_by_source(name).values()]
+        """Each committed source's text, rebuilt from its chunks in reading order."""
+        return [join_chunks(texts) for _, texts in self.chunks_by_source(name).values()]
 
     # Writing -----------------------------------------------------------------------------
 

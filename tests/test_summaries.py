@@ -12,7 +12,10 @@ from bot.backends import BackendError
 from bot.resources import Resources
 from bot.service import ChatService
 from bot.summaries import Summarizer, TooManyDocumentsError, faithful, summarizer
+from knowledge.chunking import chunk_documents, join_chunks
+from knowledge.reading import split_sentences
 from tests.cli import kbot
+from tests.conftest import SHARED_DATA
 from tests.documents import ingest_texts
 
 # Each document is about one thing and holds one fact about it; names sort in this order.
@@ -63,6 +66,60 @@ def test_asking_what_a_collection_is_about_covers_every_document(
     overview = answer.split("**In short:**")[1]  # the topics the documents name
     for topic in ["Orvel Bridge", "Veltro Institute", "Marrow Lantern", "Kestrel Point"]:
         assert topic in overview, overview
+
+
+def wikipedia_articles(count: int, chars: int) -> dict[str, str]:
+    """The first paragraphs (up to `chars` characters) of the first `count` SQuAD train
+    articles that are that long: real text of several chunks each."""
+    by_title: dict[str, list[str]] = {}
+    for line in (SHARED_DATA / "squad-v1.1-train-sample" / "paragraphs.jsonl").open():
+        row = json.loads(line)
+        by_title.setdefault(row["title"], []).append(row["text"])
+    found: dict[str, str] = {}
+    for title, paragraphs in sorted(by_title.items()):
+        text = ""
+        for paragraph in paragraphs:
+            if len(text) + len(paragraph) > chars:
+                break
+            text += paragraph + "\n\n"
+        if len(text) > chars * 0.8:
+            found[f"{title}.txt"] = text.strip()
+        if len(found) == count:
+            return found
+    raise AssertionError("not enough long articles")
+
+
+def test_a_fact_mentioned_in_passing_is_kept_and_every_sentence_is_whole(
+    resources: Resources, tmp_path: Path
+) -> None:
+    # Six real articles of about three chunks each; in the middle of each, one fact that is
+    # not about what the article is about, as a user's notes often hold one.
+    planted, facts = {}, {}
+    for i, (source, text) in enumerate(wikipedia_articles(6, 2500).items()):
+        sentences = split_sentences(text)
+        facts[source] = f"In {1950 + i} a survey by the Harrow Society recorded {4810 + i} sites."
+        middle = len(sentences) // 2
+        planted[source] = " ".join([*sentences[:middle], facts[source], *sentences[middle:]])
+    name = ingest_texts(resources.knowledge, tmp_path / "docs", planted, "passing")
+    summary = summarizer(resources).summarise(name)
+    kept = [d.source for d in summary.documents if facts[d.source] in d.text]
+    assert len(kept) >= 5, kept  # a summary of central sentences alone keeps about 1 in 6
+    for document in summary.documents:
+        own = set(split_sentences(planted[document.source]))
+        shown = split_sentences(document.text)
+        # Whole sentences of the document, none cut where one chunk ended and the next began.
+        assert shown and all(sentence in own for sentence in shown), shown
+        assert len(document.text.split()) < 0.4 * len(planted[document.source].split())
+
+
+def test_chunks_join_back_into_their_document(tmp_path: Path) -> None:
+    from langchain_core.documents import Document
+
+    for text in wikipedia_articles(3, 4000).values():
+        chunks = chunk_documents([Document(page_content=text)], ".txt", 1000, 150)
+        assert len(chunks) >= 4
+        joined = join_chunks([c.page_content for c in chunks])
+        assert joined.split() == text.split()  # nothing lost or repeated (spaces aside)
 
 
 def test_a_summary_of_the_documents_about_a_topic_covers_those_only(
