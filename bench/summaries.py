@@ -2,20 +2,25 @@
 
 The collection: --documents SQuAD v1.1 *train-sample* articles (real Wikipedia text, the
 first paragraphs of each up to --chars characters, so most documents span several chunks).
-Into each, one key fact about the article's subject is planted at a random sentence position:
-"<Subject> was surveyed in <year> by the <Name> Society, which recorded <number> sites." A
-document counts as covered when its fact's number appears in the collection's summary (the
+Into each, one key fact is planted at a random sentence position, in one of two forms:
+  * subject: "<Subject> was surveyed in <year> by the <Name> Society, which recorded <number>
+    sites." (names the article's subject, as the document's file name does);
+  * plain: "In <year> a survey by the <Name> Society recorded <number> sites." (does not).
+A document counts as covered when its fact's number appears in the collection's summary (the
 document summaries and the overview, as the chat shows them).
 
-For each method (`extract`, `model`), side by side on the same collection in one run:
-  * coverage: the share of documents whose planted fact is in the summary (also by where the
-    fact sits: the first sentence, the last, or between);
+For each method (`extract`, `model`), each draw of articles (--seeds) and each form of fact:
+  * coverage: the share of documents whose planted fact is in the summary;
+  * answers: the share of the articles' own SQuAD questions (on the paragraphs included) whose
+    answer is in the summary, a measure of how much of the documents' content it keeps, and
+    the summary's length as a share of the documents' words;
   * the first summary's time; then one document is changed (a new fact planted) and the
     collection summarised again: its time, the documents summarised again, the ratio, and
     whether the new fact is covered.
 
-Usage: python bench/summaries.py [--documents 24] [--chars 2500] [--methods extract,model]
-Writes bench/results/summaries.json and prints a table.
+Usage: python bench/summaries.py [--documents 24] [--chars 2500] [--methods extract]
+       [--seeds 7,8,9,10] [--forms subject,plain] [--results bench/results/summaries.json]
+Prints a table and writes the results file.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -41,7 +47,8 @@ from bot.settings import load_settings  # noqa: E402
 from bot.summaries import Summarizer  # noqa: E402
 from knowledge.reading import split_sentences  # noqa: E402
 
-PARAGRAPHS = ROOT.parent / "shared" / "data" / "squad-v1.1-train-sample" / "paragraphs.jsonl"
+SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-train-sample"
+PARAGRAPHS = SQUAD / "paragraphs.jsonl"
 NAMES = ["Harrow", "Quillon", "Destry", "Marlowe", "Ancel", "Brisk", "Corvane", "Ellery"]
 
 
@@ -63,18 +70,32 @@ def articles(count: int, chars: int, seed: int) -> list[tuple[str, str]]:
     return chosen
 
 
-def plant(title: str, text: str, rng: random.Random) -> tuple[str, str, str]:
-    """`text` with one fact about its subject at a random sentence; (text, marker, where)."""
-    subject = title.replace("_", " ")
+def plant(title: str, text: str, rng: random.Random, form: str = "subject") -> tuple[str, str, str]:
+    """`text` with one fact at a random sentence; (text, marker, where)."""
     number = str(rng.randrange(10_000, 99_999))
-    fact = (
-        f"{subject} was surveyed in {rng.randrange(1900, 2000)} by the "
-        f"{rng.choice(NAMES)} Society, which recorded {number} sites."
-    )
+    year, society = rng.randrange(1900, 2000), rng.choice(NAMES)
+    if form == "subject":
+        subject = title.replace("_", " ")
+        fact = (
+            f"{subject} was surveyed in {year} by the {society} Society, which recorded "
+            f"{number} sites."
+        )
+    else:
+        fact = f"In {year} a survey by the {society} Society recorded {number} sites."
     sentences = split_sentences(text)
     at = rng.randrange(len(sentences) + 1)
     where = "first" if at == 0 else "last" if at == len(sentences) else "between"
     return " ".join([*sentences[:at], fact, *sentences[at:]]), number, where
+
+
+def squad_answers(titles: set[str]) -> dict[str, list[str]]:
+    """Each article's SQuAD answers (the first given per question)."""
+    found: dict[str, list[str]] = {}
+    for line in (SQUAD / "questions.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["title"] in titles:
+            found.setdefault(row["title"], []).append(row["answers"][0])
+    return found
 
 
 def write(folder: Path, name: str, text: str) -> tuple[Path, str]:
@@ -83,34 +104,39 @@ def write(folder: Path, name: str, text: str) -> tuple[Path, str]:
     return path, name
 
 
+def shown(summary) -> str:
+    return " ".join([summary.overview, *(d.text for d in summary.documents)])
+
+
 def coverage(summary, markers: dict[str, str]) -> dict[str, bool]:
-    shown = " ".join([summary.overview, *(d.text for d in summary.documents)])
-    return {source: marker in shown for source, marker in markers.items()}
+    text = shown(summary)
+    return {source: marker in text for source, marker in markers.items()}
 
 
-def run(method: str, resources: Resources, name: str, docs: list, folder: Path, seed: int) -> dict:
+def run(method: str, resources: Resources, name: str, draw: dict, folder: Path, seed: int) -> dict:
     written = Summarizer(
         resources.knowledge,
         resources.embedder,
         method=method,
+        sentences=resources.settings.summary_sentences,
         model=lambda: resources.chat_model(repetition_penalty=1.0, max_new_tokens=120),
         model_name=resources.settings.model,
     )
+    docs = draw["docs"]
     markers = {source: marker for source, marker, _ in docs}
     started = time.perf_counter()
     first = written.summarise(name)
     first_s = time.perf_counter() - started
     covered = coverage(first, markers)
-    by_place: dict[str, list[bool]] = {}
-    for source, _, where in docs:
-        by_place.setdefault(where, []).append(covered[source])
+    text = shown(first)
+    answers = [a for answers in draw["answers"].values() for a in answers]
     log(f"{method}: first summary {first_s:.1f} s, coverage {sum(covered.values())}/{len(docs)}")
 
     # Change one document (a new fact planted into its original text) and summarise again.
     rng = random.Random(seed + 1)
     source = docs[len(docs) // 2][0]
     original = (folder / "originals" / source).read_text()
-    changed, marker, _ = plant(source.removesuffix(".txt"), original, rng)
+    changed, marker, _ = plant(source.removesuffix(".txt"), original, rng, draw["form"])
     resources.knowledge.ingest(name, [write(folder, source, changed)])
     started = time.perf_counter()
     second = written.summarise(name)
@@ -119,9 +145,13 @@ def run(method: str, resources: Resources, name: str, docs: list, folder: Path, 
     log(f"{method}: after one change {second_s:.2f} s, {second.summarised} summarised again")
     return {
         "method": method,
+        "seed": seed,
+        "form": draw["form"],
         "documents": len(docs),
         "coverage": round(sum(covered.values()) / len(docs), 3),
-        "coverage_by_place": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_place.items())},
+        "answers": round(sum(a in text for a in answers) / max(len(answers), 1), 3),
+        "questions": len(answers),
+        "length_share": round(len(text.split()) / draw["words"], 3),
         "first_s": round(first_s, 2),
         "after_change_s": round(second_s, 2),
         "change_cost_ratio": round(second_s / first_s, 3),
@@ -134,58 +164,84 @@ def run(method: str, resources: Resources, name: str, docs: list, folder: Path, 
     }
 
 
+def draw_collection(args, seed: int, form: str, folder: Path) -> dict:
+    """One draw of articles with a fact planted in each, written under `folder`."""
+    rng = random.Random(seed)
+    (folder / "originals").mkdir(parents=True)
+    docs, planted, answers = [], {}, {}
+    every = squad_answers({title for title, _ in articles(args.documents, args.chars, seed)})
+    for title, text in articles(args.documents, args.chars, seed):
+        source = f"{title}.txt"
+        (folder / "originals" / source).write_text(text)
+        planted[source], marker, where = plant(title, text, rng, form)
+        docs.append((source, marker, where))
+        answers[source] = [a for a in every.get(title, []) if a in text]
+    words = sum(len(text.split()) for text in planted.values())
+    return {"form": form, "docs": docs, "planted": planted, "answers": answers, "words": words}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=24)
     parser.add_argument("--chars", type=int, default=2500)
-    parser.add_argument("--methods", default="extract,model")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--methods", default="extract")
+    parser.add_argument("--seeds", default="7,8,9,10")
+    parser.add_argument("--forms", default="subject,plain")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench/results/summaries.json")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="kbot-bench-summaries-"))
     resources = Resources(load_settings(home=home)).load()
-    folder = home / "docs"
-    (folder / "originals").mkdir(parents=True)
-    rng = random.Random(args.seed)
-    docs, planted_texts = [], {}
-    for title, text in articles(args.documents, args.chars, args.seed):
-        source = f"{title}.txt"
-        (folder / "originals" / source).write_text(text)
-        planted_texts[source], marker, where = plant(title, text, rng)
-        docs.append((source, marker, where))
-    chunks = 0
     rows = []
-    for method in args.methods.split(","):
-        name = f"summaries-{method}"
-        # The same collection for each method (the previous one changed a document).
-        files = [write(folder, source, text) for source, text in planted_texts.items()]
-        chunks = resources.knowledge.ingest(name, files).chunks_added
-        rows.append(run(method, resources, name, docs, folder, args.seed))
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for form in args.forms.split(","):
+            folder = home / f"docs-{seed}-{form}"
+            draw = draw_collection(args, seed, form, folder)
+            for method in args.methods.split(","):
+                name = f"summaries-{seed}-{form}-{method}"
+                # The same collection for each method (the previous one changed a document).
+                files = [write(folder, source, text) for source, text in draw["planted"].items()]
+                chunks = resources.knowledge.ingest(name, files).chunks_added
+                row = run(method, resources, name, draw, folder, seed)
+                rows.append({**row, "chunks": chunks})
 
-    print(f"\n{args.documents} documents ({chunks} chunks), one key fact planted in each\n")
-    head = f"{'method':8} {'coverage':>9} {'first s':>8} {'after change s':>15} {'ratio':>6}"
-    print(head + f"  {'map s':>7} {'map after':>9}  again  new fact")
+    print(f"\n{args.documents} documents a draw, one key fact planted in each\n")
+    print(
+        f"{'method':8} {'seed':>4} {'form':8} {'chunks':>6} {'coverage':>9} {'answers':>8} "
+        f"{'length':>7} {'first s':>8} {'after change s':>15} {'ratio':>6}  again  new fact"
+    )
     for r in rows:
         print(
-            f"{r['method']:8} {r['coverage']:>9.3f} {r['first_s']:>8.1f} "
-            f"{r['after_change_s']:>15.2f} {r['change_cost_ratio']:>6.3f}  "
-            f"{r['map_s']:>7.2f} {r['map_after_change_s']:>9.2f}  "
+            f"{r['method']:8} {r['seed']:>4} {r['form']:8} {r['chunks']:>6} "
+            f"{r['coverage']:>9.3f} {r['answers']:>8.3f} {r['length_share']:>7.3f} "
+            f"{r['first_s']:>8.1f} {r['after_change_s']:>15.2f} {r['change_cost_ratio']:>6.3f}  "
             f"{r['summarised_again']:>5}  {r['changed_fact_covered']}"
         )
-    out = ROOT / "bench" / "results" / "summaries.json"
-    out.write_text(
+    print()
+    for method in args.methods.split(","):
+        for form in args.forms.split(","):
+            mine = [r for r in rows if r["method"] == method and r["form"] == form]
+            mean = statistics.mean(r["coverage"] for r in mine)
+            print(
+                f"{method} {form}: coverage mean {mean:.3f} "
+                f"(min {min(r['coverage'] for r in mine):.3f}), answers mean "
+                f"{statistics.mean(r['answers'] for r in mine):.3f}, length mean "
+                f"{statistics.mean(r['length_share'] for r in mine):.3f}, ratio median "
+                f"{statistics.median(r['change_cost_ratio'] for r in mine):.3f}"
+            )
+    args.results.write_text(
         json.dumps(
             {
                 "command": "python bench/summaries.py " + " ".join(sys.argv[1:]),
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
                 "model": resources.settings.model,
-                "chunks": chunks,
+                "summary_sentences": resources.settings.summary_sentences,
                 "rows": rows,
             },
             indent=2,
         )
     )
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {args.results}")
 
 
 if __name__ == "__main__":
