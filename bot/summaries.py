@@ -414,7 +414,8 @@ def _specificity(sentence: str) -> float:
 
 
 def _title_terms(source: str) -> set[str]:
-    """The words of a document's file name ("hard_rock-history.md": hard, rock, history)."""
+    """The words of a document's file name as `terms` stems them ("hard_rock-history.md":
+    hard, rock, histo)."""
     return terms(re.sub(r"[_\-.]+", " ", Path(source).stem))
 
 
