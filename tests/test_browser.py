@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import SHARED_DATA
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -169,7 +173,34 @@ def add_document(page: Page, collection: str, path) -> None:
     name.press("Enter")
     page.locator("#kb-files input[type=file]").set_input_files(str(path))
     page.locator("#kb-add").click()
-    page.locator("#kb-status").get_by_text("chunks added").wait_for(timeout=120_000)
+    added = re.compile(rf"\({re.escape(Path(path).name)}\), \d+ chunks added")
+    expect(page.locator("#kb-status")).to_contain_text(added, timeout=120_000)
+
+
+def test_a_document_added_while_another_is_being_added_is_kept_too(
+    browser: Browser, server: str, tmp_path: Path
+) -> None:
+    long = tmp_path / "almanac.txt"  # real text of about 40 chunks: seconds to embed
+    rows = (SHARED_DATA / "squad-v1.1-train-sample" / "paragraphs.jsonl").read_text()
+    long.write_text("\n\n".join(json.loads(row)["text"] for row in rows.splitlines()[:60]))
+    short = tmp_path / "ferry.txt"
+    short.write_text("The Tallow ferry leaves the north quay at noon.")
+    page = open_chat(browser, server)
+    page.get_by_role("tab", name="Knowledge").click()
+    name = page.locator("#kb-collection input")
+    name.fill("browser-queue")
+    name.press("Enter")
+    for path in (long, short):  # the second while the first is still being embedded
+        page.locator("#kb-files input[type=file]").set_input_files(str(path))
+        page.locator("#kb-add").click()
+    # The box still holds the first file then, so the second addition reads both: the first
+    # is unchanged by then.
+    done = re.compile(r"ferry\.txt\), 1 chunks added")
+    expect(page.locator("#kb-status")).to_contain_text(done, timeout=120_000)
+    listed = page.locator("#kb-documents")
+    expect(listed).to_contain_text("almanac.txt")
+    expect(listed).to_contain_text("ferry.txt")
+    page.context.close()
 
 
 def test_uploaded_file_answers_a_rag_question_with_a_cited_source(

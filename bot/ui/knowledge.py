@@ -131,8 +131,10 @@ def knowledge_tab(
                 )
             except (ValueError, AccessDenied) as error:  # a bad name, or not theirs to change
                 raise gr.Error(str(error)) from None
+            named = ", ".join(Path(p).name for p in paths[:3])
+            named += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
             lines = [
-                f"**{result.collection}**: {result.files} file(s) read, "
+                f"**{result.collection}**: {result.files} file(s) read ({named}), "
                 f"{result.chunks_added} chunks added, {result.chunks_unchanged} unchanged, "
                 f"{result.chunks_removed} removed."
             ]
@@ -220,6 +222,9 @@ def knowledge_tab(
             [collection, files],
             [status, collection, files, table, document, *linked, mode, embedder],
             api_visibility="private",
+            # A click while files are being added queues these files (in turn) instead of
+            # being ignored, and the box then cleared by the earlier addition.
+            trigger_mode="multiple",
         )
         delete.click(
             forget, [collection, document], [status, table, document], api_visibility="private"
