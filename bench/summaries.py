@@ -169,8 +169,9 @@ def draw_collection(args, seed: int, form: str, folder: Path) -> dict:
     rng = random.Random(seed)
     (folder / "originals").mkdir(parents=True)
     docs, planted, answers = [], {}, {}
-    every = squad_answers({title for title, _ in articles(args.documents, args.chars, seed)})
-    for title, text in articles(args.documents, args.chars, seed):
+    chosen = articles(args.documents, args.chars, seed)
+    every = squad_answers({title for title, _ in chosen})
+    for title, text in chosen:
         source = f"{title}.txt"
         (folder / "originals" / source).write_text(text)
         planted[source], marker, where = plant(title, text, rng, form)

@@ -132,6 +132,15 @@ def train(resources: Any, method: str, name: str, path: Path, **config: Any) -> 
     return result.meta
 
 
+def squad_train_paragraphs() -> list[dict[str, str]]:
+    """The SQuAD v1.1 train-sample paragraphs ({"id", "title", "text"}) from ../shared, in
+    file order: real text for tests that need more than a few sentences."""
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / "squad-v1.1-train-sample" / "paragraphs.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def ingest_texts(knowledge: Any, folder: Path, texts: dict[str, str], prefix: str) -> str:
     """Write `texts` (file name: text) into `folder` and ingest them, each stored under its
     file name, into a new collection `PREFIX-<8 hex>`; returns the collection's name."""

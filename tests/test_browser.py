@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import json
 import re
 import shutil
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import SHARED_DATA
+from tests.documents import squad_train_paragraphs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -180,9 +179,8 @@ def add_document(page: Page, collection: str, path) -> None:
 def test_a_document_added_while_another_is_being_added_is_kept_too(
     browser: Browser, server: str, tmp_path: Path
 ) -> None:
-    long = tmp_path / "almanac.txt"  # real text of about 40 chunks: seconds to embed
-    rows = (SHARED_DATA / "squad-v1.1-train-sample" / "paragraphs.jsonl").read_text()
-    long.write_text("\n\n".join(json.loads(row)["text"] for row in rows.splitlines()[:60]))
+    long = tmp_path / "almanac.txt"  # real text of about 70 chunks: seconds to embed
+    long.write_text("\n\n".join(row["text"] for row in squad_train_paragraphs()[:60]))
     short = tmp_path / "ferry.txt"
     short.write_text("The Tallow ferry leaves the north quay at noon.")
     page = open_chat(browser, server)

@@ -5,7 +5,6 @@ would point the setting at)."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -20,10 +19,8 @@ from knowledge.embeddings import packaged_embedder_dir
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.manifest import store_key
 from tests.cli import ROOT
-from tests.documents import ingest_texts
+from tests.documents import ingest_texts, squad_train_paragraphs
 from tests.test_modes import DOCUMENTS, KEYWORD, PARAPHRASE
-
-SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-train-sample" / "paragraphs.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +41,7 @@ def projected(tmp_path_factory: pytest.TempPathFactory) -> str:
 def fill(knowledge: KnowledgeBase, folder: Path, paragraphs: int) -> str:
     """A collection of the workshop documents and `paragraphs` SQuAD train paragraphs."""
     texts = dict(DOCUMENTS)
-    for line in SQUAD.read_text().splitlines()[:paragraphs]:
-        row = json.loads(line)
+    for row in squad_train_paragraphs()[:paragraphs]:
         texts[f"{row['id']}.txt"] = row["text"]
     return ingest_texts(knowledge, folder, texts, "emb")
 

@@ -15,8 +15,7 @@ from bot.summaries import Summarizer, TooManyDocumentsError, faithful, summarize
 from knowledge.chunking import chunk_documents, join_chunks
 from knowledge.reading import split_sentences
 from tests.cli import kbot
-from tests.conftest import SHARED_DATA
-from tests.documents import ingest_texts
+from tests.documents import ingest_texts, squad_train_paragraphs
 
 # Each document is about one thing and holds one fact about it; names sort in this order.
 DOCUMENTS = {
@@ -72,8 +71,7 @@ def wikipedia_articles(count: int, chars: int) -> dict[str, str]:
     """The first paragraphs (up to `chars` characters) of the first `count` SQuAD train
     articles that are that long: real text of several chunks each."""
     by_title: dict[str, list[str]] = {}
-    for line in (SHARED_DATA / "squad-v1.1-train-sample" / "paragraphs.jsonl").open():
-        row = json.loads(line)
+    for row in squad_train_paragraphs():
         by_title.setdefault(row["title"], []).append(row["text"])
     found: dict[str, str] = {}
     for title, paragraphs in sorted(by_title.items()):
