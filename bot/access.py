@@ -140,6 +140,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def client_address(request: Any) -> str:
+    """The address a request comes from. Behind a proxy on this machine or its private network
+    (a Space's, nginx), every request comes from the proxy: then the address it forwards is
+    the client's. A client on the internet cannot pose as another this way: its own
+    X-Forwarded-For is read only when the peer is such a proxy."""
+    client = getattr(request, "client", None)
+    peer = getattr(client, "host", None) or "unknown"
+    forwarded = (getattr(request, "headers", None) or {}).get("x-forwarded-for", "")
+    try:
+        trusted = ipaddress.ip_address(peer).is_private  # loopback addresses are private too
+    except ValueError:
+        trusted = False
+    if trusted and forwarded.strip():
+        return forwarded.split(",")[-1].strip()  # the entry the nearest proxy appended
+    return peer
+
+
 # KBOT_AUTH's value for signing in with Hugging Face (Gradio's OAuth, on a Space).
 HF_SIGN_IN = "huggingface"
 
@@ -175,6 +192,17 @@ class Access:
         name = getattr(request, "username", None)
         role = self.users.role(name) if self.users and name else None
         return (name, role) if name and role else None
+
+    def caller_key(self, request: Any, user: str | None = None) -> str | None:
+        """Whom a request counts against for fair shares: the signed-in user (or `user`, an
+        API key's), else the client's address; None on a local server, whose one person may
+        use all of it."""
+        if self.mode == "local":
+            return None
+        if user is None and self.mode == "signed-in":
+            caller = self.caller(request)
+            user = caller[0] if caller else None
+        return f"user:{user}" if user else f"address:{client_address(request)}"
 
     @property
     def tools(self) -> bool:
@@ -262,15 +290,23 @@ class Scope:
 
 
 def page_scope(access: Access) -> Scope:
-    """What a page holds before its user is known (and what admins work on): on a signed-in
-    server, the shared data alone; on others, everything."""
-    return Scope("", admin=True, read_only=True) if access.mode == "signed-in" else Scope()
+    """What a page holds before its user is known: the shared data alone, read-only on a
+    signed-in or chat-only server."""
+    if access.mode == "signed-in":
+        return Scope("", admin=True, read_only=True)
+    return server_scope(access)
+
+
+def server_scope(access: Access) -> Scope:
+    """The scope of everyone on a server without users: the shared data, never a user's private
+    data (a data folder that signed-in users filled may later be served without users)."""
+    return Scope(read_only=access.mode == "chat-only")
 
 
 def scope_of(access: Access, request: Any) -> Scope:
     """The scope of a request: signed-in users by their role, everyone else shared."""
     if access.mode != "signed-in":
-        return Scope()
+        return server_scope(access)
     caller = access.caller(request)
     if caller is None and access.hf_sign_in:
         return page_scope(access)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
+import logging
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -20,11 +20,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.access import Access, Scope, page_scope
+from bot.access import Access, Scope, page_scope, server_scope
+from bot.admission import Busy
 from bot.backends import BackendError, UnknownNameError
 from bot.evaluation.runner import available_specs
+from bot.model import ModelBusy
 from bot.scoped import scoped
 from bot.service import ChatService, Reply
+from common.text import one_line
+
+log = logging.getLogger(__name__)
 
 
 class Message(BaseModel):
@@ -46,76 +51,99 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
 
 
-def _refusal(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+def _refusal(
+    status: int, message: str, kind: str = "invalid_request_error", retry_after: int | None = None
+) -> JSONResponse:
     """An error as OpenAI's clients read it."""
-    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def openai_router(service: ChatService, access: Access, concurrency: int = 8) -> APIRouter:
+def _failure(error: BaseException) -> JSONResponse:
+    """Any error of an answer as an OpenAI error object, with the status that fits it."""
+    if isinstance(error, Busy):
+        return _refusal(429, str(error), "rate_limit_exceeded", error.retry_after)
+    if isinstance(error, ModelBusy):
+        return _refusal(503, str(error), "server_busy", 60)
+    if isinstance(error, BackendError):
+        return _refusal(404 if isinstance(error, UnknownNameError) else 400, str(error))
+    log.error("An API request failed", exc_info=error)
+    reason = one_line(str(error)) or type(error).__name__
+    return _refusal(500, f"The answer failed: {reason}.", "server_error")
+
+
+def openai_router(service: ChatService, access: Access) -> APIRouter:
     """The routes, answering through `service` with the rights `access` gives each caller.
-    At most `concurrency` answers are generated at once; more are turned away (429)."""
+    Requests are admitted as the chat page's are (`Resources.admission`): a caller past their
+    share, or a server past its queue, gets 429 with Retry-After."""
     router = APIRouter(prefix="/v1")
-    slots = threading.BoundedSemaphore(concurrency)
+    admission = service.resources.admission
 
-    def caller(request: Request) -> ChatService | JSONResponse:
-        """The service as the caller may use it: on a signed-in server, by API key."""
-        scope = Scope()
+    def caller(request: Request) -> tuple[ChatService, str] | JSONResponse:
+        """The service as the caller may use it (on a signed-in server, by API key), and whom
+        the request counts against."""
+        scope, user = server_scope(access), None
         if access.hf_sign_in:  # keys belong to a users file: here the API is a visitor's
             scope = page_scope(access)
         elif access.mode == "signed-in" and access.users is not None:
             header = request.headers.get("authorization", "")
             key = header.removeprefix("Bearer ").strip()
-            name = access.users.user_of_key(key) if key else None
-            if name is None:
+            user = access.users.user_of_key(key) if key else None
+            if user is None:
                 return _refusal(401, "A valid API key is needed: `kbot users key NAME`.", "auth")
-            scope = Scope(name, admin=access.users.role(name) == "admin")
-        return ChatService(scoped(service.resources, scope), service.registry)
+            scope = Scope(user, admin=access.users.role(user) == "admin")
+        chat = ChatService(scoped(service.resources, scope), service.registry)
+        return chat, access.caller_key(request, user)
 
     @router.get("/models", response_model=None)
     def models(request: Request) -> dict[str, Any] | JSONResponse:
-        chat = caller(request)
-        if isinstance(chat, JSONResponse):
-            return chat
+        called = caller(request)
+        if isinstance(called, JSONResponse):
+            return called
         return {
             "object": "list",
             "data": [
                 {"id": spec, "object": "model", "created": 0, "owned_by": "kbot"}
-                for spec in available_specs(chat)
+                for spec in available_specs(called[0])
             ],
         }
 
     @router.post("/chat/completions", response_model=None)
     def completions(body: ChatRequest, request: Request) -> JSONResponse | StreamingResponse:
-        chat = caller(request)
-        if isinstance(chat, JSONResponse):
-            return chat
+        called = caller(request)
+        if isinstance(called, JSONResponse):
+            return called
+        chat, key = called
         history = [m.model_dump() for m in body.messages if m.role in ("user", "assistant")]
         if not history or history[-1]["role"] != "user":
             return _refusal(400, "The last message must be the user's.")
         question = _text(history.pop()["content"])
-        if not slots.acquire(blocking=False):
-            return _refusal(429, "The server is answering as many requests as it can.", "busy")
+        admitted = admission.admit(key)
+        try:
+            admitted.__enter__()
+        except Busy as error:
+            return _failure(error)
         try:
             backend, options = chat.registry.parse_spec(body.model)
             replies = chat.reply(question, history, backend.id, options)
             first = next(replies)  # a bad model name or option fails here, before any answer
-        except BackendError as error:
-            slots.release()
-            return _refusal(404 if isinstance(error, UnknownNameError) else 400, str(error))
+            if not body.stream:
+                *_, last = [first, *replies]
+        except Exception as error:
+            admitted.__exit__(None, None, None)
+            return _failure(error)
         except BaseException:
-            slots.release()
+            admitted.__exit__(None, None, None)
             raise
         envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time())}
         envelope["model"] = body.model
         if not body.stream:
-            try:
-                *_, last = [first, *replies]
-            finally:
-                slots.release()
+            admitted.__exit__(None, None, None)
             return JSONResponse(_completion(envelope, last))
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _chunks(envelope, first, replies, usage, slots.release),
+            _chunks(envelope, first, replies, usage, lambda: admitted.__exit__(None, None, None)),
             media_type="text/event-stream",
         )
 
@@ -189,13 +217,15 @@ def _chunks(
         yield event([{"index": 0, "delta": {}, "finish_reason": "stop"}], kbot=_provenance(last))
         if usage:
             yield event([], usage=_usage(last))
-        yield "data: [DONE]\n\n"
+    except Exception as error:  # after the headers: the error goes in the stream, as OpenAI's
+        yield f"data: {_failure(error).body.decode()}\n\n"
     finally:
         replies.close()
         release()
+    yield "data: [DONE]\n\n"
 
 
-def mount_api(app: Any, service: ChatService, access: Access, concurrency: int = 8) -> None:
+def mount_api(app: Any, service: ChatService, access: Access) -> None:
     """Serve the API beside a launched Gradio app (`app.app` is its FastAPI server). Routes
     added after start are matched like the others: Gradio has no catch-all route."""
-    app.app.include_router(openai_router(service, access, concurrency))
+    app.app.include_router(openai_router(service, access))

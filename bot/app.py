@@ -12,7 +12,9 @@ from typing import Any
 import gradio as gr
 
 from bot.access import Access, page_scope
+from bot.admission import Busy
 from bot.backends import BackendError
+from bot.model import ModelBusy
 from bot.provenance import conversation_json, conversation_markdown, conversation_turns
 from bot.scoped import scoped
 from bot.service import EVIDENCE_HEADING, ChatService, Reply
@@ -26,11 +28,43 @@ DEFAULT_BACKEND = "base"
 LOCAL = Access("local")
 CHAT_CONCURRENCY = 8  # answers generated at once; more wait in the queue
 # Beside escaping document text: the page loads images and media from this server alone, so
-# a remote image in a document is never fetched by a visitor's browser. Give it to `launch`.
-CONTENT_POLICY = (
-    '<meta http-equiv="Content-Security-Policy" content="img-src \'self\' data: blob:; '
-    "media-src 'self' data: blob:; object-src 'none'\">"
-)
+# a remote image in a document is never fetched by a visitor's browser. Sent as an HTTP header
+# on every response (`server_options`) and, for pages saved or proxied without it, in the page.
+POLICY = "img-src 'self' data: blob:; media-src 'self' data: blob:; object-src 'none'"
+CONTENT_POLICY = f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
+
+
+class ContentPolicyHeader:
+    """ASGI middleware: the content policy as a header of every HTTP response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_policy(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"content-security-policy", POLICY.encode()))
+                message = message | {"headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
+def server_options() -> dict[str, Any]:
+    """FastAPI options of the served app (Gradio's `app_kwargs`): the content policy header,
+    and no schema or docs pages, which would list every route to anyone."""
+    from starlette.middleware import Middleware
+
+    return {
+        "middleware": [Middleware(ContentPolicyHeader)],
+        "openapi_url": None,
+        "docs_url": None,
+        "redoc_url": None,
+    }
 
 
 def _info_line(reply: Reply, backend_name: str) -> str:
@@ -84,13 +118,15 @@ def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
     return [{"role": "assistant", "content": answer}, info]
 
 
-def cannot_answer(reason: str) -> list[dict[str, Any]]:
+def cannot_answer(
+    reason: str, advice: str = "Not answered: change the choice in the sidebar and send it again."
+) -> list[dict[str, Any]]:
     """Why a message was not answered, as a line in the conversation: the history stays in
     view, and the model never sees the line (info lines are left out of its history)."""
     return [
         {
             "role": "assistant",
-            "content": "Not answered: change the choice in the sidebar and send it again.",
+            "content": advice,
             "metadata": {"title": f"⚠️ {reason}", "status": "done"},
         }
     ]
@@ -105,6 +141,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
     """The chat, plus the Knowledge, Train and Compare tabs unless `access` is chat-only."""
     backends = list(service.registry)
     names = {backend.id: backend.name for backend in backends}
+    admission = service.resources.admission
 
     # What the page holds before its user is known: on a signed-in server, shared data only.
     shared = ChatService(scoped(service.resources, page_scope(access)), service.registry)
@@ -119,14 +156,17 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
         view = caller_view(service.resources, access, request)
         answering = ChatService(view, service.registry)
         try:
-            for reply in answering.reply(message, history, backend, options):
-                shown = render_reply(reply, names[reply.backend])
-                if reply.done and isinstance(shown, list):
-                    session = answered.setdefault(request.session_hash, deque(maxlen=500))
-                    session.append((shown[0]["content"], reply.answer, reply.provenance))
-                yield shown
+            with admission.admit(access.caller_key(request)):
+                for reply in answering.reply(message, history, backend, options):
+                    shown = render_reply(reply, names[reply.backend])
+                    if reply.done and isinstance(shown, list):
+                        session = answered.setdefault(request.session_hash, deque(maxlen=500))
+                        session.append((shown[0]["content"], reply.answer, reply.provenance))
+                    yield shown
         except BackendError as error:
             yield cannot_answer(str(error))
+        except (Busy, ModelBusy) as error:
+            yield cannot_answer(str(error), "Not answered: the server is busy. Send it later.")
 
     # The provenance of each browser session's answers, for exports; gone when it closes.
     answered: dict[str, deque[tuple[str, str, dict[str, Any]]]] = {}
@@ -177,7 +217,10 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                     stop_btn=True,
                 ),
                 api_name="chat",
-                concurrency_limit=CHAT_CONCURRENCY,
+                # Requests pass straight to `chat`, whose admission turns a caller past their
+                # share away at once; Gradio's queue would hold them in one line, where one
+                # caller's flood keeps everyone else waiting or refused.
+                concurrency_limit=service.resources.settings.queue_size,
                 fill_height=True,
             )
             with gr.Accordion("Export this conversation", open=False):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -43,15 +44,22 @@ class GenerationParams:
     # checked in one forward pass (prompt lookup decoding): greedy output is unchanged, and
     # answers copied from passages come faster. 0: off; used with greedy decoding only.
     prompt_lookup: int = 0
+    # Longest wait for the compute thread before the request is given up as `ModelBusy`.
+    max_wait_s: float = 600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GenerationParams:
         return cls(
+            max_wait_s=settings.max_wait_s,
             max_new_tokens=settings.max_new_tokens,
             temperature=settings.temperature,
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
         )
+
+
+class ModelBusy(RuntimeError):
+    """The model did not get to a request within its longest wait (`max_wait_s`)."""
 
 
 @dataclass
@@ -220,8 +228,10 @@ class LoadedModel:
                 return stop.is_set()
 
         input_ids = self.encode_chat(messages, params.max_new_tokens)
+        # A short timeout only to look up now and then: how long a reply may wait for the
+        # compute thread is `max_wait_s`, and once it runs, its pieces come steadily.
         streamer = TextIteratorStreamer(
-            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=1.0
         )
         sampling = params.temperature > 0
         kwargs: dict[str, Any] = dict(
@@ -254,14 +264,15 @@ class LoadedModel:
         started = time.perf_counter()
         job = compute.submit(run)
         try:
-            for piece in streamer:
+            for piece in _pieces(streamer, job, started + params.max_wait_s):
                 if piece:
                     if stats.first_token_s is None:
                         stats.first_token_s = time.perf_counter() - started
                     yield piece
         finally:
             stop.set()
-            job.result()
+            if not job.cancelled():
+                job.result()
             stats.seconds = time.perf_counter() - started
             stats.prompt_tokens = int(input_ids.shape[1])
             if "ids" in outcome:
@@ -275,6 +286,24 @@ class LoadedModel:
                 stats.completion_tokens = len(generated)
         if "error" in outcome:
             raise outcome["error"]
+
+
+def _pieces(streamer: Any, job: Any, give_up_at: float) -> Iterator[str]:
+    """The streamer's text as it comes; `ModelBusy` if the job has not started by
+    `give_up_at` (it is then taken off the compute thread's queue)."""
+    while True:
+        try:
+            yield next(streamer)
+        except StopIteration:
+            return
+        except queue.Empty:
+            waited_too_long = time.perf_counter() > give_up_at and not job.running()
+            if waited_too_long and job.cancel():  # cancel fails once the job has started
+                raise ModelBusy(
+                    "The server is too busy to answer now: this request waited for the "
+                    "model longer than its limit (setting KBOT_MAX_WAIT_S). Please try "
+                    "again in a few minutes."
+                ) from None
 
 
 def load_model(settings: Settings) -> LoadedModel:

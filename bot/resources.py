@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.access import Scope
+from bot.admission import Admission
 from bot.llm import LocalChatModel
 from bot.model import CheckpointCache, GenerationParams, LoadedModel, Weights, load_model
 from bot.settings import Settings
@@ -68,6 +69,12 @@ class Resources:
                 embedder_name=s.embedder,
                 load_embedder=lambda spec: load_embedder(spec, s.embed_dtype, s.embed_batch_size),
             )
+
+    @cached_property
+    def admission(self) -> Admission:
+        """Every chat request of this server, from the page and the API, is admitted here."""
+        s = self.settings
+        return Admission(per_caller=s.caller_requests, total=s.queue_size)
 
     @cached_property
     def artifacts(self):

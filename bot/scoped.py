@@ -1,7 +1,9 @@
 """The shared resources as one caller sees them: their own private collections, adapters and
-question sets and the shared ones, by the names they know them by. Handlers of a signed-in
-server work through these views, so the backends, the training glue and the evaluation need
-no notion of users."""
+question sets and the shared ones, by the names they know them by. Every handler of a served
+app works through such a view, whatever the server's mode (a local or chat-only server's view
+is the shared data alone), so the backends, the training glue and the evaluation need no
+notion of users, and a user's private data cannot leak through a server started without
+users."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 from adapters.meta import ArtifactMeta
 from adapters.registry import ArtifactRegistry, UnknownArtifactError
 from bot.access import AccessDenied, Scope
+from bot.model import CheckpointCache, LoadedModel
 from bot.resources import Resources
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
@@ -71,6 +74,11 @@ class ScopedKnowledge:
 
     def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
         return self.knowledge.chunks_by_source(self._find(name))
+
+    def stored_source(self, name: str, source: str, paths: bool = False) -> str:
+        # A client's value names a document by its stored name or file name only: it never
+        # touches the file system (`paths` is for the CLI, on the operator's own machine).
+        return self.knowledge.stored_source(self._find(name), source, paths=False)
 
     def folder(self, name: str) -> Path:
         return self.knowledge.folder(self._find(name))
@@ -154,20 +162,42 @@ class ScopedArtifacts:
 
 class ScopedResources:
     """`Resources` with the knowledge and the trained artifacts seen through `scope`;
-    everything else (the model, the embedder) is the shared object itself, never a copy."""
+    everything else (the model, the embedder) is the shared object itself, never a copy.
+    Each shared part is named here: nothing falls through to the unscoped object."""
 
     def __init__(self, shared: Resources, scope: Scope) -> None:
         self.shared = shared
         self.scope = scope
         self.knowledge = ScopedKnowledge(shared.knowledge, scope)
         self.artifacts = ScopedArtifacts(shared.artifacts, scope)
+        self.settings = shared.settings
+        self.admission = shared.admission
+        self.chat_model = shared.chat_model
+        self.reader_model = shared.reader_model
+        self.hypothetical_answer = shared.hypothetical_answer
+        self.chunk_questions = shared.chunk_questions
+        self.question_for = shared.question_for
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.shared, name)
+    @property
+    def model(self) -> LoadedModel:
+        return self.shared.model
+
+    @property
+    def embedder(self) -> Any:
+        return self.shared.embedder
+
+    @property
+    def checkpoints(self) -> CheckpointCache:
+        return self.shared.checkpoints
+
+    @property
+    def reader(self) -> Path | None:
+        return self.shared.reader
 
 
 def scoped(resources: Resources, scope: Scope) -> Resources:
-    """`resources` as `scope` sees them; on a server without users, everything as it is."""
-    if scope.user is None:
-        return resources
+    """`resources` as `scope` sees them. Always a view, also for a server without users:
+    there the shared data alone, never a user's private collections or adapters."""
+    if isinstance(resources, ScopedResources):
+        resources = resources.shared
     return ScopedResources(resources, scope)  # type: ignore[return-value]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from bot.access import decide_access
 from bot.api import mount_api
-from bot.app import CHAT_CONCURRENCY, CONTENT_POLICY, build_app
+from bot.app import CHAT_CONCURRENCY, CONTENT_POLICY, build_app, server_options
 from bot.service import create_service
 from bot.settings import Settings
+from bot.training import stale_runs
 
 
 def _share_server_reachable() -> bool:
@@ -37,6 +38,11 @@ def serve(settings: Settings, *, block: bool = True):
             "Chat only: this address is reachable by others and no users file is set "
             "(KBOT_AUTH), so the Knowledge, Train and Compare tabs are off."
         )
+    for name in stale_runs(settings.runs_dir):
+        print(
+            f"Training {name!r} stopped halfway when its process died; its checkpoints are in "
+            f"{settings.runs_dir / name} (`kbot train --resume` goes on from them)."
+        )
     service = create_service(settings)
     # api_open=False: handlers run only through the queue (its size and concurrency limits
     # apply), never through the direct /run routes.
@@ -47,7 +53,10 @@ def serve(settings: Settings, *, block: bool = True):
         server_name=settings.host,
         server_port=settings.port,
         prevent_thread_lock=True,
-        show_error=True,
+        # Our handlers' errors are one readable line each (`one_line_errors`); Gradio's own,
+        # for malformed calls, would show its objects' reprs.
+        show_error=False,
+        app_kwargs=server_options(),
         quiet=False,
         head=CONTENT_POLICY,
         max_file_size=int(settings.max_file_mb * 1_000_000),
@@ -56,7 +65,7 @@ def serve(settings: Settings, *, block: bool = True):
     )
     share = settings.share and _share_server_reachable()
     app.launch(share=share, **launch)
-    mount_api(app, service, access, CHAT_CONCURRENCY)
+    mount_api(app, service, access)
     if block:
         app.block_thread()
     return app

@@ -6,7 +6,7 @@ The Gradio app, the CLI and the tests all talk to the bot through `ChatService.r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -59,23 +59,34 @@ EVIDENCE_HEADING = "**Evidence**"
 
 
 def history_messages(
-    history: Sequence[dict[str, Any]], max_chars: int | None = None
+    history: Sequence[dict[str, Any]],
+    max_chars: int | None = None,
+    *,
+    max_turns: int | None = None,
+    max_tokens: int | None = None,
+    count_tokens: Callable[[str], int] = len,
 ) -> list[BaseMessage]:
-    """Gradio/OpenAI-style `{"role", "content"}` turns as LangChain messages: the newest ones,
-    up to `max_chars` characters in all (the client sends the history, so its size is
-    bounded here, in one pass from the newest turn back). Info lines the UI adds under answers
-    (messages with a metadata title) and the evidence shown under an answer are not part of
-    the conversation."""
+    """Gradio/OpenAI-style `{"role", "content"}` turns as LangChain messages: the newest ones
+    that fit every bound. The client sends the history, so it is bounded here, in one pass
+    from the newest turn back: at most `max_turns` turns are read at all, and those kept hold
+    at most `max_chars` characters and `max_tokens` tokens (`count_tokens`). Info lines the
+    UI adds under answers (messages with a metadata title) and the evidence shown under an
+    answer are not part of the conversation."""
     messages: list[BaseMessage] = []
-    room = max_chars if max_chars is not None else float("inf")
-    for turn in reversed(history):
+    chars = max_chars if max_chars is not None else float("inf")
+    tokens = max_tokens if max_tokens is not None else float("inf")
+    newest = history[-max_turns:] if max_turns is not None else history
+    for turn in reversed(newest if max_turns != 0 else ()):
         if not isinstance(turn, dict) or (turn.get("metadata") or {}).get("title"):
             continue
         content = message_text(turn.get("content")).split(f"\n\n{EVIDENCE_HEADING}\n")[0]
         if not content:
             continue
-        room -= len(content)
-        if room < 0:
+        chars -= len(content)
+        if chars < 0:
+            break
+        tokens -= count_tokens(content) if max_tokens is not None else 0
+        if tokens < 0:
             break
         role = turn.get("role")
         messages.append(AIMessage(content) if role == "assistant" else HumanMessage(content))
@@ -117,7 +128,7 @@ class ChatService:
 
         started = time.perf_counter()
         chain = chosen.build_chain(self.resources, parsed)
-        earlier = history_messages(history, self.resources.settings.max_history_chars)
+        earlier = self.earlier_turns(history)
         for chunk in chain.stream({"question": text, "history": earlier}):
             if "sources" in chunk:
                 reply.sources = chunk["sources"]
@@ -136,6 +147,25 @@ class ChatService:
         reply.done = True
         reply.provenance = answer_provenance(self.resources, chosen.id, parsed.model_dump(), reply)
         yield reply
+
+    def earlier_turns(self, history: Sequence[dict[str, Any]]) -> list[BaseMessage]:
+        """What the model sees of the conversation before the message: the newest turns that
+        fit the history settings, counted in the shared model's tokens."""
+        settings = self.resources.settings
+        bounds = {"max_turns": settings.max_history_turns}
+        earlier = history_messages(history, settings.max_history_chars, **bounds)
+        # A token covers at least one byte of text: a history of fewer bytes than the budget
+        # fits without loading the tokenizer (the echo and summary backends need no model).
+        if sum(len(message.text.encode()) for message in earlier) <= settings.max_history_tokens:
+            return earlier
+        tokenizer = self.resources.model.tokenizer
+        return history_messages(
+            history,
+            settings.max_history_chars,
+            max_tokens=settings.max_history_tokens,
+            count_tokens=lambda text: len(tokenizer.encode(text, add_special_tokens=False)),
+            **bounds,
+        )
 
 
 def create_service(settings: Settings) -> ChatService:

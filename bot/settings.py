@@ -148,6 +148,29 @@ class Settings(BaseSettings):
     queue_size: int = Field(
         default=64, ge=1, description="Requests waiting beyond this are turned away."
     )
+    caller_requests: int = Field(
+        default=4,
+        ge=1,
+        description="Chat requests one caller (user, API key, or address) may have running or "
+        "waiting; more are turned away (429 on the API), so one caller cannot starve others.",
+    )
+    max_wait_s: int = Field(
+        default=600,
+        ge=1,
+        description="Longest a request waits for the model before it is answered with a "
+        "clear 'busy' message instead.",
+    )
+    max_history_tokens: int = Field(
+        default=1024,
+        ge=0,
+        description="Tokens of earlier conversation the model sees with a message (the newest "
+        "turns that fit).",
+    )
+    max_history_turns: int = Field(
+        default=64,
+        ge=0,
+        description="Earlier turns a request's history may bring; older ones are not read.",
+    )
     max_history_chars: int = Field(
         default=8000,
         ge=0,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import queue
+import signal
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ from bot.model import model_location
 from bot.resources import Resources
 from bot.settings import Settings
 from common import compute
+from common.files import file_lock
 
 
 def training_data(
@@ -244,9 +250,11 @@ def run_training_in_child(
     """`run_training` in a process of its own, for the server: chat keeps answering from the
     compute thread meanwhile (in-process, training holds that thread for minutes), and the
     training's memory goes back to the system when it ends. Setting `cancel` stops it after
-    the current step; nothing is saved then. One runs at a time per server: a run waits here
-    until the one before it, cancelled or not, has ended."""
-    with _ONE_AT_A_TIME:
+    the current step; nothing is saved then. One runs at a time per data folder, across
+    server processes: a run waits here until the one before it, cancelled or not, has ended.
+    The lock is a file lock, which the system frees when its holder dies, and the child dies
+    with its server (`_die_with_parent`), so a crashed server leaves no training behind."""
+    with file_lock(resources.settings.runs_dir / ".training.lock"):
         return _watch_child(
             resources.settings,
             stored_as(resources, config),
@@ -258,7 +266,49 @@ def run_training_in_child(
         )
 
 
-_ONE_AT_A_TIME = threading.Lock()
+# Written into a run's folder by the process that trains there: a folder whose process is
+# gone is what a run that died halfway left (its checkpoints; `kbot train --resume` goes on
+# from them, a new run of that name starts over).
+_RUN_OWNER = "kbot-run.pid"
+
+
+def stale_runs(runs_dir: Path) -> list[str]:
+    """The runs whose training process died halfway (a crashed server, a killed CLI)."""
+    stale = []
+    for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else ():
+        owner = folder / _RUN_OWNER
+        pid = owner.read_text().strip() if owner.is_file() else ""
+        if pid and (not pid.isdigit() or not process_alive(int(pid))):
+            stale.append(folder.name)
+    return stale
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this process as soon as `parent` (the server) ends, even by `kill -9`: Linux kills
+    it at once (PR_SET_PDEATHSIG), and a watcher thread checks every second elsewhere (and
+    covers a parent that died before the first line ran)."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _watch_child(
@@ -275,7 +325,7 @@ def _watch_child(
     stop = context.Event()
     child = context.Process(
         target=_train_child,
-        args=(settings, config, data, start_from, events, stop),
+        args=(settings, config, data, start_from, events, stop, os.getpid()),
         name=f"kbot-train-{config.name}",
         daemon=True,
     )
@@ -326,8 +376,14 @@ def _train_child(
     start_from: Path | None,
     events: Any,
     stop: Any,
+    parent: int,
 ) -> None:
     from adapters.registry import ArtifactRegistry
+
+    _die_with_parent(parent)
+    run_dir = settings.runs_dir / config.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / _RUN_OWNER).write_text(str(os.getpid()))
 
     if settings.torch_threads:
         import torch

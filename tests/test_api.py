@@ -3,6 +3,7 @@ server: users with API keys, their own and shared collections, streaming and usa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import openai
@@ -98,3 +99,38 @@ def test_a_malformed_request_gets_a_clear_error(api: dict) -> None:
         client(api, "bo").chat.completions.create(
             model="rag", messages=[{"role": "user", "content": "Hi"}]
         )
+
+
+def test_a_flooding_caller_gets_429_while_another_is_served(api: dict) -> None:
+    """bo sends more requests at once than one caller may have (KBOT_CALLER_REQUESTS, 4);
+    the ones past that share are turned away at once, and cy is answered meanwhile."""
+    import concurrent.futures
+
+    import httpx
+
+    question = {"role": "user", "content": "Write a long story about a lighthouse keeper."}
+
+    def send(name: str) -> httpx.Response:
+        headers = {"authorization": f"Bearer {api['keys'][name]}"}
+        body = {"model": "base", "messages": [question]}
+        return httpx.post(f"{api['url']}/chat/completions", json=body, headers=headers, timeout=600)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        flood = [pool.submit(send, "bo") for _ in range(8)]
+        time.sleep(1.0)  # bo's requests are in; cy comes after them
+        other = pool.submit(send, "cy").result()
+        floods = [future.result() for future in flood]
+    statuses = sorted(response.status_code for response in floods)
+    assert statuses.count(200) == 4 and statuses.count(429) == 4, statuses
+    refused = next(response for response in floods if response.status_code == 429)
+    assert int(refused.headers["retry-after"]) > 0
+    assert "KBOT_CALLER_REQUESTS" in refused.json()["error"]["message"]
+    assert other.status_code == 200 and other.json()["choices"][0]["message"]["content"]
+
+
+def test_a_huge_history_is_cut_to_the_newest_turns_that_fit(api: dict) -> None:
+    turns = [{"role": ("user", "assistant")[i % 2], "content": "a"} for i in range(20_000)]
+    turns.append({"role": "user", "content": "Say hello."})
+    completion = client(api, "bo").chat.completions.create(model="base", messages=turns)
+    # The system prompt, the question and at most 64 one-token turns with their markers.
+    assert completion.usage.prompt_tokens < 500, completion.usage

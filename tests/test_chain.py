@@ -72,3 +72,21 @@ def test_an_only_choice_is_chosen_for_the_user() -> None:
         only = field_control("collection", field, choices=["manuals"])
         several = field_control("collection", field, choices=["manuals", "notes"])
     assert only.value == "manuals" and several.value is None
+
+
+def test_history_is_cut_to_the_newest_turns_within_the_token_budget(
+    resources: Resources,
+) -> None:
+    service = ChatService(resources)
+    budget = resources.settings.max_history_tokens
+    tokenizer = resources.model.tokenizer
+    turn = "The ferry to Inchmore leaves at half past nine from the eastern pier. " * 3
+    history = [{"role": ("user", "assistant")[i % 2], "content": f"{i}: {turn}"} for i in range(60)]
+    kept = service.earlier_turns(history)
+    used = sum(len(tokenizer.encode(m.text, add_special_tokens=False)) for m in kept)
+    assert 0 < used <= budget and len(kept) < 60
+    assert kept[-1].text.startswith("59:")  # the newest turns, in order
+    assert [int(m.text.split(":")[0]) for m in kept] == list(range(60 - len(kept), 60))
+    # Whatever a client sends, at most the newest `max_history_turns` are read at all.
+    many = [{"role": "user", "content": "a"}] * 20_000
+    assert len(service.earlier_turns(many)) == resources.settings.max_history_turns

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -117,6 +118,11 @@ def test_launch_with_share_offline_says_why_and_keeps_serving(settings: Settings
         elem_ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
         assert "message" in elem_ids and not elem_ids & {"kb-add", "train-start"}
         assert "img-src 'self'" in config["head"]  # the content policy the page applies
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert "img-src 'self'" in response.headers["content-security-policy"]
+        for schema in ("/openapi.json", "/docs"):  # no route list for anyone who asks
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{schema}", timeout=10)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)

@@ -7,7 +7,6 @@ import functools
 import inspect
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -24,6 +23,7 @@ from bot.flags import plain_type
 from bot.resources import Resources
 from bot.scoped import scoped
 from bot.training import generate_questions
+from common.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +118,6 @@ def require(access: Access, request: gr.Request, action: str) -> None:
         access.require(request, action)
     except AccessDenied as error:
         raise gr.Error(str(error)) from None
-
-
-# An absolute path in a message: only its last part is shown, the server's folders are not.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/[^/\s'\"]+)+/([^/\s'\"]+)")
-
-
-def one_line(message: str, limit: int = 300) -> str:
-    """A message as one short line, with no server paths in it."""
-    line = " ".join(_ABSOLUTE_PATH.sub(r"\1", message).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _shown(error: Exception) -> gr.Error:

@@ -1,0 +1,15 @@
+"""Messages shown to people: one short line, with no server paths in it."""
+
+from __future__ import annotations
+
+import re
+
+# An absolute path in a message: only its last part is shown, after "…/" so that it is not
+# taken for a plain name, and the server's folders are not shown.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/[^/\s'\"]+)+/([^/\s'\"]+)")
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """A message as one short line, with no server paths in it."""
+    line = " ".join(_ABSOLUTE_PATH.sub(r"…/\1", message).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
