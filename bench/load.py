@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -126,13 +127,15 @@ class Server:
         processes = [root, *root.children(recursive=True)]
         return sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
 
-    def kill(self) -> list[psutil.Process]:
-        """kill -9 the server; its children as they were just before."""
+    def children(self) -> list[psutil.Process]:
         assert self.process
-        children = psutil.Process(self.process.pid).children(recursive=True)
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def kill(self) -> None:
+        """kill -9: no handler of the server runs."""
+        assert self.process
         self.process.kill()
         self.process.wait(timeout=30)
-        return children
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -269,7 +272,7 @@ def drive(server: Server, sessions: int, seconds: float, backends: list[str]) ->
     outcomes: list[Outcome] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
-    plan = list(zip(itertools.cycle(USERS), itertools.cycle(WAYS), strict=False))[:sessions]
+    plan = list(itertools.islice(zip(itertools.cycle(USERS), itertools.cycle(WAYS)), sessions))
 
     def session(number: int, user: str, way: str) -> None:
         clients: dict[str, Any] = {}
@@ -402,6 +405,7 @@ def run_faults(server: Server, backends: list[str]) -> dict[str, Any]:
     before = _documents(server.home)
     _page_call(server, "kb-add", {"kb-collection": COLLECTION, "files": {"kb-files": big}})
     time.sleep(8.0)  # reading and embedding take longer than this
+    committed_before_kill = "atlas.txt" in _documents(server.home)
     server.kill()
     server.start()
     after = _documents(server.home)
@@ -410,7 +414,10 @@ def run_faults(server: Server, backends: list[str]) -> dict[str, Any]:
         "documents_before": before,
         "documents_after": after,
         "committed_kept": all(after.get(name) == count for name, count in before.items()),
-        "half_added_document": "absent" if "atlas.txt" not in after else "whole",
+        "added_document_committed_before_kill": committed_before_kill,
+        "added_document_after_restart": (
+            "absent" if "atlas.txt" not in after else f"{after['atlas.txt']} chunks"
+        ),
         "rag_answers_after_restart": answer.kind == "ok",
     }
     # 2. kill -9 in the middle of a training.
@@ -424,12 +431,12 @@ def run_faults(server: Server, backends: list[str]) -> dict[str, Any]:
     }
     _page_call(server, "train-start", values)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if (server.home / "runs" / "killed-run" / "kbot-run.pid").is_file():
-            break
+    trainers: list[psutil.Process] = []
+    run_owner = server.home / "runs" / "killed-run" / "kbot-run.pid"
+    while time.monotonic() < deadline and not (trainers and run_owner.is_file()):
         time.sleep(0.5)
-    children = server.kill()
-    trainers = [c for c in children if _is_trainer(c)]
+        trainers = [c for c in server.children() if _is_trainer(c)]
+    server.kill()
     _, alive = psutil.wait_procs(trainers, timeout=15)
     server.start()
     names = _adapters(server.home)
@@ -484,9 +491,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--home", type=Path, help="data folder (default: a new one)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument(
+        "--model-cache", type=Path, help="a data folder's models/ to copy (skips converting)"
+    )
     args = parser.parse_args(argv)
     backends = args.backends.split(",")
     home = args.home or Path(tempfile.mkdtemp(prefix="kbot-load-", dir=Path.home() / ".cache"))
+    if args.model_cache and not (home / "models").exists():
+        shutil.copytree(args.model_cache, home / "models")
     from tests.conftest import free_port
 
     server = prepare(home, backends, free_port())

@@ -23,6 +23,7 @@ from bot.ui.compare import compare_tab
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
+from bot.uploads import UploadGuard, Uploads
 
 DEFAULT_BACKEND = "base"
 LOCAL = Access("local")
@@ -54,17 +55,16 @@ class ContentPolicyHeader:
         await self.app(scope, receive, with_policy)
 
 
-def server_options() -> dict[str, Any]:
+def server_options(access: Access, uploads: Uploads) -> dict[str, Any]:
     """FastAPI options of the served app (Gradio's `app_kwargs`): the content policy header,
-    and no schema or docs pages, which would list every route to anyone."""
+    each signed-in user's uploads their own, and no schema or docs pages, which would list
+    every route to anyone."""
     from starlette.middleware import Middleware
 
-    return {
-        "middleware": [Middleware(ContentPolicyHeader)],
-        "openapi_url": None,
-        "docs_url": None,
-        "redoc_url": None,
-    }
+    middleware = [Middleware(ContentPolicyHeader)]
+    if access.mode == "signed-in":
+        middleware.append(Middleware(UploadGuard, access=access, uploads=uploads))
+    return {"middleware": middleware, "openapi_url": None, "docs_url": None, "redoc_url": None}
 
 
 def _info_line(reply: Reply, backend_name: str) -> str:

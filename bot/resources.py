@@ -14,6 +14,7 @@ from bot.admission import Admission
 from bot.llm import LocalChatModel
 from bot.model import CheckpointCache, GenerationParams, LoadedModel, Weights, load_model
 from bot.settings import Settings
+from bot.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ class Resources:
         """Every chat request of this server, from the page and the API, is admitted here."""
         s = self.settings
         return Admission(per_caller=s.caller_requests, total=s.queue_size)
+
+    @cached_property
+    def uploads(self) -> Uploads:
+        """Who sent each uploaded file (on a signed-in server)."""
+        return Uploads()
 
     @cached_property
     def artifacts(self):

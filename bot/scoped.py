@@ -172,6 +172,7 @@ class ScopedResources:
         self.artifacts = ScopedArtifacts(shared.artifacts, scope)
         self.settings = shared.settings
         self.admission = shared.admission
+        self.uploads = shared.uploads
         self.chat_model = shared.chat_model
         self.reader_model = shared.reader_model
         self.hypothetical_answer = shared.hypothetical_answer

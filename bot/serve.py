@@ -56,7 +56,7 @@ def serve(settings: Settings, *, block: bool = True):
         # Our handlers' errors are one readable line each (`one_line_errors`); Gradio's own,
         # for malformed calls, would show its objects' reprs.
         show_error=False,
-        app_kwargs=server_options(),
+        app_kwargs=server_options(access, service.resources.uploads),
         quiet=False,
         head=CONTENT_POLICY,
         max_file_size=int(settings.max_file_mb * 1_000_000),

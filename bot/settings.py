@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         description="Longest a request waits for the model before it is answered with a "
         "clear 'busy' message instead.",
     )
+    train_minutes_per_day: float = Field(
+        default=120,
+        ge=0,
+        description="Training time one caller may use per day on a server reachable by "
+        "others (a signed-in user, or everyone on a server without users); a run that uses "
+        "it up is stopped. The machine's own local server has no such limit.",
+    )
     max_history_tokens: int = Field(
         default=1024,
         ge=0,

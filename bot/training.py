@@ -27,7 +27,7 @@ from bot.model import model_location
 from bot.resources import Resources
 from bot.settings import Settings
 from common import compute
-from common.files import file_lock
+from common.files import file_lock, write_atomically
 
 
 def training_data(
@@ -233,6 +233,44 @@ def within_limits(config: TrainConfig, settings: Settings) -> TrainConfig:
                 f"(setting KBOT_{setting.upper()})."
             )
     return config
+
+
+class TrainingQuota:
+    """Training time used per caller per day (UTC), kept in a file of the data folder so
+    that it holds across restarts and server processes."""
+
+    def __init__(self, path: Path, minutes_per_day: float) -> None:
+        self.path = path
+        self.seconds_per_day = minutes_per_day * 60
+
+    def _today(self) -> dict[str, float]:
+        import json
+
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        try:
+            stored = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            stored = {}
+        return stored.get(day, {}) if isinstance(stored, dict) else {}
+
+    def left(self, caller: str) -> float:
+        """Seconds of training `caller` has left today."""
+        return max(0.0, self.seconds_per_day - self._today().get(caller, 0.0))
+
+    def use(self, caller: str, seconds: float) -> None:
+        import json
+
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        with file_lock(self.path.with_name(self.path.name + ".lock")):
+            used = self._today()
+            used[caller] = used.get(caller, 0.0) + seconds
+            write_atomically(self.path, json.dumps({day: used}))  # earlier days are dropped
+
+    def refusal(self) -> str:
+        return (
+            f"You have used today's training time ({self.seconds_per_day / 60:g} minutes, "
+            "setting KBOT_TRAIN_MINUTES_PER_DAY); training is possible again tomorrow (UTC)."
+        )
 
 
 class TrainingFailed(RuntimeError):

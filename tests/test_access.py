@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.access import Access, Users, decide_access, password_matches
-from bot.app import CONTENT_POLICY, build_app
+from bot.app import CONTENT_POLICY, build_app, server_options
 from bot.resources import Resources
 from bot.service import ChatService
 from tests.cli import kbot
@@ -32,6 +32,7 @@ def launch(resources: Resources, access: Access) -> tuple[Any, str]:
         quiet=True,
         auth=access.users.check if access.users else None,
         head=CONTENT_POLICY,
+        app_kwargs=server_options(access, resources.uploads),
     )
     return app, f"http://127.0.0.1:{port}"
 
@@ -402,3 +403,43 @@ def test_on_a_space_people_sign_in_with_hugging_face(
     with pytest.raises(ValueError, match="Hugging Face Space"):
         monkeypatch.delenv("SPACE_ID")
         decide_access("0.0.0.0", False, Path("huggingface"))
+
+
+def test_uploads_are_their_senders_own(
+    signed_in: str, resources: Resources, tmp_path: Path, facts_file: Path
+) -> None:
+    note = tmp_path / "payslip.txt"
+    note.write_text("Bo's salary at the Quillby office is 3,150 crowns a month.")
+    bo, cy = session(signed_in, "bo"), session(signed_in, "cy")
+    sent = upload(bo, note)
+    assert bo.get(f"/gradio_api/file={sent['path']}").text == note.read_text()
+    # cy, who learned the path, can neither download the file...
+    fetched = cy.get(f"/gradio_api/file={sent['path']}")
+    assert fetched.status_code == 404 and "3,150" not in fetched.text
+    # ...nor add it to a collection of hers, nor train on it.
+    refused = run_handler(cy, "kb-add", {"kb-collection": "stolen", "kb-files": [sent]})
+    assert refused["output"]["error"] == (
+        "payslip.txt: not a file you uploaded. Upload it again from this page."
+    )
+    assert not [n for n in resources.knowledge.collections() if n.endswith("-stolen")]
+    values = {"train-method": "lora", "train-name": "stolen", "train-files": [sent]}
+    assert "not a file you uploaded" in json.dumps(run_handler(cy, "train-start", values))
+    # What a trained adapter tells others of its data names files, not the server's paths.
+    trained = train_over_http(signed_in, "ada", "shared-facts", facts_file, overwrite=True)
+    assert trained["success"], trained
+    origin = resources.artifacts.meta("shared-facts").data.origin
+    assert origin == "facts.jsonl", origin
+
+
+def test_a_users_training_time_per_day_is_capped(
+    signed_in: str, resources: Resources, facts_file: Path
+) -> None:
+    from bot.training import TrainingQuota
+
+    settings = resources.settings
+    quota = TrainingQuota(settings.runs_dir / "usage.json", settings.train_minutes_per_day)
+    quota.use("cy", settings.train_minutes_per_day * 60)  # cy trained all day already
+    refused = train_over_http(signed_in, "cy", "one-more", facts_file)
+    assert refused["output"]["error"] == quota.refusal()
+    assert "KBOT_TRAIN_MINUTES_PER_DAY" in quota.refusal()
+    assert quota.left("bo") > 0  # others' time is their own

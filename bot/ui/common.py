@@ -112,6 +112,21 @@ def caller_view(resources: Resources, access: Access, request: gr.Request) -> Re
         raise gr.Error(str(error)) from None
 
 
+def own_uploads(
+    resources: Resources, access: Access, request: gr.Request, paths: list[str] | None
+) -> list[Path]:
+    """The uploaded files a handler was given, if they are the caller's own: on a signed-in
+    server, a path another user uploaded (or any other cached file) is refused."""
+    paths = [str(path) for path in paths or []]
+    if access.mode != "signed-in":
+        return [Path(path) for path in paths]
+    caller = access.caller(request)
+    try:
+        return resources.uploads.own(paths, caller[0] if caller else "")
+    except AccessDenied as error:
+        raise gr.Error(str(error)) from None
+
+
 def require(access: Access, request: gr.Request, action: str) -> None:
     """Stop a handler, with a message, unless the caller may do `action`."""
     try:

@@ -27,6 +27,7 @@ from bot.training import question_set_path, question_sets
 from bot.ui.common import (
     caller_view,
     download_folder,
+    own_uploads,
     progress_callback,
     require,
     write_qa_pairs,
@@ -177,11 +178,12 @@ def compare_tab(service: ChatService, access: Access) -> None:
                 gr.Dropdown(choices=caller.resources.knowledge.collections()),
             )
 
-        def load_upload(path: str | None) -> pd.DataFrame:
+        def load_upload(path: str | None, request: gr.Request) -> pd.DataFrame:
             if not path:
                 return gr.skip()
+            (own,) = own_uploads(service.resources, access, request, [path])
             try:
-                return questions_frame(load_questions(Path(path)))
+                return questions_frame(load_questions(own))
             except QuestionFileError as error:
                 raise gr.Error(str(error)) from None
 

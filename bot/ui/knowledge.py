@@ -12,7 +12,7 @@ import gradio as gr
 from bot.access import Access, AccessDenied, page_scope
 from bot.resources import Resources
 from bot.scoped import scoped
-from bot.ui.common import caller_view, progress_callback, require
+from bot.ui.common import caller_view, own_uploads, progress_callback, require
 from knowledge.results import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
@@ -123,10 +123,11 @@ def knowledge_tab(
                 raise gr.Error("Choose a collection or type a name for a new one.")
             if not paths:
                 raise gr.Error("Add one or more files first.")
+            files = own_uploads(resources, access, request, paths)
             try:
                 result = view.knowledge.ingest(
                     name,
-                    [(Path(p), Path(p).name) for p in paths],
+                    [(path, path.name) for path in files],
                     progress_callback(progress),
                 )
             except (ValueError, AccessDenied) as error:  # a bad name, or not theirs to change

@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -20,6 +20,7 @@ from bot.backends.backend import validation_problems
 from bot.resources import Resources
 from bot.scoped import scoped
 from bot.training import (
+    TrainingQuota,
     question_set_path,
     question_sets,
     reader_training_data,
@@ -27,7 +28,7 @@ from bot.training import (
     training_data,
     within_limits,
 )
-from bot.ui.common import caller_view, field_control, require, write_qa_pairs
+from bot.ui.common import caller_view, field_control, own_uploads, require, write_qa_pairs
 
 _cancels: dict[str, threading.Event] = {}  # per browser session
 
@@ -164,15 +165,28 @@ def train_tab(
                 config = _config({key: form[control] for key, control in form_fields.items()})
                 within_limits(config, resources.settings)
                 view.artifacts.check_free(config.name, config.overwrite)
-                paths = [Path(f) for f in form[files] or []]
+                paths = own_uploads(resources, access, request, form[files])
                 if form[qa_set]:
                     paths.append(question_set_path(view, form[qa_set]))
                 gather = reader_training_data if config.as_reader else training_data
                 data = gather(view, paths or None, form[collection] or None)
+                # Artifacts' metadata is shown to everyone who may use them: file names only,
+                # not the server's upload paths.
+                for path in paths:
+                    data = replace(data, origin=data.origin.replace(str(path), path.name))
             except ValidationError as error:
                 raise gr.Error(f"Invalid recipe: {validation_problems(error)}") from None
             except Exception as error:
                 raise gr.Error(str(error)) from None
+            quota = TrainingQuota(
+                resources.settings.runs_dir / "usage.json", resources.settings.train_minutes_per_day
+            )
+            # Whose time a run uses: a signed-in user's; on a public server without users,
+            # everyone's together. The machine's own local server is not limited.
+            who = view.scope.user or "everyone"
+            allowed = quota.left(who) if access.mode != "local" else math.inf
+            if allowed <= 0:
+                raise gr.Error(quota.refusal())
             cancel = _cancels[request.session_hash] = threading.Event()
             state: dict[str, Any] = {"label": "starting…"}
             history: list[dict[str, float]] = []
@@ -190,10 +204,14 @@ def train_tab(
                     state["error"] = error
 
             worker = threading.Thread(target=work, daemon=True)
+            started = time.monotonic()
             worker.start()
             try:
                 while worker.is_alive():
                     time.sleep(1.0)
+                    if time.monotonic() - started > allowed and not cancel.is_set():
+                        cancel.set()
+                        state["quota"] = quota.refusal()
                     yield (
                         f"Training **{config.name}** · {state['label']}",
                         _loss_frame(list(history)),
@@ -204,11 +222,18 @@ def train_tab(
                 # Gradio closes this generator when its client goes away: stop the run too.
                 if worker.is_alive():
                     cancel.set()
+                if access.mode != "local":
+                    quota.use(who, time.monotonic() - started)
             if "error" in state:
                 raise gr.Error(f"Training failed: {state['error']}")
             result = state["result"]
             if result.meta is None:
-                yield "Cancelled; nothing was saved.", gr.skip(), "", *unchanged
+                said = (
+                    f"Stopped: {state['quota']} Nothing"
+                    if "quota" in state
+                    else "Cancelled; nothing"
+                )
+                yield f"{said} was saved.", gr.skip(), "", *unchanged
                 return
             where = (
                 f"RAG reads with it once the app starts with `KBOT_READER={config.name}`."
