@@ -8,8 +8,9 @@ backends, one adapter trained for 2 steps). Then:
     ways in: `/v1/chat/completions` streaming and not, and the page's Gradio `/chat` queue;
     each session asks its backend (base, rag, lora, summary in turn) one question after
     another. Reported: requests, errors by kind (goal: 0 unexplained), p50/p95 latency and
-    time to first token, throughput against one session, the server's resident memory
-    before and after, and fairness (the slowest user's answers per second against the mean).
+    time to first token, throughput against one session, the server's resident memory (at
+    start, once every backend has answered, and after the load), and fairness (the slowest
+    user's answers per second against the mean).
   * `--faults`: the server is killed with kill -9 in the middle of an ingestion and of a
     training, and restarted each time; checked: the committed documents and the adapter are
     all there and whole, the half-added document is all there or not at all, and no
@@ -337,9 +338,15 @@ def summarise(outcomes: list[Outcome], seconds: float) -> dict[str, Any]:
 def run_load(
     server: Server, sessions: int, seconds: float, backends: list[str], alone_s: float
 ) -> dict[str, Any]:
+    rss_start = server.rss_mb()
+    # Every backend once, so the embedder, the adapter and the caches are loaded before the
+    # memory the load starts from is read.
+    for backend in backends:
+        ask_api(server, "ana", backend, stream=False)
     rss_before = server.rss_mb()
     one = summarise(drive(server, 1, alone_s, backends), alone_s) if alone_s else None
     many = summarise(drive(server, sessions, seconds, backends), seconds)
+    many["rss_start_mb"] = round(rss_start, 1)
     many["rss_before_mb"], many["rss_after_mb"] = round(rss_before, 1), round(server.rss_mb(), 1)
     if one and one["answers_per_s"]:
         many["throughput_vs_one_session"] = round(many["answers_per_s"] / one["answers_per_s"], 2)
@@ -475,7 +482,10 @@ def table(results: dict[str, Any]) -> str:
         ("answers/s (one session)", f"{many['answers_per_s']} ({one and one['answers_per_s']})"),
         ("throughput vs one session", many.get("throughput_vs_one_session")),
         ("fairness (slowest user / mean)", many["fairness_slowest_over_mean"]),
-        ("RSS before / after MB", f"{many['rss_before_mb']} / {many['rss_after_mb']}"),
+        (
+            "RSS at start / warm / after MB",
+            f"{many['rss_start_mb']} / {many['rss_before_mb']} / {many['rss_after_mb']}",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

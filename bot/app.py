@@ -18,6 +18,7 @@ from bot.model import ModelBusy
 from bot.provenance import conversation_json, conversation_markdown, conversation_turns
 from bot.scoped import scoped
 from bot.service import EVIDENCE_HEADING, ChatService, Reply
+from bot.sessions import Sessions
 from bot.ui.common import caller_view, download_folder, one_line_errors
 from bot.ui.compare import compare_tab
 from bot.ui.knowledge import knowledge_tab
@@ -160,22 +161,23 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 for reply in answering.reply(message, history, backend, options):
                     shown = render_reply(reply, names[reply.backend])
                     if reply.done and isinstance(shown, list):
-                        session = answered.setdefault(request.session_hash, deque(maxlen=500))
-                        session.append((shown[0]["content"], reply.answer, reply.provenance))
+                        kept = sessions.get(request, "answered", lambda: deque(maxlen=500))
+                        kept.append((shown[0]["content"], reply.answer, reply.provenance))
                     yield shown
         except BackendError as error:
             yield cannot_answer(str(error))
         except (Busy, ModelBusy) as error:
             yield cannot_answer(str(error), "Not answered: the server is busy. Send it later.")
 
-    # The provenance of each browser session's answers, for exports; gone when it closes.
-    answered: dict[str, deque[tuple[str, str, dict[str, Any]]]] = {}
+    # Per browser session: the provenance of its answers (for exports), a running training's
+    # or comparison's cancel switch; gone when the page closes.
+    sessions = Sessions(access)
 
     def forget_session(request: gr.Request) -> None:
-        answered.pop(request.session_hash, None)
+        sessions.forget(request)
 
     def export(history: list[dict[str, Any]], request: gr.Request) -> list[str]:
-        turns = conversation_turns(history or [], list(answered.get(request.session_hash, ())))
+        turns = conversation_turns(history or [], list(sessions.get(request, "answered") or ()))
         if not turns:
             raise gr.Error("Nothing to export yet: ask something first.")
         folder = download_folder(kept_s)
@@ -235,8 +237,14 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
 
         if access.tools:
             knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
-            train_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
-            compare_tab(service, access)
+            train_tab(
+                service.resources,
+                access,
+                controls.dropdowns,
+                controls.refreshed_choices,
+                sessions,
+            )
+            compare_tab(service, access, sessions)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [

@@ -4,6 +4,7 @@ hidden handlers directly through Gradio's queue by their `fn_index`."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -443,3 +444,30 @@ def test_a_users_training_time_per_day_is_capped(
     assert refused["output"]["error"] == quota.refusal()
     assert "KBOT_TRAIN_MINUTES_PER_DAY" in quota.refusal()
     assert quota.left("bo") > 0  # others' time is their own
+
+
+def test_a_training_is_cancelled_only_by_its_own_page_and_user(
+    signed_in: str, facts_file: Path
+) -> None:
+    """Gradio's session hash comes from the client: cy, given the hash of bo's page, cannot
+    cancel bo's training."""
+    import threading
+
+    bo, cy = session(signed_in, "bo"), session(signed_in, "cy")
+    values = {
+        "train-method": "lora",
+        "train-name": "kept-going",
+        "train-max_steps": 4,
+        "train-overwrite": True,
+        "train-files": [upload(bo, facts_file)],
+    }
+    outcome: dict[str, dict] = {}
+    training = threading.Thread(
+        target=lambda: outcome.update(done=run_handler(bo, "train-start", values, "bo-train"))
+    )
+    training.start()
+    time.sleep(3.0)  # the training is under way (it takes longer to load the model)
+    refused = run_handler(cy, "train-cancel", {}, "bo-train")
+    training.join(timeout=600)
+    assert refused["output"]["data"][0] == "No training of yours is running on this page."
+    assert "**kept-going** is ready" in json.dumps(outcome["done"])

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.access import Access, Scope, page_scope, server_scope
 from bot.backends import BackendError, default_registry
 from bot.resources import Resources
+from bot.scoped import scoped
 from bot.service import ChatService, Reply
 from tests.documents import FACT_QA
 
@@ -140,3 +142,24 @@ def test_keeps_two_conversations_apart(
         thread.join()
     assert alone["bridge"] != alone["mayor"]
     assert together == alone
+
+
+SCOPES = {
+    "user": Scope("contract-user", admin=False),
+    "admin": Scope("contract-admin", admin=True),
+    "chat-only": server_scope(Access("chat-only")),
+    "visitor": page_scope(Access("signed-in")),
+}
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("backend_id", BACKENDS)
+def test_answers_the_same_through_every_scope(
+    resources: Resources, backend_id: str, options: dict, scope: str
+) -> None:
+    """Every backend works on the view each kind of caller gets (shared collections and
+    adapters are everyone's), with the same answer as on the store itself."""
+    question = "What colour is the Tollow bridge?"
+    direct = replies(resources, backend_id, options, question)[-1]
+    through = replies(scoped(resources, SCOPES[scope]), backend_id, options, question)[-1]
+    assert through.answer == direct.answer and through.sources == direct.sources

@@ -13,6 +13,7 @@ import pytest
 
 from bot.access import Access, Scope, decide_access
 from bot.api import mount_api
+from bot.backends import BackendError
 from bot.resources import Resources
 from bot.scoped import scoped
 from bot.service import ChatService
@@ -79,3 +80,30 @@ def test_no_gradio_handler_reveals_a_private_collection(chat_only: dict) -> None
             result = json.dumps(call(client, fn_index, trigger, data))
             shown = result.replace(str(value), "") if value else result
             assert not private_names_in(shown, chat_only), (fn_index, value, result)
+
+
+def test_every_scope_is_a_view_with_every_method_the_app_uses(
+    resources: Resources, chat_only: dict
+) -> None:
+    """A scoped view has no fall-through to the unscoped store: each method of the store is
+    offered (mapping names) or deliberately left out, and a user's summary of one of her own
+    documents works through it."""
+    from bot.scoped import ScopedKnowledge
+    from knowledge.knowledge_base import KnowledgeBase
+
+    not_served = {"create", "add_questions", "embedder_of"}  # the CLI's and the store's own
+    public = {
+        n
+        for n in vars(KnowledgeBase)
+        if not n.startswith("_") and callable(getattr(KnowledgeBase, n))
+    }
+    assert public - not_served <= set(vars(ScopedKnowledge)), public - set(vars(ScopedKnowledge))
+    dee = ChatService(scoped(resources, Scope("dee", admin=False)))
+    *_, summary = dee.reply(
+        "Summarise it.", (), "summary", {"collection": "diary", "source": "diary.txt"}
+    )
+    assert SECRET in summary.answer
+    shared = ChatService(scoped(resources, Scope()))
+    with pytest.raises(BackendError, match="Unknown collection 'diary'") as refused:
+        next(shared.reply("Summarise it.", (), "summary", {"collection": "diary"}))
+    assert "almanac" not in str(refused.value)

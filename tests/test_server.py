@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -123,6 +124,12 @@ def test_launch_with_share_offline_says_why_and_keeps_serving(settings: Settings
         for schema in ("/openapi.json", "/docs"):  # no route list for anyone who asks
             with pytest.raises(urllib.error.HTTPError, match="404"):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{schema}", timeout=10)
+        # A handler called with too few inputs: an error, without the server's object reprs.
+        from tests.test_access import call
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            refused = call(client, 0, None, [])
+        assert not refused["success"] and " object at 0x" not in json.dumps(refused)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)

@@ -3,10 +3,10 @@ whose errors are shown to the user."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -62,19 +62,24 @@ def field_control(
     return gr.Textbox(value=default or "", label=label, info=info, elem_id=elem_id)
 
 
-_DOWNLOADS = Path(tempfile.gettempdir()) / f"kbot-downloads-{os.getuid()}"
+@functools.cache
+def _downloads() -> Path:
+    """This process's own folder for downloads: made by mkdtemp (private, a name nobody can
+    guess or make first), removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="kbot-downloads-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def download_folder(kept_s: float) -> Path:
     """A fresh folder for files handed to a browser (exports, reports). Gradio serves files
     from temp folders, not from KBOT_HOME, and copies them into its cache, which it clears
     itself (`delete_cache`); folders here older than `kept_s` are deleted on the way."""
-    _DOWNLOADS.mkdir(mode=0o700, exist_ok=True)
     now = time.time()
-    for old in _DOWNLOADS.iterdir():
+    for old in _downloads().iterdir():
         if now - old.stat().st_mtime > kept_s:
             shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(dir=_DOWNLOADS))
+    return Path(tempfile.mkdtemp(dir=_downloads()))
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -23,6 +23,7 @@ from bot.evaluation.runner import ask_all, available_specs, best_modes, compare,
 from bot.evaluation.table import table
 from bot.scoped import scoped
 from bot.service import ChatService, Reply
+from bot.sessions import Sessions
 from bot.training import question_set_path, question_sets
 from bot.ui.common import (
     caller_view,
@@ -36,7 +37,6 @@ from knowledge.results import MODES
 
 COLUMNS = ["question", "answers", "source"]
 ANSWER_SEPARATOR = " | "
-_cancels: dict[str, threading.Event] = {}  # per browser session
 
 
 def questions_frame(questions: list[Question]) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def side_by_side(replies: list[Reply]) -> str:
     return f'<div style="display:flex;flex-wrap:wrap;gap:0.6rem">{"".join(cards)}</div>'
 
 
-def compare_tab(service: ChatService, access: Access) -> None:
+def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> None:
     """Every handler works on what its caller may see (`caller_view`): a user compares their
     own and the shared collections and adapters, and writes question sets of their own."""
     shown = ChatService(scoped(service.resources, page_scope(access)), service.registry)
@@ -221,7 +221,7 @@ def compare_tab(service: ChatService, access: Access) -> None:
             caller = callers(request)
             try:
                 questions = questions_from_frame(edited)
-                cancel = _cancels[request.session_hash] = threading.Event()
+                cancel = sessions.put(request, "comparison", threading.Event())
                 comparison = compare(
                     caller,
                     questions,
@@ -265,9 +265,10 @@ def compare_tab(service: ChatService, access: Access) -> None:
             return f"{done}." if done else "Run a comparison with two retrieval modes first."
 
         def cancel(request: gr.Request) -> str:
-            event = _cancels.get(request.session_hash)
-            if event:
-                event.set()
+            event = sessions.get(request, "comparison")
+            if event is None:
+                return "No comparison of yours is running on this page."
+            event.set()
             return "Cancelling after the current answer…"
 
         def ask_every(

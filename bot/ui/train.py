@@ -19,6 +19,7 @@ from bot.access import Access, page_scope
 from bot.backends.backend import validation_problems
 from bot.resources import Resources
 from bot.scoped import scoped
+from bot.sessions import Sessions
 from bot.training import (
     TrainingQuota,
     question_set_path,
@@ -29,8 +30,6 @@ from bot.training import (
     within_limits,
 )
 from bot.ui.common import caller_view, field_control, own_uploads, require, write_qa_pairs
-
-_cancels: dict[str, threading.Event] = {}  # per browser session
 
 
 def _result_card(meta: ArtifactMeta) -> str:
@@ -99,6 +98,7 @@ def train_tab(
     access: Access,
     linked: list[gr.components.Component],
     linked_update: Callable[[Resources], list[Any]],
+    sessions: Sessions,
 ) -> None:
     shown = scoped(resources, page_scope(access))
 
@@ -144,7 +144,7 @@ def train_tab(
             recipe |= _recipe_controls(others)
         with gr.Row():
             start = gr.Button("Start training", variant="primary", elem_id="train-start")
-            stop = gr.Button("Cancel", variant="stop")
+            stop = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
         status = gr.Markdown(elem_id="train-status")
         plot = gr.LinePlot(
             _loss_frame([]),
@@ -187,7 +187,7 @@ def train_tab(
             allowed = quota.left(who) if access.mode != "local" else math.inf
             if allowed <= 0:
                 raise gr.Error(quota.refusal())
-            cancel = _cancels[request.session_hash] = threading.Event()
+            cancel = sessions.put(request, "training", threading.Event())
             state: dict[str, Any] = {"label": "starting…"}
             history: list[dict[str, float]] = []
             unchanged = [gr.skip()] * len(linked)
@@ -248,9 +248,10 @@ def train_tab(
             )
 
         def cancel(request: gr.Request) -> str:
-            event = _cancels.get(request.session_hash)
-            if event:
-                event.set()
+            event = sessions.get(request, "training")
+            if event is None:
+                return "No training of yours is running on this page."
+            event.set()
             return "Cancelling after the current step…"
 
         start.click(
