@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -37,8 +37,17 @@ class Admission:
 
     @contextmanager
     def admit(self, caller: str | None) -> Iterator[None]:
-        """Count one request of `caller` while the `with` block runs, or raise `Busy`. A
-        caller of None (the one person of a local server) has the server's whole share."""
+        """Count one request of `caller` while the `with` block runs, or raise `Busy`."""
+        release = self.enter(caller)
+        try:
+            yield
+        finally:
+            release()
+
+    def enter(self, caller: str | None) -> Callable[[], None]:
+        """Count one request of `caller`, or raise `Busy`; returns what ends the count (for
+        a request that outlives a `with` block: a streamed answer). A caller of None (the one
+        person of a local server) has the server's whole share."""
         with self._lock:
             if caller is not None and self._counts[caller] >= self.per_caller:
                 raise Busy(
@@ -54,10 +63,15 @@ class Admission:
                     self.retry_after * 3,
                 )
             self._counts[caller] += 1
-        try:
-            yield
-        finally:
+        released = threading.Event()
+
+        def release() -> None:
+            if released.is_set():
+                return
+            released.set()
             with self._lock:
                 self._counts[caller] -= 1
                 if self._counts[caller] <= 0:
                     del self._counts[caller]
+
+        return release

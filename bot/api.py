@@ -119,9 +119,8 @@ def openai_router(service: ChatService, access: Access) -> APIRouter:
         if not history or history[-1]["role"] != "user":
             return _refusal(400, "The last message must be the user's.")
         question = _text(history.pop()["content"])
-        admitted = admission.admit(key)
         try:
-            admitted.__enter__()
+            release = admission.enter(key)
         except Busy as error:
             return _failure(error)
         try:
@@ -131,20 +130,19 @@ def openai_router(service: ChatService, access: Access) -> APIRouter:
             if not body.stream:
                 *_, last = [first, *replies]
         except Exception as error:
-            admitted.__exit__(None, None, None)
+            release()
             return _failure(error)
         except BaseException:
-            admitted.__exit__(None, None, None)
+            release()
             raise
         envelope = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time())}
         envelope["model"] = body.model
         if not body.stream:
-            admitted.__exit__(None, None, None)
+            release()
             return JSONResponse(_completion(envelope, last))
         usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _chunks(envelope, first, replies, usage, lambda: admitted.__exit__(None, None, None)),
-            media_type="text/event-stream",
+            _chunks(envelope, first, replies, usage, release), media_type="text/event-stream"
         )
 
     return router

@@ -271,7 +271,9 @@ class LoadedModel:
                     yield piece
         finally:
             stop.set()
-            if not job.cancelled():
+            # A reply given up before the compute thread reached it (a client gone while it
+            # waited, or `ModelBusy`) leaves the queue; one under way stops at the next token.
+            if not job.cancel():
                 job.result()
             stats.seconds = time.perf_counter() - started
             stats.prompt_tokens = int(input_ids.shape[1])

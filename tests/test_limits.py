@@ -242,3 +242,18 @@ def test_messages_hide_server_paths_but_do_not_rename_what_was_typed() -> None:
 
     shown = one_line("Invalid collection name '/abs/x': use letters. Read /root/.kbot/a/b.md")
     assert shown == "Invalid collection name '…/x': use letters. Read …/b.md"
+
+
+def test_a_reply_that_waits_too_long_for_the_model_gets_a_clear_busy_error(
+    resources: Resources,
+) -> None:
+    from bot.model import GenerationParams, ModelBusy
+    from common import compute
+
+    question = [{"role": "user", "content": "Name a colour."}]
+    busy = compute.submit(time.sleep, 4.0)  # the compute thread is taken for 4 s
+    with pytest.raises(ModelBusy, match="KBOT_MAX_WAIT_S"):
+        list(resources.model.stream(question, GenerationParams(max_new_tokens=8, max_wait_s=1)))
+    busy.result()
+    # The request that gave up left the queue: the next one is answered.
+    assert "".join(resources.model.stream(question, GenerationParams(max_new_tokens=8)))
