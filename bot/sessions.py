@@ -44,6 +44,10 @@ class Sessions:
             value = self.put(request, kind, default())
         return value
 
+    def drop(self, request: Any, kind: str) -> None:
+        with self._lock:
+            self._state.pop(self._key(request, kind), None)
+
     def forget(self, request: Any) -> None:
         """A session's state, once its page is closed."""
         owner, session, _ = self._key(request, "")

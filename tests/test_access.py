@@ -4,7 +4,6 @@ hidden handlers directly through Gradio's queue by their `fn_index`."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -425,6 +424,15 @@ def test_uploads_are_their_senders_own(
     assert not [n for n in resources.knowledge.collections() if n.endswith("-stolen")]
     values = {"train-method": "lora", "train-name": "stolen", "train-files": [sent]}
     assert "not a file you uploaded" in json.dumps(run_handler(cy, "train-start", values))
+    # A server path as a file value is refused too, whoever sends it.
+    server_file = {
+        "path": "/etc/passwd",
+        "orig_name": "passwd",
+        "meta": {"_type": "gradio.FileData"},
+    }
+    for user in (bo, cy):
+        refused = run_handler(user, "kb-add", {"kb-collection": "etc", "kb-files": [server_file]})
+        assert not refused["success"] and "root:" not in json.dumps(refused), refused
     # What a trained adapter tells others of its data names files, not the server's paths.
     trained = train_over_http(signed_in, "ada", "shared-facts", facts_file, overwrite=True)
     assert trained["success"], trained
@@ -449,25 +457,34 @@ def test_a_users_training_time_per_day_is_capped(
 def test_a_training_is_cancelled_only_by_its_own_page_and_user(
     signed_in: str, facts_file: Path
 ) -> None:
-    """Gradio's session hash comes from the client: cy, given the hash of bo's page, cannot
-    cancel bo's training."""
-    import threading
+    """Gradio's session hash comes from the client: cy, sending the hash of bo's page, finds
+    no training of hers there to cancel."""
+    from bot.sessions import Sessions
 
     bo, cy = session(signed_in, "bo"), session(signed_in, "cy")
     values = {
         "train-method": "lora",
         "train-name": "kept-going",
-        "train-max_steps": 4,
+        "train-max_steps": 2,
         "train-overwrite": True,
         "train-files": [upload(bo, facts_file)],
     }
-    outcome: dict[str, dict] = {}
-    training = threading.Thread(
-        target=lambda: outcome.update(done=run_handler(bo, "train-start", values, "bo-train"))
+    assert "**kept-going** is ready" in json.dumps(
+        run_handler(bo, "train-start", values, "bo-page")
     )
-    training.start()
-    time.sleep(3.0)  # the training is under way (it takes longer to load the model)
-    refused = run_handler(cy, "train-cancel", {}, "bo-train")
-    training.join(timeout=600)
-    assert refused["output"]["data"][0] == "No training of yours is running on this page."
-    assert "**kept-going** is ready" in json.dumps(outcome["done"])
+    for client in (cy, bo):  # a run that ended can no more be cancelled by bo herself
+        said = run_handler(client, "train-cancel", {}, "bo-page")
+        assert said["output"]["data"][0] == "No training of yours is running on this page."
+
+    # The registry behind it, with a run under way: only its own caller's page reaches it.
+    class Page:
+        def __init__(self, user: str) -> None:
+            self.username, self.session_hash = user, "bo-page"
+
+    users = Users()
+    for name in ("bo", "cy"):
+        users.add(name, PASSWORDS[name], "user")
+    sessions = Sessions(Access("signed-in", users))
+    running = sessions.put(Page("bo"), "training", object())
+    assert sessions.get(Page("bo"), "training") is running
+    assert sessions.get(Page("cy"), "training") is None

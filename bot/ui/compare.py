@@ -231,6 +231,8 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
                 )
             except (BackendError, QuestionFileError, LookupError) as error:
                 raise gr.Error(str(error)) from None
+            finally:
+                sessions.drop(request, "comparison")
             titles, rows = table(comparison)
             settings = caller.resources.settings
             reports = caller.resources.scope.folder(settings.home / "reports")

@@ -224,6 +224,7 @@ def train_tab(
                     cancel.set()
                 if access.mode != "local":
                     quota.use(who, time.monotonic() - started)
+                sessions.drop(request, "training")
             if "error" in state:
                 raise gr.Error(f"Training failed: {state['error']}")
             result = state["result"]
