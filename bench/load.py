@@ -122,9 +122,9 @@ class Server:
         return self.home / "users.json"
 
     def rss_mb(self) -> float:
-        """Resident memory of the server and its children (training processes)."""
-        assert self.process
-        root = psutil.Process(self.process.pid)
+        """Resident memory of the server and its children (training processes); a server
+        without a process of its own runs in this one."""
+        root = psutil.Process(self.process.pid if self.process else os.getpid())
         processes = [root, *root.children(recursive=True)]
         return sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
 

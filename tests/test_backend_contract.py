@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.access import Access, Scope, page_scope, server_scope
+from bot.access import Access, Scope, server_scope
 from bot.backends import BackendError, default_registry
 from bot.resources import Resources
 from bot.scoped import scoped
@@ -146,9 +146,7 @@ def test_keeps_two_conversations_apart(
 
 SCOPES = {
     "user": Scope("contract-user", admin=False),
-    "admin": Scope("contract-admin", admin=True),
     "chat-only": server_scope(Access("chat-only")),
-    "visitor": page_scope(Access("signed-in")),
 }
 
 
