@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adapters.meta import META_FILE, ArtifactMeta
 from common.names import validate_name
+from common.processes import process_alive
 
 
 class UnknownArtifactError(LookupError):
@@ -86,7 +87,7 @@ class ArtifactRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(f".staging-{validate_name(name, 'adapter')}-*"):
             pid = stale.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or not _alive(int(pid)):
+            if not pid.isdigit() or not process_alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
         folder = self.root / f".staging-{name}-{os.getpid()}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -102,13 +103,3 @@ class ArtifactRegistry:
         staging.rename(final)
         shutil.rmtree(trash, ignore_errors=True)
         return final
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

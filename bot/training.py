@@ -28,6 +28,7 @@ from bot.resources import Resources
 from bot.settings import Settings
 from common import compute
 from common.files import file_lock, write_atomically
+from common.processes import process_alive
 
 
 def training_data(
@@ -319,16 +320,6 @@ def stale_runs(runs_dir: Path) -> list[str]:
         if pid and (not pid.isdigit() or not process_alive(int(pid))):
             stale.append(folder.name)
     return stale
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _die_with_parent(parent: int) -> None:

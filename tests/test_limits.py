@@ -240,7 +240,7 @@ def test_files_handed_to_browsers_are_deleted_once_old() -> None:
 def test_messages_hide_server_paths_but_do_not_rename_what_was_typed() -> None:
     from common.text import one_line
 
-    shown = one_line("Invalid collection name '/abs/x': use letters. Read /root/.kbot/a/b.md")
+    shown = one_line("Invalid collection name '/abs/x': use letters. Read /srv/data/a/b.md")
     assert shown == "Invalid collection name '…/x': use letters. Read …/b.md"
 
 
