@@ -31,7 +31,7 @@ run: install
 	$(PY) launch.py --port $(PORT)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: install  # the quick loop: no training, browser or long model runs
 	$(PY) -m pytest -q -m "not slow and not browser"
@@ -39,6 +39,7 @@ test-fast: install  # the quick loop: no training, browser or long model runs
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
 
 format: install
 	$(VENV)/bin/ruff check --fix .

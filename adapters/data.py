@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from common.errors import BadInput
+
 if TYPE_CHECKING:
     from knowledge.loaders import FileLimits
 
@@ -20,7 +22,7 @@ RECORD_FORMATS = (
 )
 
 
-class DataError(ValueError):
+class DataError(BadInput):
     """Training data that cannot be used; the message names the file and line."""
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.embeddings import Embeddings
 
@@ -27,9 +27,21 @@ from knowledge.reading import (
 )
 
 if TYPE_CHECKING:
-    from knowledge.knowledge_base import KnowledgeBase
+    from knowledge.results import Hit
 
 Progress = Callable[[float, str], None]
+
+
+class Searchable(Protocol):
+    """What the reader's data needs of a knowledge base (or a caller's view of one)."""
+
+    @property
+    def embedder(self) -> Embeddings: ...
+
+    def search_many(
+        self, name: str, queries: Sequence[str], k: int, mode: str | None = None
+    ) -> Iterator[list[Hit]]: ...
+
 
 # The reader shipped with the app: a LoRA adapter trained by `kbot reader-data` and
 # `kbot train` on SQuAD train articles (how, and its scores: docs/BENCHMARKS.md).
@@ -85,7 +97,7 @@ def _holds_answer(texts: Sequence[str], answers: Sequence[str]) -> str | None:
 
 
 def reader_records(
-    knowledge: KnowledgeBase,
+    knowledge: Searchable,
     collection: str,
     questions: Sequence[ReadingQuestion],
     *,

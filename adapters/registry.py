@@ -13,15 +13,16 @@ import shutil
 from pathlib import Path
 
 from adapters.meta import META_FILE, ArtifactMeta
+from common.errors import KbotError, NotFound
 from common.names import validate_name
 from common.processes import process_alive
 
 
-class UnknownArtifactError(LookupError):
+class UnknownArtifactError(NotFound):
     pass
 
 
-class ArtifactExistsError(FileExistsError):
+class ArtifactExistsError(KbotError, FileExistsError):
     pass
 
 

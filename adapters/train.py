@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from adapters.data import TrainingData
+from adapters.data import DataError, TrainingData
 from adapters.meta import META_FILE, ArtifactMeta, DataInfo
 from adapters.registry import ArtifactRegistry
 from common.files import write_atomically
@@ -306,7 +306,7 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(base_location)
     examples = tokenize(data, tokenizer, config.max_length, system_prompt)
     if not examples:
-        raise ValueError("The training data produced no usable examples.")
+        raise DataError("The training data produced no usable examples.")
     random.Random(config.seed).shuffle(examples)
     n_eval = int(len(examples) * config.eval_fraction) if len(examples) >= 10 else 0
     eval_set, train_set = examples[:n_eval], examples[n_eval:]

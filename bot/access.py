@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from common.errors import BadInput, NotFound, Refused
 from common.files import write_atomically
 from common.names import InvalidNameError, validate_name
 
@@ -49,7 +50,7 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _NO_USER = f"scrypt${'00' * 16}${'00' * 64}"
 
 
-class AccessDenied(PermissionError):
+class AccessDenied(Refused):
     """The caller may not do this; the message says what it takes."""
 
 
@@ -89,7 +90,7 @@ class Users(BaseModel):
     @classmethod
     def read(cls, path: Path) -> Users:
         if not path.is_file():
-            raise FileNotFoundError(f"KBOT_AUTH={str(path)!r}: no users file there.")
+            raise BadInput(f"KBOT_AUTH={str(path)!r}: no users file there.")
         return cls.model_validate_json(path.read_text(encoding="utf-8"))
 
     def write(self, path: Path) -> None:
@@ -98,7 +99,7 @@ class Users(BaseModel):
 
     def add(self, name: str, password: str, role: Role) -> None:
         if not name.strip() or len(password) < 8:
-            raise ValueError("A user needs a name and a password of at least 8 characters.")
+            raise BadInput("A user needs a name and a password of at least 8 characters.")
         self.users[name.strip()] = User(role=role, password=hash_password(password))
 
     def check(self, name: str, password: str) -> bool:
@@ -110,7 +111,7 @@ class Users(BaseModel):
     def new_api_key(self, name: str) -> str:
         """A new API key for user `name` (replacing any earlier one); only its hash is kept."""
         if name not in self.users:
-            raise LookupError(f"No user {name!r}.")
+            raise NotFound(f"No user {name!r}.")
         key = "kbot-" + secrets.token_urlsafe(32)
         self.users[name].api_key = _key_digest(key)
         return key
@@ -325,7 +326,7 @@ def decide_access(
 ) -> Access:
     if auth_file is not None and str(auth_file) == HF_SIGN_IN:
         if not os.environ.get("SPACE_ID"):
-            raise ValueError(
+            raise BadInput(
                 f"KBOT_AUTH={HF_SIGN_IN} signs in with Hugging Face accounts, which works on "
                 "a Hugging Face Space (with `hf_oauth: true` in its README) only."
             )
@@ -333,7 +334,7 @@ def decide_access(
     if auth_file is not None:
         users = Users.read(auth_file)
         if not users.users:
-            raise ValueError(f"KBOT_AUTH={str(auth_file)!r} holds no users: add one first.")
+            raise BadInput(f"KBOT_AUTH={str(auth_file)!r} holds no users: add one first.")
         return Access("signed-in", users)
     if is_loopback(host) and not share:
         return Access("local")

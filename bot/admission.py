@@ -14,8 +14,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from common.errors import OverLimit
 
-class Busy(RuntimeError):
+
+class Busy(OverLimit):
     """A request turned away by a limit; `retry_after` is a fair guess in seconds."""
 
     def __init__(self, message: str, retry_after: int) -> None:

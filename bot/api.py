@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.access import Access, Scope, page_scope, server_scope
 from bot.admission import Busy
-from bot.backends import BackendError, UnknownNameError
 from bot.evaluation.runner import available_specs
 from bot.model import ModelBusy
 from bot.scoped import scoped
 from bot.service import ChatService, Reply
+from common.errors import KbotError, NotFound, Refused
 from common.text import one_line
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,12 @@ def _failure(error: BaseException) -> JSONResponse:
         return _refusal(429, str(error), "rate_limit_exceeded", error.retry_after)
     if isinstance(error, ModelBusy):
         return _refusal(503, str(error), "server_busy", 60)
-    if isinstance(error, BackendError):
-        return _refusal(404 if isinstance(error, UnknownNameError) else 400, str(error))
+    if isinstance(error, NotFound):
+        return _refusal(404, str(error))
+    if isinstance(error, Refused):
+        return _refusal(403, str(error), "permission_denied")
+    if isinstance(error, KbotError):
+        return _refusal(400, str(error))
     log.error("An API request failed", exc_info=error)
     reason = one_line(str(error)) or type(error).__name__
     return _refusal(500, f"The answer failed: {reason}.", "server_error")
@@ -80,7 +84,7 @@ def openai_router(service: ChatService, access: Access) -> APIRouter:
     router = APIRouter(prefix="/v1")
     admission = service.resources.admission
 
-    def caller(request: Request) -> tuple[ChatService, str] | JSONResponse:
+    def caller(request: Request) -> tuple[ChatService, str | None] | JSONResponse:
         """The service as the caller may use it (on a signed-in server, by API key), and whom
         the request counts against."""
         scope, user = server_scope(access), None
@@ -126,7 +130,7 @@ def openai_router(service: ChatService, access: Access) -> APIRouter:
         try:
             backend, options = chat.registry.parse_spec(body.model)
             replies = chat.reply(question, history, backend.id, options)
-            first = next(replies)  # a bad model name or option fails here, before any answer
+            first = last = next(replies)  # a bad model or option fails here, before any answer
             if not body.stream:
                 *_, last = [first, *replies]
         except Exception as error:
@@ -203,7 +207,7 @@ def _chunks(
 
     try:
         yield event([{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}])
-        sent = 0
+        sent, last = 0, first
         for reply in itertools.chain([first], replies):
             # Growing snapshots stream their new text; a reply that is done at once (an empty
             # or too long message) is sent whole.
@@ -216,7 +220,7 @@ def _chunks(
         if usage:
             yield event([], usage=_usage(last))
     except Exception as error:  # after the headers: the error goes in the stream, as OpenAI's
-        yield f"data: {_failure(error).body.decode()}\n\n"
+        yield f"data: {bytes(_failure(error).body).decode()}\n\n"
     finally:
         replies.close()
         release()

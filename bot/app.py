@@ -13,7 +13,6 @@ import gradio as gr
 
 from bot.access import Access, page_scope
 from bot.admission import Busy
-from bot.backends import BackendError
 from bot.model import ModelBusy
 from bot.provenance import conversation_json, conversation_markdown, conversation_turns
 from bot.scoped import scoped
@@ -25,6 +24,7 @@ from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
 from bot.uploads import UploadGuard, Uploads
+from common.errors import KbotError
 
 DEFAULT_BACKEND = "base"
 LOCAL = Access("local")
@@ -161,13 +161,13 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 for reply in answering.reply(message, history, backend, options):
                     shown = render_reply(reply, names[reply.backend])
                     if reply.done and isinstance(shown, list):
-                        kept = sessions.get(request, "answered", lambda: deque(maxlen=500))
+                        kept = sessions.setdefault(request, "answered", lambda: deque(maxlen=500))
                         kept.append((shown[0]["content"], reply.answer, reply.provenance))
                     yield shown
-        except BackendError as error:
-            yield cannot_answer(str(error))
         except (Busy, ModelBusy) as error:
             yield cannot_answer(str(error), "Not answered: the server is busy. Send it later.")
+        except KbotError as error:
+            yield cannot_answer(str(error))
 
     # Per browser session: the provenance of its answers (for exports), a running training's
     # or comparison's cancel switch; gone when the page closes.

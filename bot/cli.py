@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import IO, Any
 
 from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
+from common.errors import BadInput, KbotError, NotFound
 from common.files import write_atomically
 from knowledge.results import MODES
 
@@ -131,11 +133,13 @@ def cmd_collections(args: argparse.Namespace) -> int:
     knowledge = _knowledge(args)
     if args.set_mode:  # the questions mode has the model write questions: a progress bar
         update, close = _progress_bar(args)
-        knowledge.set_mode(*args.set_mode, update)
+        name, mode = args.set_mode
+        knowledge.set_mode(name, mode, update)
         close()
     if args.set_embedder:
         update, close = _progress_bar(args)
-        changed = knowledge.change_embedder(*args.set_embedder, update)
+        name, embedder = args.set_embedder
+        changed = knowledge.change_embedder(name, embedder, update)
         close()
         cost = f" ({changed['chunks']} chunks, {changed['seconds']} s)" * changed["changed"]
         print(f"{changed['collection']}: embedded by {changed['embedder']}{cost}", file=sys.stderr)
@@ -180,7 +184,7 @@ def _read_queries(path: str) -> list[dict[str, Any]]:
             item = json.loads(line)
             queries.append({"id": item["id"], "text": str(item["text"])})
         except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f'{path}, line {number}: expected {{"id", "text"}}: {error}') from None
+            raise BadInput(f'{path}, line {number}: expected {{"id", "text"}}: {error}') from None
     return queries
 
 
@@ -201,7 +205,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
                 _say(args, json.dumps(line, ensure_ascii=False))
         return 0
     if not args.query:
-        raise ValueError("give a QUERY or --queries FILE.jsonl")
+        raise BadInput("give a QUERY or --queries FILE.jsonl")
     hits = knowledge.search(args.collection, args.query, args.k, args.mode)
     if args.json:
         _emit(args, [h.as_json() for h in hits])
@@ -224,7 +228,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     if args.topic:
         sources = written.about(args.collection, args.topic)
         if not sources:
-            raise LookupError(f"No document of {args.collection!r} mentions {args.topic!r}.")
+            raise NotFound(f"No document of {args.collection!r} mentions {args.topic!r}.")
     update, close = _progress_bar(args)
     summary = written.summarise(args.collection, sources, update)
     close()
@@ -258,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     close()
     meta = result.meta
     if meta is None:
-        raise RuntimeError(f"training {config.name!r} stopped after {result.steps} steps")
+        raise KbotError(f"training {config.name!r} stopped after {result.steps} steps")
     if args.json:
         _emit(args, {**meta.summary(config.name), "status": result.status})
     else:
@@ -407,7 +411,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     path = settings.auth or settings.home / "users.json"
     users = Users.read(path) if path.is_file() else Users()
     if args.action != "list" and not args.name:
-        raise ValueError(f"kbot users {args.action} needs the user's name.")
+        raise BadInput(f"kbot users {args.action} needs the user's name.")
     if args.action == "add":
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
         if password is None:
@@ -418,7 +422,7 @@ def cmd_users(args: argparse.Namespace) -> int:
         users.write(path)
     elif args.action == "remove":
         if users.users.pop(args.name, None) is None:
-            raise LookupError(f"No user {args.name!r} in {path}.")
+            raise NotFound(f"No user {args.name!r} in {path}.")
         users.write(path)
     elif args.action == "key":
         key = users.new_api_key(args.name)
@@ -468,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = [settings, output]
 
     parser = argparse.ArgumentParser(prog="kbot", description="Knowledge Bot")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="log at debug level and show every error with its traceback (kbot --debug COMMAND)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     ask = commands.add_parser("ask", parents=common, help="answer one question")
@@ -630,10 +639,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bot.backends import BackendError
-    from bot.model import ModelLoadError
+    from pydantic import ValidationError
 
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
     args.stdout = sys.stdout
     # With --json, anything else printed on stdout would break the document: send it to stderr.
     quiet_stdout = (
@@ -644,7 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with quiet_stdout:
             return args.run(args)
-    except (BackendError, ModelLoadError, ValueError, LookupError, FileExistsError) as error:
+    except (KbotError, ValidationError) as error:  # what the user can fix: one line
+        if args.debug:
+            raise
         print(f"kbot: error: {error}", file=sys.stderr)
         return 2
 

@@ -88,7 +88,9 @@ class LocalChatModel(BaseChatModel):
     ) -> ChatResult:
         merged: AIMessageChunk | None = None
         for chunk in self._stream(messages, stop, run_manager, **kwargs):
-            merged = chunk.message if merged is None else merged + chunk.message
+            piece = chunk.message
+            assert isinstance(piece, AIMessageChunk)  # `_stream` makes nothing else
+            merged = piece if merged is None else merged + piece
         message = AIMessage(
             content=merged.content if merged else "",
             usage_metadata=merged.usage_metadata if merged else None,

@@ -24,13 +24,14 @@ from typing import Any
 
 from bot.settings import PACKAGED_MODEL, Settings
 from common import compute
+from common.errors import BadInput, OverLimit
 
 log = logging.getLogger(__name__)
 
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(BadInput):
     """The `model` setting names something that cannot be loaded."""
 
 
@@ -58,7 +59,7 @@ class GenerationParams:
         )
 
 
-class ModelBusy(RuntimeError):
+class ModelBusy(OverLimit):
     """The model did not get to a request within its longest wait (`max_wait_s`)."""
 
 
@@ -103,9 +104,10 @@ def _convert_packaged_model(cache: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=PACKAGED_GGUF)
     # The weights are plain fp32 now; without clearing the GGUF quantizer marker,
     # save_pretrained refuses (or writes a config that asks for GGUF again on load).
-    model.hf_quantizer = None
+    # transformers' types do not allow clearing these two; cleared, the weights save as plain.
+    model.hf_quantizer = None  # pyright: ignore[reportArgumentType]
     model.config.quantization_config = None
-    del model.config.quantization_config
+    del model.config.quantization_config  # pyright: ignore[reportAttributeAccessIssue]
     staging = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
@@ -222,10 +224,12 @@ class LoadedModel:
 
         stats = stats if stats is not None else GenerationStats()
         stop = stop or threading.Event()
+        stopped = stop.is_set
 
         class _StopOnEvent(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return stop.is_set()
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                # One flag for every sequence of the batch, as StoppingCriteria returns.
+                return torch.full((input_ids.shape[0],), stopped(), device=input_ids.device)
 
         input_ids = self.encode_chat(messages, params.max_new_tokens)
         # A short timeout only to look up now and then: how long a reply may wait for the

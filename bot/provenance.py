@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.resources import Resources
+from bot.views import ResourcesView
 
 ARTIFACT_OPTIONS = ("adapter", "checkpoint")
 
 
-def collection_version(resources: Resources, name: str) -> str:
+def collection_version(resources: ResourcesView, name: str) -> str:
     """A short hash of what the collection holds: each document's name and content hash."""
     documents = resources.knowledge.documents(name)
     listing = json.dumps(sorted((Path(d["source"]).name, d["hash"]) for d in documents))
@@ -28,7 +28,7 @@ def collection_version(resources: Resources, name: str) -> str:
 
 
 def answer_provenance(
-    resources: Resources, backend: str, options: dict[str, Any], reply: Any
+    resources: ResourcesView, backend: str, options: dict[str, Any], reply: Any
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "backend": backend,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.access import Scope
 from bot.admission import Admission
@@ -15,6 +14,18 @@ from bot.llm import LocalChatModel
 from bot.model import CheckpointCache, GenerationParams, LoadedModel, Weights, load_model
 from bot.settings import Settings
 from bot.uploads import Uploads
+from common.errors import BadInput
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+    from adapters.registry import ArtifactRegistry
+    from knowledge.knowledge_base import KnowledgeBase
+
+    # The type checker matches properties, not cached_property, against the views' Protocols.
+    cached_property = property
+else:
+    from functools import cached_property
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +54,14 @@ class Resources:
         return load_model(self.settings)
 
     @cached_property
-    def embedder(self):
+    def embedder(self) -> Embeddings:
         from knowledge.embeddings import load_embedder
 
         s = self.settings
         return load_embedder(s.embedder, s.embed_dtype, s.embed_batch_size)
 
     @cached_property
-    def knowledge(self):
+    def knowledge(self) -> KnowledgeBase:
         from knowledge.embeddings import load_embedder
         from knowledge.knowledge_base import KnowledgeBase
 
@@ -83,7 +94,7 @@ class Resources:
         return Uploads()
 
     @cached_property
-    def artifacts(self):
+    def artifacts(self) -> ArtifactRegistry:
         from adapters.registry import ArtifactRegistry
 
         return ArtifactRegistry(self.settings.adapters_dir)
@@ -110,7 +121,7 @@ class Resources:
             folder = self.artifacts.path(choice)
         meta_file = folder / META_FILE
         if not meta_file.is_file():
-            raise FileNotFoundError(f"KBOT_READER={choice!r}: no trained adapter in {folder}.")
+            raise BadInput(f"KBOT_READER={choice!r}: no trained adapter in {folder}.")
         trained_on = ArtifactMeta.model_validate_json(meta_file.read_text()).base_model
         if trained_on != self.settings.model:
             log.warning(

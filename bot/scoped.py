@@ -7,7 +7,7 @@ users."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from adapters.registry import ArtifactRegistry, UnknownArtifactError
 from bot.access import AccessDenied, Scope
 from bot.model import CheckpointCache, LoadedModel
 from bot.resources import Resources
+from bot.views import ResourcesView
 from knowledge.knowledge_base import KnowledgeBase
-from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
+from knowledge.results import Hit, IngestResult, Mode, Progress, UnknownCollectionError
 
 
 class ScopedKnowledge:
@@ -50,8 +51,10 @@ class ScopedKnowledge:
             raise AccessDenied(f"Collection {name!r} is shared: only an admin may change it.")
         return stored
 
-    def ingest(self, name: str, items: Any, progress: Progress | None = None) -> IngestResult:
-        result = self.knowledge.ingest(self.scope.stored(name), items, progress)
+    def ingest(
+        self, name: str, files: Iterable[Path | tuple[Path, str]], progress: Progress | None = None
+    ) -> IngestResult:
+        result = self.knowledge.ingest(self.scope.stored(name), files, progress)
         return replace(result, collection=name)
 
     def forget(self, name: str, source: str) -> int:
@@ -83,7 +86,7 @@ class ScopedKnowledge:
     def folder(self, name: str) -> Path:
         return self.knowledge.folder(self._find(name))
 
-    def mode(self, name: str) -> str:
+    def mode(self, name: str) -> Mode:
         return self.knowledge.mode(self._find(name))
 
     def set_mode(self, name: str, mode: str, progress: Progress | None = None) -> None:
@@ -196,9 +199,9 @@ class ScopedResources:
         return self.shared.reader
 
 
-def scoped(resources: Resources, scope: Scope) -> Resources:
+def scoped(resources: ResourcesView, scope: Scope) -> ResourcesView:
     """`resources` as `scope` sees them. Always a view, also for a server without users:
     there the shared data alone, never a user's private collections or adapters."""
-    if isinstance(resources, ScopedResources):
-        resources = resources.shared
-    return ScopedResources(resources, scope)  # type: ignore[return-value]
+    shared = resources.shared if isinstance(resources, ScopedResources) else resources
+    assert isinstance(shared, Resources), "a view is made of the shared resources"
+    return ScopedResources(shared, scope)

@@ -49,7 +49,9 @@ def serve(settings: Settings, *, block: bool = True):
     app = build_app(service, access).queue(
         default_concurrency_limit=CHAT_CONCURRENCY, max_size=settings.queue_size, api_open=False
     )
-    launch = dict(
+    share = settings.share and _share_server_reachable()
+    app.launch(
+        share=share,
         server_name=settings.host,
         server_port=settings.port,
         prevent_thread_lock=True,
@@ -63,8 +65,6 @@ def serve(settings: Settings, *, block: bool = True):
         auth=access.users.check if access.users else None,
         auth_message="Knowledge Bot: sign in with the name and password your admin gave you.",
     )
-    share = settings.share and _share_server_reachable()
-    app.launch(share=share, **launch)
     mount_api(app, service, access)
     if block:
         app.block_thread()

@@ -6,7 +6,7 @@ The Gradio app, the CLI and the tests all talk to the bot through `ChatService.r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +16,7 @@ from bot.backends import BackendRegistry, default_registry
 from bot.provenance import answer_provenance, message_text
 from bot.resources import Resources
 from bot.settings import Settings
+from bot.views import ResourcesView
 
 EMPTY_MESSAGE_REPLY = (
     "Your message is empty. Type a question or a request, for example "
@@ -94,7 +95,7 @@ def history_messages(
 
 
 class ChatService:
-    def __init__(self, resources: Resources, registry: BackendRegistry | None = None) -> None:
+    def __init__(self, resources: ResourcesView, registry: BackendRegistry | None = None) -> None:
         self.resources = resources
         self.registry = registry or default_registry()
 
@@ -104,7 +105,7 @@ class ChatService:
         history: Sequence[dict[str, Any]] = (),
         backend: str = "base",
         options: dict[str, Any] | None = None,
-    ) -> Iterator[Reply]:
+    ) -> Generator[Reply]:
         """Stream the reply of `backend` to `message`. Unknown backends and bad options raise
         `BackendError` before any work is done."""
         chosen = self.registry.get(backend)
@@ -152,8 +153,8 @@ class ChatService:
         """What the model sees of the conversation before the message: the newest turns that
         fit the history settings, counted in the shared model's tokens."""
         settings = self.resources.settings
-        bounds = {"max_turns": settings.max_history_turns}
-        earlier = history_messages(history, settings.max_history_chars, **bounds)
+        max_turns = settings.max_history_turns
+        earlier = history_messages(history, settings.max_history_chars, max_turns=max_turns)
         # A token covers at least one byte of text: a history of fewer bytes than the budget
         # fits without loading the tokenizer (the echo and summary backends need no model).
         if sum(len(message.text.encode()) for message in earlier) <= settings.max_history_tokens:
@@ -164,7 +165,7 @@ class ChatService:
             settings.max_history_chars,
             max_tokens=settings.max_history_tokens,
             count_tokens=lambda text: len(tokenizer.encode(text, add_special_tokens=False)),
-            **bounds,
+            max_turns=max_turns,
         )
 
 

@@ -36,13 +36,15 @@ class Sessions:
                 self._state.popitem(last=False)
         return value
 
-    def get(self, request: Any, kind: str, default: Callable[[], T] | None = None) -> T | None:
-        """The caller's `kind` state of this session; `default()` stored and returned if none."""
+    def get(self, request: Any, kind: str) -> Any | None:
+        """The caller's `kind` state of this session, if any."""
         with self._lock:
-            value = self._state.get(self._key(request, kind))
-        if value is None and default is not None:
-            value = self.put(request, kind, default())
-        return value
+            return self._state.get(self._key(request, kind))
+
+    def setdefault(self, request: Any, kind: str, default: Callable[[], T]) -> T:
+        """The caller's `kind` state of this session; `default()` stored and returned if none."""
+        value = self.get(request, kind)
+        return self.put(request, kind, default()) if value is None else value
 
     def drop(self, request: Any, kind: str) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -242,6 +242,6 @@ class Settings(BaseSettings):
         return self.home / "questions"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build settings; `overrides` (from CLI flags) win over the environment. `None` means unset."""
     return Settings(**{key: value for key, value in overrides.items() if value is not None})

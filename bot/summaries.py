@@ -36,12 +36,13 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 
+from common.errors import BadInput
 from common.files import write_atomically
 from knowledge.chunking import join_chunks
 from knowledge.reading import STOPWORDS, WORD, needs_previous, split_sentences, terms
 
 if TYPE_CHECKING:
-    from bot.resources import Resources
+    from bot.views import ResourcesView
 
 Method = Literal["extract", "model"]
 # Bump when a method changes, so summaries cached by an older one are written again.
@@ -136,7 +137,7 @@ class Summary:
         }
 
 
-class TooManyDocumentsError(ValueError):
+class TooManyDocumentsError(BadInput):
     pass
 
 
@@ -449,7 +450,7 @@ def _most_relevant(
     return chosen
 
 
-def summarizer(resources: Resources) -> Summarizer:
+def summarizer(resources: ResourcesView) -> Summarizer:
     """A summarizer over `resources`' knowledge (as the caller sees it) and settings."""
     settings = resources.settings
     return Summarizer(

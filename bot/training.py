@@ -21,23 +21,26 @@ from adapters.data import (
     load_training_data,
 )
 from adapters.qa import RoundTrip, Span, generate_pairs, span_in
+from adapters.registry import ArtifactRegistry
 from adapters.train import Progress, TrainConfig, TrainResult, train
 from bot.evaluation.questions import write_questions
 from bot.model import model_location
 from bot.resources import Resources
 from bot.settings import Settings
+from bot.views import ResourcesView
 from common import compute
+from common.errors import BadInput, KbotError, NotFound
 from common.files import file_lock, write_atomically
 from common.processes import process_alive
 
 
 def training_data(
-    resources: Resources, paths: list[Path] | None = None, collection: str | None = None
+    resources: ResourcesView, paths: list[Path] | None = None, collection: str | None = None
 ) -> TrainingData:
     """Data files (Q/A records and/or documents) and a knowledge collection's documents, any
     or both."""
     if not paths and not collection:
-        raise ValueError("Give data files or a knowledge collection to train on.")
+        raise BadInput("Give data files or a knowledge collection to train on.")
     parts = []
     if paths:
         parts.append(load_training_data(list(paths), resources.settings.file_limits))
@@ -47,7 +50,7 @@ def training_data(
 
 
 def reader_training_data(
-    resources: Resources, paths: list[Path] | None, collection: str | None
+    resources: ResourcesView, paths: list[Path] | None, collection: str | None
 ) -> TrainingData:
     """The user's question/answer pairs as reader training records: each question asked as
     RAG asks it, over the sentences retrieved from `collection`, its answer the target. A
@@ -55,7 +58,7 @@ def reader_training_data(
     from adapters.reader import ReadingQuestion, reader_records  # loads Chroma
 
     if not paths or not collection:
-        raise ValueError(
+        raise BadInput(
             "Training the reader needs question/answer data and the collection its answers "
             "are in (--data and --collection)."
         )
@@ -90,7 +93,7 @@ def reader_training_data(
 
 
 def generate_questions(
-    resources: Resources,
+    resources: ResourcesView,
     collection: str,
     per_chunk: int = 2,
     max_chunks: int = 100,
@@ -133,7 +136,7 @@ def generate_questions(
     return path, pairs
 
 
-def _reading_checks(resources: Resources, collection: str) -> tuple[Span, RoundTrip]:
+def _reading_checks(resources: ResourcesView, collection: str) -> tuple[Span, RoundTrip]:
     """The reader's short answer inside a sentence, and the round trip through RAG."""
     from langchain_core.messages import convert_to_messages
 
@@ -156,7 +159,7 @@ def _reading_checks(resources: Resources, collection: str) -> tuple[Span, RoundT
     return span, round_trip
 
 
-def _question_files(resources: Resources) -> dict[str, Path]:
+def _question_files(resources: ResourcesView) -> dict[str, Path]:
     """The question/answer files generated so far (under KBOT_HOME/questions) that the caller
     may read, by the name they know each by: their own first, then the shared ones."""
     folder = resources.settings.questions_dir
@@ -169,21 +172,21 @@ def _question_files(resources: Resources) -> dict[str, Path]:
     }
 
 
-def question_sets(resources: Resources) -> list[str]:
+def question_sets(resources: ResourcesView) -> list[str]:
     """Names of the question sets the caller may read (`<collection>.jsonl`)."""
     return sorted(_question_files(resources))
 
 
-def question_set_path(resources: Resources, name: str) -> Path:
+def question_set_path(resources: ResourcesView, name: str) -> Path:
     """The file of question set `name`, one of `question_sets`: the name comes from a client,
     so it picks a file from the list and never becomes a path itself."""
     known = _question_files(resources)
     if name not in known:
-        raise LookupError(f"Unknown question set {name!r}: write one from a collection first.")
+        raise NotFound(f"Unknown question set {name!r}: write one from a collection first.")
     return known[name]
 
 
-def stored_as(resources: Resources, config: TrainConfig) -> TrainConfig:
+def stored_as(resources: ResourcesView, config: TrainConfig) -> TrainConfig:
     """`config` with the artifact's name as it is stored: a user's adapters are their own."""
     return config.model_copy(update={"name": resources.scope.stored(config.name, "adapter")})
 
@@ -196,24 +199,51 @@ def run_training(
     cancel: threading.Event | None = None,
     history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
-    settings = resources.settings
-    config = stored_as(resources, config)
+    """Train in this process, on the shared resources: `config.name` is the stored name
+    (`stored_as`). The operator's CLI and the server's training process call it."""
     # On the compute thread like all torch work (`common/compute.py`): on a thread of its own
     # it trained half as fast once the model or embedder had run. Chat waits meanwhile.
     return compute.run(
-        train,
+        _train_with,
+        resources.settings,
+        resources.artifacts,
+        config,
+        data,
+        # Reader training refines the reader RAG uses now (setting `reader`), if any.
+        start_from=resources.reader if config.as_reader else None,
+        progress=progress,
+        cancel=cancel,
+        history=history,
+    )
+
+
+def _train_with(
+    settings: Settings,
+    registry: ArtifactRegistry,
+    config: TrainConfig,
+    data: TrainingData,
+    *,
+    start_from: Path | None,
+    progress: Progress | None,
+    cancel: Any,
+    history: list[dict[str, float]] | None,
+    step_limit: int | None = None,
+) -> TrainResult:
+    """`train` with what the settings say about the base model and where runs go: the one
+    place both the in-process and the child-process training are wired."""
+    return train(
         config,
         data,
         base_location=model_location(settings),
         base_name=settings.model,
         system_prompt=settings.system_prompt,
-        registry=resources.artifacts,
+        registry=registry,
         runs_dir=settings.runs_dir,
         progress=progress,
         cancel=cancel,
         history=history,
-        # Reader training refines the reader RAG uses now (setting `reader`), if any.
-        start_from=resources.reader if config.as_reader else None,
+        start_from=start_from,
+        step_limit=step_limit,
     )
 
 
@@ -229,7 +259,7 @@ def within_limits(config: TrainConfig, settings: Settings) -> TrainConfig:
     for field, (setting, what) in limits.items():
         value, limit = getattr(config, field), getattr(settings, setting)
         if value is not None and value > limit:
-            raise ValueError(
+            raise BadInput(
                 f"{what[0].upper()}{what[1:]} {value:,} is over this server's limit of {limit:,} "
                 f"(setting KBOT_{setting.upper()})."
             )
@@ -274,12 +304,12 @@ class TrainingQuota:
         )
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(KbotError, RuntimeError):
     """A training process stopped with an error; the message is its one-line reason."""
 
 
 def run_training_in_child(
-    resources: Resources,
+    resources: ResourcesView,
     config: TrainConfig,
     data: TrainingData,
     progress: Progress | None = None,
@@ -407,8 +437,6 @@ def _train_child(
     stop: Any,
     parent: int,
 ) -> None:
-    from adapters.registry import ArtifactRegistry
-
     _die_with_parent(parent)
     run_dir = settings.runs_dir / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -419,18 +447,15 @@ def _train_child(
 
         torch.set_num_threads(settings.torch_threads)
     try:
-        result = train(
+        result = _train_with(
+            settings,
+            ArtifactRegistry(settings.adapters_dir),
             config,
             data,
-            base_location=model_location(settings),
-            base_name=settings.model,
-            system_prompt=settings.system_prompt,
-            registry=ArtifactRegistry(settings.adapters_dir),
-            runs_dir=settings.runs_dir,
+            start_from=start_from,
             progress=lambda fraction, label: events.put(("progress", (fraction, label))),
             cancel=stop,
             history=_Forwarded(events),
-            start_from=start_from,
             step_limit=settings.train_max_steps,
         )
     except Exception as error:  # the parent shows it; the trace stays in the server's log

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 
+from common.errors import BadInput
+
 # fullmatch: `$` would also accept a trailing newline ("facts\n").
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 
 
-class InvalidNameError(ValueError):
+class InvalidNameError(BadInput):
     pass
 
 

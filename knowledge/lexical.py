@@ -42,9 +42,11 @@ def version_of(manifest: Manifest) -> str:
 
 
 def _tokens(texts: Sequence[str]) -> list[list[str]]:
-    return bm25s.tokenize(
+    tokens = bm25s.tokenize(
         list(texts), stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
     )
+    assert isinstance(tokens, list)  # return_ids=False: the tokens themselves
+    return tokens
 
 
 class LexicalIndex:
@@ -94,7 +96,7 @@ class LexicalIndex:
         ids = self.retriever.get_tokens_ids(_tokens([query])[0]) if self.chunks else []
         if not ids or k < 1:
             return []
-        scores = self.retriever.get_scores(ids)
+        scores = self.retriever.get_scores_from_ids(ids)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
+from common.errors import BadInput
 
-class LoadError(ValueError):
+
+class LoadError(BadInput):
     """A file that cannot be ingested; the message says why."""
 
 

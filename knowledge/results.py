@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from common.errors import NotFound
+
 # fraction done (0-1), a short label of the current step
 Progress = Callable[[float, str], None]
 
@@ -17,7 +19,7 @@ Mode = Literal["dense", "bm25", "hybrid", "hyde", "questions"]
 MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "hyde", "questions")
 
 
-class UnknownCollectionError(LookupError):
+class UnknownCollectionError(NotFound):
     pass
 
 

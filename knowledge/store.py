@@ -15,26 +15,27 @@ import contextlib
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import chromadb
-from chromadb.api.client import SharedSystemClient
+from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
+from common.errors import NotFound
 from common.files import write_atomically
 
 # Chunks read per request when reading a whole collection.
 _PAGE = 5000
 
 
-class MissingIndexError(LookupError):
+class MissingIndexError(NotFound):
     """An index that is not in the store (any more): its collection moved to another
     embedder meanwhile, so the caller reads the manifest again and uses the new one."""
 
@@ -153,7 +154,9 @@ class ChromaStore:
             found = store.get(where=where, include=["embeddings", "metadatas"])
         return {
             meta["chunk_hash"]: list(vector)
-            for meta, vector in zip(found["metadatas"], found["embeddings"], strict=True)
+            for meta, vector in zip(
+                _column(found, "metadatas"), _column(found, "embeddings"), strict=True
+            )
         }
 
     def _every(self, collection: str, include: list[str]) -> dict[str, list]:
@@ -162,9 +165,10 @@ class ChromaStore:
         found: dict[str, list] = {key: [] for key in include}
         with self._reading(collection) as store:
             for offset in range(0, store.count(), _PAGE):
+                # chromadb types `include` as a list of its own literals; these are among them.
                 page = store.get(include=include, limit=_PAGE, offset=offset)  # type: ignore[arg-type]
                 for key in include:
-                    found[key] += list(page[key])  # embeddings come as one numpy array
+                    found[key] += _column(page, key)
         return found
 
     def chunks(
@@ -176,7 +180,7 @@ class ChromaStore:
                 found = store.get(where=where, include=["documents", "metadatas"])
         else:
             found = self._every(collection, ["documents", "metadatas"])
-        return list(zip(found["documents"], found["metadatas"], strict=True))
+        return list(zip(_column(found, "documents"), _column(found, "metadatas"), strict=True))
 
     def dimensions(self, collection: str) -> set[int]:
         """The lengths of the stored vectors (one model's vectors all have the same)."""
@@ -188,8 +192,8 @@ class ChromaStore:
         with self._reading(collection) as store:
             sample = store.get(limit=1, include=["embeddings"])
         texts = self._every(collection, ["documents"])["documents"]
-        sample = sample["embeddings"]
-        dims = len(sample[0]) if len(sample) else 0
+        vectors = _column(sample, "embeddings")
+        dims = len(vectors[0]) if vectors else 0
         return {
             "vector_bytes": 4 * dims * len(texts),
             "text_bytes": sum(len(t.encode()) for t in texts),
@@ -205,10 +209,11 @@ class ChromaStore:
             found = store.query(
                 query_embeddings=[list(vector)],
                 n_results=k,
-                include=["documents", "metadatas", "distances"],  # type: ignore[list-item]
+                include=["documents", "metadatas", "distances"],
             )
-        texts, metas = found["documents"][0], found["metadatas"][0]  # type: ignore[index]
-        distances = found["distances"][0]  # type: ignore[index]
+        # One query: the first (only) row of each field.
+        texts, metas = _column(found, "documents")[0], _column(found, "metadatas")[0]
+        distances = _column(found, "distances")[0]
         return [
             StoredChunk(text, dict(meta), 1.0 - distance)
             for text, meta, distance in zip(texts, metas, distances, strict=True)
@@ -219,3 +224,10 @@ class ChromaStore:
         with self._using(writes=True):
             if name in {c.name for c in self._client.list_collections()}:
                 self._client.delete_collection(name)
+
+
+def _column(found: Mapping[str, Any], key: str) -> list:
+    """One field of a Chroma result as a list: chromadb leaves out what was not included, and
+    gives embeddings as one numpy array."""
+    values = found.get(key)
+    return [] if values is None else list(values)

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from common.errors import BadInput, NotFound
+
 if TYPE_CHECKING:
-    from bot.resources import Resources
+    from bot.views import ResourcesView
 
 
 class NoOptions(BaseModel):
@@ -26,11 +28,11 @@ def validation_problems(error: ValidationError, whole: str = "value") -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in error.errors())
 
 
-class BackendError(ValueError):
+class BackendError(BadInput):
     """A request names a backend or options that cannot be used; the message says why."""
 
 
-class UnknownNameError(BackendError):
+class UnknownNameError(BackendError, NotFound):
     """A request names a backend, collection or trained artifact that does not exist (for the
     caller: others' private data is unknown to them too)."""
 
@@ -53,15 +55,15 @@ class Backend(ABC):
     # Whether the model writes every reply (a summary may be the documents' own sentences).
     generates: ClassVar[bool] = True
 
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
         """Allowed values of a text option (collections, adapters...), or None for free input."""
         return None
 
-    def option_defaults(self, resources: Resources) -> dict[str, Any]:
+    def option_defaults(self, resources: ResourcesView) -> dict[str, Any]:
         """Values to prefill in the UI where an option's default comes from the settings."""
         return {}
 
-    def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
+    def costs(self, resources: ResourcesView, options: BaseModel) -> dict[str, Any]:
         """What building this backend's knowledge cost (index size, training time...), for
         comparisons; the base model costs nothing beyond itself."""
         return {}
@@ -86,11 +88,11 @@ class Backend(ABC):
             raise BackendError(f"Invalid options for backend {self.id!r}: {problems}") from None
 
     @abstractmethod
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+    def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         """The runnable that answers one message of a conversation using this backend."""
 
 
-def existing_collection(resources: Resources, backend_id: str, name: str) -> str:
+def existing_collection(resources: ResourcesView, backend_id: str, name: str) -> str:
     """`name` if it is a collection the caller may use; otherwise a clear `BackendError`."""
     from common.names import InvalidNameError, validate_name
 

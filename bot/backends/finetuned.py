@@ -14,11 +14,11 @@ from adapters.registry import UnknownArtifactError
 from bot.backends.backend import Backend, BackendError, UnknownNameError
 from bot.backends.plain import chat_prompt
 from bot.model import Weights
-from bot.resources import Resources
+from bot.views import ResourcesView
 from common.names import InvalidNameError
 
 
-def checked_artifact(resources: Resources, name: str, method: str, option: str) -> ArtifactMeta:
+def checked_artifact(resources: ResourcesView, name: str, method: str, option: str) -> ArtifactMeta:
     """The metadata of artifact `name`, after checking it exists, is a `method` artifact and
     was trained on the model now loaded."""
     if not name:
@@ -39,13 +39,13 @@ def checked_artifact(resources: Resources, name: str, method: str, option: str) 
     return meta
 
 
-def lora_weights(resources: Resources, adapter: str) -> Weights:
+def lora_weights(resources: ResourcesView, adapter: str) -> Weights:
     """The shared base model with LoRA `adapter` switched on (loaded once per version)."""
     loaded = resources.model
     return Weights(loaded, loaded.add_adapter(resources.artifacts.path(adapter)))
 
 
-def checkpoint_weights(resources: Resources, checkpoint: str) -> Weights:
+def checkpoint_weights(resources: ResourcesView, checkpoint: str) -> Weights:
     """A fully fine-tuned checkpoint: a model of its own, cached under a memory cap."""
     return Weights(resources.checkpoints.get(resources.artifacts.path(checkpoint)))
 
@@ -57,17 +57,17 @@ class ArtifactBackend(Backend):
     option: ClassVar[str]
 
     @abstractmethod
-    def weights(self, resources: Resources, name: str) -> Weights:
+    def weights(self, resources: ResourcesView, name: str) -> Weights:
         """The weights that answer with artifact `name`."""
 
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
         return resources.artifacts.names_of(self.method) if field == self.option else None
 
-    def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
+    def costs(self, resources: ResourcesView, options: BaseModel) -> dict[str, Any]:
         name = getattr(options, self.option)
         return checked_artifact(resources, name, self.method, self.option).costs()
 
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+    def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         name = getattr(options, self.option)
         checked_artifact(resources, name, self.method, self.option)
         llm = resources.chat_model(self.weights(resources, name))
@@ -87,7 +87,7 @@ class LoraBackend(ArtifactBackend):
     method, option = "lora", "adapter"
     positional = (option,)
 
-    def weights(self, resources: Resources, name: str) -> Weights:
+    def weights(self, resources: ResourcesView, name: str) -> Weights:
         return lora_weights(resources, name)
 
 
@@ -104,5 +104,5 @@ class FullBackend(ArtifactBackend):
     method, option = "full", "checkpoint"
     positional = (option,)
 
-    def weights(self, resources: Resources, name: str) -> Weights:
+    def weights(self, resources: ResourcesView, name: str) -> Weights:
         return checkpoint_weights(resources, name)

@@ -7,7 +7,7 @@ from langchain_core.runnables import Runnable, RunnableParallel
 from pydantic import BaseModel
 
 from bot.backends.backend import Backend
-from bot.resources import Resources
+from bot.views import ResourcesView
 
 
 def chat_prompt(system_prompt: str) -> ChatPromptTemplate:
@@ -23,6 +23,6 @@ class BaseModelBackend(Backend):
     name = "Base model"
     description = "The model as it is, with no added knowledge."
 
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+    def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         prompt = chat_prompt(resources.settings.system_prompt)
         return RunnableParallel(answer=prompt | resources.chat_model())

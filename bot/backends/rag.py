@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessageChunk, convert_to_messages
+from langchain_core.messages import AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, existing_collection
 from bot.llm import LocalChatModel
-from bot.resources import Resources
+from bot.views import ResourcesView
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
-from knowledge.results import Mode
+from knowledge.results import Hit, Mode
 
 CONDENSE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation. "
@@ -92,28 +92,32 @@ class RagBackend(Backend):
     optional_positional = ("mode",)  # "rag:manuals:bm25": retrieval modes side by side
     retrieves = True
 
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
         return resources.knowledge.collections() if field == "collection" else None
 
-    def option_defaults(self, resources: Resources) -> dict[str, Any]:
+    def option_defaults(self, resources: ResourcesView) -> dict[str, Any]:
         return {"k": resources.settings.top_k}
 
-    def retriever(self, resources: Resources, options: RagOptions) -> Runnable:
+    def retriever(self, resources: ResourcesView, options: RagOptions) -> Runnable:
         knowledge = resources.knowledge
         existing_collection(resources, self.id, options.collection)
         k = options.k or resources.settings.top_k
         mode = options.mode or None
-        return RunnableLambda(lambda query: knowledge.search(options.collection, query, k, mode))
 
-    def costs(self, resources: Resources, options: BaseModel) -> dict[str, Any]:
+        def search(query: str) -> list[Hit]:
+            return knowledge.search(options.collection, query, k, mode)
+
+        return RunnableLambda(search)
+
+    def costs(self, resources: ResourcesView, options: BaseModel) -> dict[str, Any]:
         assert isinstance(options, RagOptions)
         stats = resources.knowledge.stats(options.collection)
         return {key: stats[key] for key in ("index_bytes", "ingest_seconds", "chunks")}
 
-    def answer_model(self, resources: Resources, options: RagOptions) -> LocalChatModel:
+    def answer_model(self, resources: ResourcesView, options: RagOptions) -> LocalChatModel:
         return resources.reader_model()
 
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+    def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         assert isinstance(options, RagOptions)
         settings = resources.settings
         retrieve = self.retriever(resources, options)
@@ -128,12 +132,11 @@ class RagBackend(Backend):
             | resources.chat_model(repetition_penalty=1.0)  # rewriting is not reading
             | StrOutputParser()
         )
-        read = (
-            RunnableLambda(
-                lambda x: convert_to_messages(reader_messages(x["query"], x["evidence"]))
-            )
-            | llm
-        )
+
+        def reader_prompt(inputs: dict[str, Any]) -> list[BaseMessage]:
+            return convert_to_messages(reader_messages(inputs["query"], inputs["evidence"]))
+
+        read = RunnableLambda(reader_prompt) | llm
 
         def evidence(inputs: dict[str, Any]) -> list[Evidence]:
             return select_evidence(

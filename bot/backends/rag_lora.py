@@ -10,7 +10,7 @@ from pydantic import Field
 from bot.backends.finetuned import checked_artifact, lora_weights
 from bot.backends.rag import RagBackend, RagOptions
 from bot.llm import LocalChatModel
-from bot.resources import Resources
+from bot.views import ResourcesView
 
 
 class RagLoraOptions(RagOptions):
@@ -27,16 +27,16 @@ class RagLoraBackend(RagBackend):
     Options = RagLoraOptions
     positional = ("collection", "adapter")
 
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
         if field == "adapter":
             return resources.artifacts.names_of("lora")
         return super().option_choices(resources, field)
 
-    def costs(self, resources: Resources, options: Any) -> dict[str, Any]:
+    def costs(self, resources: ResourcesView, options: Any) -> dict[str, Any]:
         meta = checked_artifact(resources, options.adapter, "lora", "adapter")
         return {**super().costs(resources, options), **meta.costs()}
 
-    def answer_model(self, resources: Resources, options: Any) -> LocalChatModel:
+    def answer_model(self, resources: ResourcesView, options: Any) -> LocalChatModel:
         checked_artifact(resources, options.adapter, "lora", "adapter")
         weights = lora_weights(resources, options.adapter)
         return resources.chat_model(weights, repetition_penalty=1.0)

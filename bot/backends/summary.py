@@ -13,8 +13,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, BackendError, UnknownNameError, existing_collection
-from bot.resources import Resources
 from bot.summaries import TooManyDocumentsError, document_line, summarizer, topic_of
+from bot.views import ResourcesView
 
 
 class SummaryOptions(BaseModel):
@@ -37,10 +37,10 @@ class SummaryBackend(Backend):
     positional = ("collection",)
     generates = False
 
-    def option_choices(self, resources: Resources, field: str) -> list[str] | None:
+    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
         return resources.knowledge.collections() if field == "collection" else None
 
-    def build_chain(self, resources: Resources, options: BaseModel) -> Runnable:
+    def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         assert isinstance(options, SummaryOptions)
         collection = existing_collection(resources, self.id, options.collection)
         source = _stored_source(resources, collection, options.source) if options.source else ""
@@ -69,7 +69,7 @@ class SummaryBackend(Backend):
         return RunnableLambda(answer)
 
 
-def _stored_source(resources: Resources, collection: str, source: str) -> str:
+def _stored_source(resources: ResourcesView, collection: str, source: str) -> str:
     """The stored document a user means by `source`: as stored, or by its file name (never
     as a path: a client's value does not touch the file system)."""
     try:

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.errors import BadInput
 from common.files import write_atomically
 
 FORMAT = '{"question": "...", "answer": "..." or "answers": ["...", ...], "source": optional}'
 
 
-class QuestionFileError(ValueError):
+class QuestionFileError(BadInput):
     """A question file that cannot be used; the message names the file and line."""
 
 

@@ -128,8 +128,9 @@ def available_specs(service: ChatService) -> list[str]:
     choices (collections, adapters...) of its positional options."""
     specs = []
     for backend in service.registry:
-        choices = [backend.option_choices(service.resources, f) for f in backend.positional]
-        if any(c is None for c in choices):
+        listed = [backend.option_choices(service.resources, f) for f in backend.positional]
+        choices = [c for c in listed if c is not None]
+        if len(choices) < len(listed):
             continue  # a free-text option: nothing to list
         specs += [":".join([backend.id, *values]) for values in itertools.product(*choices)]
     return specs

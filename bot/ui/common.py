@@ -18,14 +18,18 @@ from typing import Any, Literal
 import gradio as gr
 from pydantic.fields import FieldInfo
 
-from bot.access import Access, AccessDenied, scope_of
+from bot.access import Access, scope_of
 from bot.flags import plain_type
-from bot.resources import Resources
 from bot.scoped import scoped
 from bot.training import generate_questions
+from bot.views import ResourcesView
+from common.errors import KbotError
 from common.text import one_line
 
 log = logging.getLogger(__name__)
+
+# The form controls `field_control` makes, one per kind of typed field.
+Control = gr.Dropdown | gr.Checkbox | gr.Number | gr.Textbox
 
 
 def field_control(
@@ -35,7 +39,7 @@ def field_control(
     default: Any = None,
     choices: list[str] | None = None,
     elem_id: str | None = None,
-) -> gr.components.Component:
+) -> Control:
     """A form control for one typed field: a dropdown where the values are known, otherwise a
     checkbox, number or text box by the field's type, with its description as help."""
     label = field.title or name.replace("_", " ").capitalize()
@@ -84,11 +88,15 @@ def download_folder(kept_s: float) -> Path:
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
     """The core's `progress(fraction, label)` shown as a Gradio progress bar."""
-    return lambda fraction, label: progress(fraction, desc=label)
+
+    def update(fraction: float, label: str) -> None:
+        progress(fraction, desc=label)
+
+    return update
 
 
 def write_qa_pairs(
-    resources: Resources, collection: str | None, progress: gr.Progress, max_chunks: int = 100
+    resources: ResourcesView, collection: str | None, progress: gr.Progress, max_chunks: int = 100
 ) -> tuple[str, Path, list[dict[str, str]]]:
     """Q/A pairs written from `collection` with a progress bar: the question set's name as
     the caller knows it, its file and the pairs. What goes wrong is shown as a message."""
@@ -104,21 +112,21 @@ def write_qa_pairs(
         path, pairs = generate_questions(
             resources, collection, max_chunks=max_chunks, progress=progress_callback(progress)
         )
-    except (ValueError, LookupError) as error:
+    except KbotError as error:
         raise gr.Error(str(error)) from None
     return f"{collection}.jsonl", path, pairs
 
 
-def caller_view(resources: Resources, access: Access, request: gr.Request) -> Resources:
+def caller_view(resources: ResourcesView, access: Access, request: gr.Request) -> ResourcesView:
     """The resources as the caller may see them (`bot/scoped.py`)."""
     try:
         return scoped(resources, scope_of(access, request))
-    except AccessDenied as error:
+    except KbotError as error:
         raise gr.Error(str(error)) from None
 
 
 def own_uploads(
-    resources: Resources, access: Access, request: gr.Request, paths: list[str] | None
+    resources: ResourcesView, access: Access, request: gr.Request, paths: list[str] | None
 ) -> list[Path]:
     """The uploaded files a handler was given, if they are the caller's own: on a signed-in
     server, a path another user uploaded (or any other cached file) is refused."""
@@ -128,7 +136,7 @@ def own_uploads(
     caller = access.caller(request)
     try:
         return resources.uploads.own(paths, caller[0] if caller else "")
-    except AccessDenied as error:
+    except KbotError as error:
         raise gr.Error(str(error)) from None
 
 
@@ -136,13 +144,19 @@ def require(access: Access, request: gr.Request, action: str) -> None:
     """Stop a handler, with a message, unless the caller may do `action`."""
     try:
         access.require(request, action)
-    except AccessDenied as error:
+    except KbotError as error:
         raise gr.Error(str(error)) from None
 
 
 def _shown(error: Exception) -> gr.Error:
+    """A refusal or a user's mistake as the one line it is (logged without a trace); anything
+    else is a bug: its whole trace goes to the server's log."""
     if isinstance(error, gr.Error):
+        log.info("Refused: %s", one_line(str(error.message)))
         return gr.Error(one_line(str(error.message)), duration=error.duration)
+    if isinstance(error, KbotError):
+        log.info("Refused: %s", one_line(str(error)))
+        return gr.Error(one_line(str(error)))
     log.exception("A request failed")  # the whole trace stays in the server's log
     return gr.Error(f"Something went wrong: {one_line(str(error)) or type(error).__name__}")
 

@@ -16,7 +16,6 @@ import gradio as gr
 import pandas as pd
 
 from bot.access import Access, page_scope
-from bot.backends import BackendError
 from bot.evaluation.questions import Question, QuestionFileError, load_questions, question_of
 from bot.evaluation.report import costs_figure, scores_figure, write_report
 from bot.evaluation.runner import ask_all, available_specs, best_modes, compare, in_modes
@@ -33,6 +32,7 @@ from bot.ui.common import (
     require,
     write_qa_pairs,
 )
+from common.errors import KbotError
 from knowledge.results import MODES
 
 COLUMNS = ["question", "answers", "source"]
@@ -178,22 +178,22 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
                 gr.Dropdown(choices=caller.resources.knowledge.collections()),
             )
 
-        def load_upload(path: str | None, request: gr.Request) -> pd.DataFrame:
+        def load_upload(path: str | None, request: gr.Request) -> pd.DataFrame | dict:
             if not path:
                 return gr.skip()
             (own,) = own_uploads(service.resources, access, request, [path])
             try:
                 return questions_frame(load_questions(own))
-            except QuestionFileError as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
 
-        def load_saved(name: str | None, request: gr.Request) -> pd.DataFrame:
+        def load_saved(name: str | None, request: gr.Request) -> pd.DataFrame | dict:
             if not name:
                 return gr.skip()
             try:
                 path = question_set_path(callers(request).resources, name)
                 return questions_frame(load_questions(path))
-            except (QuestionFileError, LookupError) as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
 
         def make_questions(
@@ -229,7 +229,7 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
                     progress_callback(progress),
                     cancel,
                 )
-            except (BackendError, QuestionFileError, LookupError) as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
             finally:
                 sessions.drop(request, "comparison")
@@ -261,7 +261,7 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
             try:
                 for collection, mode in winners.items():
                     knowledge.set_mode(collection, mode)
-            except (LookupError, ValueError, PermissionError) as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
             done = ", ".join(f"**{c}** now retrieves by {m}" for c, m in winners.items())
             return f"{done}." if done else "Run a comparison with two retrieval modes first."
@@ -282,7 +282,7 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
                 expanded = in_modes(caller.registry, chosen, chosen_modes)
                 for replies in ask_all(caller, text, expanded):
                     yield side_by_side(replies)
-            except BackendError as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
 
         tab.select(refresh, None, [specs, saved, source], api_visibility="private")

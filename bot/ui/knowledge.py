@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.components import Component
 
-from bot.access import Access, AccessDenied, page_scope
-from bot.resources import Resources
+from bot.access import Access, page_scope
 from bot.scoped import scoped
 from bot.ui.common import caller_view, own_uploads, progress_callback, require
+from bot.views import ResourcesView
+from common.errors import KbotError, NotFound
 from knowledge.results import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
 
 
-def _listing(resources: Resources, name: str | None) -> tuple[Any, Any]:
+def _listing(resources: ResourcesView, name: str | None) -> tuple[Any, Any]:
     """The documents table and the document choices of collection `name`."""
     return _table(resources, name), gr.Dropdown(choices=_sources(resources, name))
 
 
-def _table(resources: Resources, name: str | None) -> list[list[Any]]:
+def _table(resources: ResourcesView, name: str | None) -> list[list[Any]]:
     if not name or name not in resources.knowledge.collections():
         return []
     return [
@@ -32,7 +34,7 @@ def _table(resources: Resources, name: str | None) -> list[list[Any]]:
     ]
 
 
-def _settings(resources: Resources, name: str | None) -> tuple[Any, Any]:
+def _settings(resources: ResourcesView, name: str | None) -> tuple[Any, Any]:
     """The retrieval mode and embedder choices showing collection `name`'s own."""
     if not name or name not in resources.knowledge.collections():
         return gr.Dropdown(value=None), gr.Dropdown(value=None)
@@ -48,25 +50,25 @@ def _source_id(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def _sources(resources: Resources, name: str | None) -> list[tuple[str, str]]:
+def _sources(resources: ResourcesView, name: str | None) -> list[tuple[str, str]]:
     if not name or name not in resources.knowledge.collections():
         return []
     documents = resources.knowledge.documents(name)
     return [(Path(d["source"]).name, _source_id(d["source"])) for d in documents]
 
 
-def _source_of(resources: Resources, name: str, source_id: str) -> str:
+def _source_of(resources: ResourcesView, name: str, source_id: str) -> str:
     for document in resources.knowledge.documents(name):
         if _source_id(document["source"]) == source_id:
             return document["source"]
-    raise LookupError(f"Collection {name!r} holds no such document.")
+    raise NotFound(f"Collection {name!r} holds no such document.")
 
 
 def knowledge_tab(
-    resources: Resources,
+    resources: ResourcesView,
     access: Access,
-    linked: list[gr.components.Component],
-    linked_update: Callable[[Resources], list[Any]],
+    linked: Sequence[Component],
+    linked_update: Callable[[ResourcesView], list[Any]],
 ) -> None:
     """`linked` are components elsewhere (the chat's collection choices) that `linked_update`
     refreshes whenever collections change here. Each caller works on the collections they
@@ -130,7 +132,7 @@ def knowledge_tab(
                     [(path, path.name) for path in files],
                     progress_callback(progress),
                 )
-            except (ValueError, AccessDenied) as error:  # a bad name, or not theirs to change
+            except KbotError as error:  # a bad name, or not theirs to change
                 raise gr.Error(str(error)) from None
             named = ", ".join(Path(p).name for p in paths[:3])
             named += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
@@ -156,7 +158,7 @@ def knowledge_tab(
             try:
                 stored = _source_of(view, name, source)
                 removed = view.knowledge.forget(name, stored)
-            except (LookupError, AccessDenied) as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
             return f"Removed {Path(stored).name} ({removed} chunks).", *_listing(view, name)
 
@@ -172,7 +174,7 @@ def knowledge_tab(
                 raise gr.Error("Choose a collection and a retrieval mode.")
             try:
                 view.knowledge.set_mode(name, chosen, progress_callback(progress))
-            except (LookupError, ValueError, AccessDenied) as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
             return f"**{name}** now retrieves by {chosen}."
 
@@ -186,7 +188,7 @@ def knowledge_tab(
                 raise gr.Error("Choose a collection and one of the embedders offered.")
             try:
                 changed = view.knowledge.change_embedder(name, chosen, progress_callback(progress))
-            except (LookupError, ValueError, RuntimeError, AccessDenied) as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
             if not changed["changed"]:
                 return f"**{name}** is already embedded by {chosen}."

@@ -8,13 +8,11 @@ import gradio as gr
 from pydantic.fields import FieldInfo
 
 from bot.backends import Backend
-from bot.resources import Resources
-from bot.ui.common import field_control
+from bot.ui.common import Control, field_control
+from bot.views import ResourcesView
 
 
-def _control(
-    backend: Backend, resources: Resources, name: str, field: FieldInfo
-) -> gr.components.Component:
+def _control(backend: Backend, resources: ResourcesView, name: str, field: FieldInfo) -> Control:
     return field_control(
         name,
         field,
@@ -27,11 +25,11 @@ def _control(
 class OptionControls:
     """All backends' option controls; only the selected backend's group is visible."""
 
-    def __init__(self, backends: list[Backend], resources: Resources, selected: str) -> None:
+    def __init__(self, backends: list[Backend], resources: ResourcesView, selected: str) -> None:
         self.backends = backends
         self.resources = resources
         self.groups: dict[str, gr.Group] = {}
-        self.controls: list[tuple[str, str, gr.components.Component]] = []
+        self.controls: list[tuple[str, str, Control]] = []
         for backend in backends:
             fields = backend.Options.model_fields
             with gr.Group(visible=backend.id == selected and bool(fields)) as group:
@@ -41,7 +39,7 @@ class OptionControls:
             self.groups[backend.id] = group
 
     @property
-    def components(self) -> list[gr.components.Component]:
+    def components(self) -> list[Control]:
         return [component for _, _, component in self.controls]
 
     def options_for(self, backend_id: str, *values: Any) -> dict[str, Any]:
@@ -61,7 +59,7 @@ class OptionControls:
     def dropdowns(self) -> list[gr.Dropdown]:
         return [c for _, _, c in self.controls if isinstance(c, gr.Dropdown)]
 
-    def refreshed_choices(self, resources: Resources, page_opened: bool = False) -> list[Any]:
+    def refreshed_choices(self, resources: ResourcesView, page_opened: bool = False) -> list[Any]:
         """Fresh dropdown choices as `resources` (the caller's view) hold them: collections
         and adapters change while the app runs. One update per component of `dropdowns`. The
         only choice is chosen for the user; when a page opens with several, none is (a

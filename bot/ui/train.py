@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 import pandas as pd
+from gradio.components import Component
 from pydantic import ValidationError
 
 from adapters.meta import ArtifactMeta
 from adapters.train import TrainConfig
 from bot.access import Access, page_scope
 from bot.backends.backend import validation_problems
-from bot.resources import Resources
 from bot.scoped import scoped
 from bot.sessions import Sessions
 from bot.training import (
@@ -29,7 +30,11 @@ from bot.training import (
     training_data,
     within_limits,
 )
-from bot.ui.common import caller_view, field_control, own_uploads, require, write_qa_pairs
+from bot.ui.common import Control, caller_view, field_control, own_uploads, require, write_qa_pairs
+from bot.views import ResourcesView
+from common.errors import KbotError
+
+log = logging.getLogger(__name__)
 
 
 def _result_card(meta: ArtifactMeta) -> str:
@@ -73,7 +78,7 @@ _MAIN_FIELDS = ("max_steps", "epochs", "learning_rate", "lora_r", "batch_size")
 _HIDDEN_FIELDS = ("method", "name", "overwrite", "resume")
 
 
-def _recipe_controls(names: tuple[str, ...]) -> dict[str, gr.components.Component]:
+def _recipe_controls(names: tuple[str, ...]) -> dict[str, Control]:
     fields = TrainConfig.model_fields
     return {name: field_control(name, fields[name], elem_id=f"train-{name}") for name in names}
 
@@ -94,10 +99,10 @@ def _config(values: dict[str, Any]) -> TrainConfig:
 
 
 def train_tab(
-    resources: Resources,
+    resources: ResourcesView,
     access: Access,
-    linked: list[gr.components.Component],
-    linked_update: Callable[[Resources], list[Any]],
+    linked: Sequence[Component],
+    linked_update: Callable[[ResourcesView], list[Any]],
     sessions: Sessions,
 ) -> None:
     shown = scoped(resources, page_scope(access))
@@ -158,7 +163,7 @@ def train_tab(
         card = gr.Markdown(elem_id="train-card")
         form_fields = {"method": method, "name": name, "overwrite": overwrite} | recipe
 
-        def run(form: dict[gr.components.Component, Any], request: gr.Request) -> Iterator[tuple]:
+        def run(form: dict[Component, Any], request: gr.Request) -> Iterator[tuple]:
             require(access, request, "train models")
             view = caller_view(resources, access, request)
             try:
@@ -176,7 +181,7 @@ def train_tab(
                     data = replace(data, origin=data.origin.replace(str(path), path.name))
             except ValidationError as error:
                 raise gr.Error(f"Invalid recipe: {validation_problems(error)}") from None
-            except Exception as error:
+            except KbotError as error:
                 raise gr.Error(str(error)) from None
             quota = TrainingQuota(
                 resources.settings.runs_dir / "usage.json", resources.settings.train_minutes_per_day
@@ -201,6 +206,8 @@ def train_tab(
                         view, config, data, progress, cancel, history
                     )
                 except Exception as error:
+                    if not isinstance(error, KbotError):
+                        log.exception("A training failed")
                     state["error"] = error
 
             worker = threading.Thread(target=work, daemon=True)
