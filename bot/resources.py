@@ -8,10 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.language_models import BaseChatModel
+
 from bot.access import Scope
 from bot.admission import Admission
-from bot.llm import LocalChatModel
-from bot.model import CheckpointCache, GenerationParams, LoadedModel, Weights, load_model
+from bot.engine import LocalEngine
+from bot.model import GenerationParams, LoadedModel
 from bot.settings import Settings
 from bot.uploads import Uploads
 from common.errors import BadInput
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from adapters.registry import ArtifactRegistry
+    from bot.views import ResourcesView
     from knowledge.knowledge_base import KnowledgeBase
 
     # The type checker matches properties, not cached_property, against the views' Protocols.
@@ -50,8 +53,14 @@ class Resources:
         self._lock = threading.Lock()
 
     @cached_property
+    def engine(self) -> LocalEngine:
+        """Where every answer is generated (`bot/engine.py`)."""
+        return LocalEngine(self.settings)
+
+    @property
     def model(self) -> LoadedModel:
-        return load_model(self.settings)
+        """The shared base model itself (for benchmarks and tests of the model)."""
+        return self.engine.model
 
     @cached_property
     def embedder(self) -> Embeddings:
@@ -100,10 +109,6 @@ class Resources:
         return ArtifactRegistry(self.settings.adapters_dir)
 
     @cached_property
-    def checkpoints(self) -> CheckpointCache:
-        return CheckpointCache(self.settings.checkpoint_cache_mb)
-
-    @cached_property
     def reader(self) -> Path | None:
         """The reader adapter's folder (setting `reader`), or None for the plain model. A
         reader trained on another base model cannot be used with this one: it is left off."""
@@ -135,20 +140,17 @@ class Resources:
     def load(self) -> Resources:
         """Load the base model now (at start) and find the reader, so a bad setting fails
         before serving."""
-        with self._lock:
-            _ = self.model
+        self.engine.load()
         _ = self.reader
         return self
 
-    def reader_model(self, **overrides: Any) -> LocalChatModel:
+    def reader_model(self, **overrides: Any) -> BaseChatModel:
         """The shared model with the reader adapter on (the plain model when there is none),
         for reading passages. No repetition penalty: it would punish copying facts from the
         passages; prompt lookup drafts those copies (13% less time per answer on the reader
         bench's questions)."""
-        reader = self.reader
-        weights = Weights(self.model, self.model.add_adapter(reader)) if reader else None
-        defaults = {"repetition_penalty": 1.0, "prompt_lookup": 8}
-        return self.chat_model(weights, **(defaults | overrides))
+        params = _params(self.settings, {"repetition_penalty": 1.0, "prompt_lookup": 8} | overrides)
+        return self.engine.chat_model(params, adapter=self.reader)
 
     def hypothetical_answer(self, question: str) -> str:
         """What the plain model answers without documents: the hyde mode searches with it,
@@ -175,11 +177,28 @@ class Resources:
             sentence, lambda messages: model.invoke(convert_to_messages(messages)).text
         )
 
-    def chat_model(self, weights: Weights | None = None, **overrides: Any) -> LocalChatModel:
-        """A LangChain chat model over `weights` (default: the shared base model as it is);
-        `overrides` change generation parameters for one chain. Models are never copied."""
-        if weights is None:
-            with self._lock:
-                weights = Weights(self.model)
-        params = replace(GenerationParams.from_settings(self.settings), **overrides)
-        return LocalChatModel(loaded=weights.loaded, params=params, adapter=weights.adapter)
+    def chat_model(
+        self, adapter: str | None = None, checkpoint: str | None = None, **overrides: Any
+    ) -> BaseChatModel:
+        return answering_model(self, adapter, checkpoint, overrides)
+
+
+def _params(settings: Settings, overrides: dict[str, Any]) -> GenerationParams:
+    return replace(GenerationParams.from_settings(settings), **overrides)
+
+
+def answering_model(
+    resources: ResourcesView,
+    adapter: str | None,
+    checkpoint: str | None,
+    overrides: dict[str, Any],
+) -> BaseChatModel:
+    """A chat model from the engine: the base model, with the LoRA `adapter` switched on or
+    the fully fine-tuned `checkpoint` instead (named as `resources`' caller knows them);
+    `overrides` change generation parameters for one chain. Models are never copied."""
+    artifacts = resources.artifacts
+    return resources.engine.chat_model(
+        _params(resources.settings, overrides),
+        adapter=artifacts.path(adapter) if adapter else None,
+        checkpoint=artifacts.path(checkpoint) if checkpoint else None,
+    )

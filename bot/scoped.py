@@ -12,11 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+
 from adapters.meta import ArtifactMeta
 from adapters.registry import ArtifactRegistry, UnknownArtifactError
 from bot.access import AccessDenied, Scope
-from bot.model import CheckpointCache, LoadedModel
-from bot.resources import Resources
+from bot.engine import Engine
+from bot.resources import Resources, answering_model
 from bot.views import ResourcesView
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.results import Hit, IngestResult, Mode, Progress, UnknownCollectionError
@@ -176,23 +178,24 @@ class ScopedResources:
         self.settings = shared.settings
         self.admission = shared.admission
         self.uploads = shared.uploads
-        self.chat_model = shared.chat_model
         self.reader_model = shared.reader_model
         self.hypothetical_answer = shared.hypothetical_answer
         self.chunk_questions = shared.chunk_questions
         self.question_for = shared.question_for
 
     @property
-    def model(self) -> LoadedModel:
-        return self.shared.model
+    def engine(self) -> Engine:
+        return self.shared.engine
+
+    def chat_model(
+        self, adapter: str | None = None, checkpoint: str | None = None, **overrides: Any
+    ) -> BaseChatModel:
+        # Adapters by the names this caller knows: another user's are not found.
+        return answering_model(self, adapter, checkpoint, overrides)
 
     @property
     def embedder(self) -> Any:
         return self.shared.embedder
-
-    @property
-    def checkpoints(self) -> CheckpointCache:
-        return self.shared.checkpoints
 
     @property
     def reader(self) -> Path | None:

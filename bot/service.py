@@ -159,12 +159,11 @@ class ChatService:
         # fits without loading the tokenizer (the echo and summary backends need no model).
         if sum(len(message.text.encode()) for message in earlier) <= settings.max_history_tokens:
             return earlier
-        tokenizer = self.resources.model.tokenizer
         return history_messages(
             history,
             settings.max_history_chars,
             max_tokens=settings.max_history_tokens,
-            count_tokens=lambda text: len(tokenizer.encode(text, add_special_tokens=False)),
+            count_tokens=self.resources.engine.count_tokens,
             max_turns=max_turns,
         )
 

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         default=Path.home() / ".kbot",
         description="Data folder for knowledge stores, adapters and the model cache.",
     )
+    model_cache: Path | None = Field(
+        default=None,
+        description="Folder of the packaged model converted for use (default: KBOT_HOME/models); "
+        "data folders may share one.",
+    )
     model: str = Field(
         default=PACKAGED_MODEL,
         description="Base model: the packaged default, a Hugging Face model id, or a local folder.",
@@ -217,7 +222,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.model_cache or self.home / "models"
 
     @property
     def knowledge_dir(self) -> Path:

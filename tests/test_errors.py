@@ -19,7 +19,9 @@ def defined_exceptions() -> list[type]:
     for layer in ("bot", "knowledge", "adapters", "common"):
         for path in sorted((ROOT / layer).rglob("*.py")):
             module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            classes = [n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)]
+            classes = [
+                n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)
+            ]
             if not classes:
                 continue
             loaded = importlib.import_module(module.removesuffix(".__init__"))

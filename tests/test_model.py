@@ -117,3 +117,16 @@ def test_cli_fails_at_start_on_a_bad_model(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "KBOT_MODEL='no-such-org/no-such-model' could not be loaded" in result.stderr
+
+
+def test_stop_strings_end_the_answer_before_them(resources: Resources) -> None:
+    from bot.llm import until_stop
+
+    assert "".join(until_stop(iter(["Par", "is. Lon", "don."]), [". L"])) == "Paris"
+    assert "".join(until_stop(iter(["a", "b"]), ["zz"])) == "ab"
+    model = resources.chat_model(max_new_tokens=24)  # greedy: the same answer each time
+    question = "Name three colours of the rainbow."
+    free = model.invoke(question).text
+    stop = free[len(free) // 2 :][:3]  # a string the answer holds past its start
+    stopped = model.invoke(question, stop=[stop]).text
+    assert stopped == free[: free.index(stop)] and len(stopped) < len(free)

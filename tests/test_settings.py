@@ -7,7 +7,7 @@ from bot.settings import PACKAGED_MODEL, Settings, load_settings
 
 
 def test_defaults_are_the_packaged_model_on_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KBOT_MODEL", "KBOT_HOME", "KBOT_PORT"):
+    for name in ("KBOT_MODEL", "KBOT_HOME", "KBOT_PORT", "KBOT_MODEL_CACHE"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.model == PACKAGED_MODEL

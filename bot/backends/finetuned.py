@@ -3,9 +3,9 @@ fine-tuned checkpoint. Both answer like the base backend, with the trained weigh
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from typing import Any, ClassVar
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableParallel
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,6 @@ from adapters.meta import ArtifactMeta
 from adapters.registry import UnknownArtifactError
 from bot.backends.backend import Backend, BackendError, UnknownNameError
 from bot.backends.plain import chat_prompt
-from bot.model import Weights
 from bot.views import ResourcesView
 from common.names import InvalidNameError
 
@@ -39,26 +38,15 @@ def checked_artifact(resources: ResourcesView, name: str, method: str, option: s
     return meta
 
 
-def lora_weights(resources: ResourcesView, adapter: str) -> Weights:
-    """The shared base model with LoRA `adapter` switched on (loaded once per version)."""
-    loaded = resources.model
-    return Weights(loaded, loaded.add_adapter(resources.artifacts.path(adapter)))
-
-
-def checkpoint_weights(resources: ResourcesView, checkpoint: str) -> Weights:
-    """A fully fine-tuned checkpoint: a model of its own, cached under a memory cap."""
-    return Weights(resources.checkpoints.get(resources.artifacts.path(checkpoint)))
-
-
 class ArtifactBackend(Backend):
     """Answers with the trained artifact named by option `option`, made by `method`."""
 
     method: ClassVar[str]
     option: ClassVar[str]
 
-    @abstractmethod
-    def weights(self, resources: ResourcesView, name: str) -> Weights:
-        """The weights that answer with artifact `name`."""
+    def answer_model(self, resources: ResourcesView, name: str) -> BaseChatModel:
+        """The model that answers with artifact `name` (its option names which kind)."""
+        return resources.chat_model(**{self.option: name})
 
     def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
         return resources.artifacts.names_of(self.method) if field == self.option else None
@@ -70,7 +58,7 @@ class ArtifactBackend(Backend):
     def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         name = getattr(options, self.option)
         checked_artifact(resources, name, self.method, self.option)
-        llm = resources.chat_model(self.weights(resources, name))
+        llm = self.answer_model(resources, name)
         return RunnableParallel(answer=chat_prompt(resources.settings.system_prompt) | llm)
 
 
@@ -87,9 +75,6 @@ class LoraBackend(ArtifactBackend):
     method, option = "lora", "adapter"
     positional = (option,)
 
-    def weights(self, resources: ResourcesView, name: str) -> Weights:
-        return lora_weights(resources, name)
-
 
 class FullOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -103,6 +88,3 @@ class FullBackend(ArtifactBackend):
     Options = FullOptions
     method, option = "full", "checkpoint"
     positional = (option,)
-
-    def weights(self, resources: ResourcesView, name: str) -> Weights:
-        return checkpoint_weights(resources, name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -13,7 +14,6 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel,
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, existing_collection
-from bot.llm import LocalChatModel
 from bot.views import ResourcesView
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
 from knowledge.results import Hit, Mode
@@ -114,7 +114,7 @@ class RagBackend(Backend):
         stats = resources.knowledge.stats(options.collection)
         return {key: stats[key] for key in ("index_bytes", "ingest_seconds", "chunks")}
 
-    def answer_model(self, resources: ResourcesView, options: RagOptions) -> LocalChatModel:
+    def answer_model(self, resources: ResourcesView, options: RagOptions) -> BaseChatModel:
         return resources.reader_model()
 
     def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:

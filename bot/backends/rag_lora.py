@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from pydantic import Field
 
-from bot.backends.finetuned import checked_artifact, lora_weights
+from bot.backends.finetuned import checked_artifact
 from bot.backends.rag import RagBackend, RagOptions
-from bot.llm import LocalChatModel
 from bot.views import ResourcesView
 
 
@@ -22,7 +22,7 @@ class RagLoraBackend(RagBackend):
     name = "RAG + LoRA"
     description = (
         "Retrieves a collection's passages like RAG and answers with a LoRA adapter switched "
-        "on, citing [n]."
+        "on, showing the sentences it read as evidence."
     )
     Options = RagLoraOptions
     positional = ("collection", "adapter")
@@ -36,7 +36,6 @@ class RagLoraBackend(RagBackend):
         meta = checked_artifact(resources, options.adapter, "lora", "adapter")
         return {**super().costs(resources, options), **meta.costs()}
 
-    def answer_model(self, resources: ResourcesView, options: Any) -> LocalChatModel:
+    def answer_model(self, resources: ResourcesView, options: Any) -> BaseChatModel:
         checked_artifact(resources, options.adapter, "lora", "adapter")
-        weights = lora_weights(resources, options.adapter)
-        return resources.chat_model(weights, repetition_penalty=1.0)
+        return resources.chat_model(adapter=options.adapter, repetition_penalty=1.0)
