@@ -35,18 +35,23 @@ class ModelLoadError(BadInput):
     """The `model` setting names something that cannot be loaded."""
 
 
+def _setting(name: str) -> Any:
+    """A setting's default: generation defaults live in `Settings` alone."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class GenerationParams:
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
+    max_new_tokens: int = _setting("max_new_tokens")
+    temperature: float = _setting("temperature")
+    top_p: float = _setting("top_p")
+    repetition_penalty: float = _setting("repetition_penalty")
     # Draft up to this many tokens by copying what followed the last tokens in the prompt,
     # checked in one forward pass (prompt lookup decoding): greedy output is unchanged, and
     # answers copied from passages come faster. 0: off; used with greedy decoding only.
     prompt_lookup: int = 0
     # Longest wait for the compute thread before the request is given up as `ModelBusy`.
-    max_wait_s: float = 600.0
+    max_wait_s: float = _setting("max_wait_s")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GenerationParams:

@@ -38,6 +38,7 @@ from langchain_core.language_models import BaseChatModel
 
 from common.errors import BadInput
 from common.files import write_atomically
+from common.text import literal_markdown
 from knowledge.chunking import join_chunks
 from knowledge.reading import STOPWORDS, WORD, needs_previous, split_sentences, terms
 
@@ -142,7 +143,8 @@ class TooManyDocumentsError(BadInput):
 
 
 def document_line(summary: DocumentSummary, label: str) -> str:
-    return f"- **{label}**: {summary.text}"
+    """A document's summary as a Markdown list item; its words are shown literally."""
+    return f"- **{literal_markdown(label)}**: {literal_markdown(summary.text)}"
 
 
 class Summarizer:

@@ -13,3 +13,12 @@ def one_line(message: str, limit: int = 300) -> str:
     """A message as one short line, with no server paths in it."""
     line = " ".join(_ABSOLUTE_PATH.sub(r"…/\1", message).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+_MARKUP = re.compile(r"([\\`*_\[\]<>#|~!])")
+
+
+def literal_markdown(text: str) -> str:
+    """`text` shown as it is where Markdown is rendered: a document's or a user's words may
+    hold markup (links, images, emphasis) that must not act on the page."""
+    return _MARKUP.sub(r"\\\1", text)

@@ -4,6 +4,7 @@ covered, and a changed collection re-summarises only what changed."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,19 @@ def test_a_document_is_named_by_its_path_or_by_a_file_name_no_other_has(
     done = kbot("summarize", "--collection", name, "--source", "harbour.txt", "--json",
                 home=kbot_home)  # fmt: skip
     assert [d["source"] for d in json.loads(done.stdout)["documents"]] == [harbour], done.stderr
+
+
+def test_a_documents_markup_and_the_users_topic_are_shown_as_text(
+    resources: Resources, tmp_path: Path
+) -> None:
+    page = {
+        "tracker.md": "The Quarry Choir meets on Tuesdays. ![pixel](http://example.invalid/t.png) "
+        "Members bring <b>sheet music</b> and a [form](javascript:alert(1)) signed.",
+    }
+    name = ingest_texts(resources.knowledge, tmp_path / "docs", page, "markup")
+    answer = chat(resources, "Summarise the collection.", collection=name)
+    assert "Quarry Choir" in answer
+    unescaped = re.compile(r"(?<!\\)(!\[|<b>|\]\()")  # an image, a tag, a link as markup
+    assert "pixel" in answer and not unescaped.search(answer)
+    missing = chat(resources, "What about *[evil](http://x.invalid)*?", collection=name)
+    assert "evil" in missing and not unescaped.search(missing)

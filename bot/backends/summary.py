@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.backends.backend import Backend, BackendError, UnknownNameError, existing_collection
 from bot.summaries import TooManyDocumentsError, document_line, summarizer, topic_of
 from bot.views import ResourcesView
+from common.text import literal_markdown
 
 
 class SummaryOptions(BaseModel):
@@ -50,7 +51,7 @@ class SummaryBackend(Backend):
             topic = "" if source else topic_of(inputs["question"])
             sources = [source] if source else written.about(collection, topic) if topic else None
             if sources == []:
-                yield _piece(f"No document mentions {topic!r}.")
+                yield _piece(f"No document mentions {literal_markdown(repr(topic))}.")
                 return
             try:
                 documents = []
@@ -64,7 +65,8 @@ class SummaryBackend(Backend):
             if not documents:
                 yield _piece("The collection holds no documents.")
             if len(documents) > 1:
-                yield _piece(f"\n**In short:** {written.overview(collection, documents)}")
+                overview = literal_markdown(written.overview(collection, documents))
+                yield _piece(f"\n**In short:** {overview}")
 
         return RunnableLambda(answer)
 
@@ -84,7 +86,7 @@ def _piece(text: str) -> dict[str, AIMessageChunk]:
 
 def _heading(collection: str, sources: list[str] | None, topic: str) -> str:
     if sources is None:
-        return f"Every document of **{collection}**, summarised:\n\n"
+        return f"Every document of **{literal_markdown(collection)}**, summarised:\n\n"
     if topic:
-        return f"The documents that mention *{topic}*, summarised:\n\n"
+        return f"The documents that mention *{literal_markdown(topic)}*, summarised:\n\n"
     return ""
