@@ -16,6 +16,7 @@ from bot.access import Access, Users, decide_access, password_matches
 from bot.app import CONTENT_POLICY, build_app, server_options
 from bot.resources import Resources
 from bot.service import ChatService
+from common.errors import BadInput
 from tests.cli import kbot
 from tests.conftest import free_port
 
@@ -102,7 +103,7 @@ def test_the_address_decides_what_is_served(tmp_path: Path) -> None:
     Users().write(empty)
     with pytest.raises(ValueError, match="holds no users"):
         decide_access("0.0.0.0", False, empty)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(BadInput, match="no users file"):
         decide_access("0.0.0.0", False, tmp_path / "missing.json")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.resources import Resources
+from common.errors import Refused
 from knowledge.embeddings import packaged_embedder_dir
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.manifest import store_key
@@ -77,7 +78,7 @@ def test_a_collection_moves_to_another_embedder_while_it_answers(
             threading.Thread(target=ask_meanwhile, daemon=True).start()
             knowledge.ingest(name, [(added, "scooter.txt")])
             knowledge.forget(name, "kitchen.txt")
-            with pytest.raises(RuntimeError, match="already changing embedder"):
+            with pytest.raises(Refused, match="already changing embedder"):
                 knowledge.change_embedder(name, projected)  # a second change at once
 
     changed = knowledge.change_embedder(name, projected, progress)
