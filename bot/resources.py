@@ -12,7 +12,7 @@ from langchain_core.language_models import BaseChatModel
 
 from bot.access import Scope
 from bot.admission import Admission
-from bot.engine import LocalEngine
+from bot.engine import Engine, LocalEngine
 from bot.model import GenerationParams, LoadedModel
 from bot.settings import Settings
 from bot.uploads import Uploads
@@ -43,23 +43,21 @@ class Resources:
     # `bot.scoped.ScopedResources`, which has a scope of its own.
     scope = Scope()
 
-    def __init__(self, settings: Settings) -> None:
-        # The model and the embedder load on first use; `load()` forces the model at start.
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        """`engine` generates the answers; by default the model of `settings`, in this process.
+        The model and the embedder load on first use; `load()` forces the model at start."""
         self.settings = settings
+        self.engine: Engine = engine or LocalEngine(settings)
         if settings.torch_threads:
             import torch
 
             torch.set_num_threads(settings.torch_threads)
         self._lock = threading.Lock()
 
-    @cached_property
-    def engine(self) -> LocalEngine:
-        """Where every answer is generated (`bot/engine.py`)."""
-        return LocalEngine(self.settings)
-
     @property
     def model(self) -> LoadedModel:
         """The shared base model itself (for benchmarks and tests of the model)."""
+        assert isinstance(self.engine, LocalEngine), "only the local engine has a model here"
         return self.engine.model
 
     @cached_property
