@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -232,8 +231,8 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 )
                 exporting = gr.Button("Export", size="sm", elem_id="export")
                 exported = gr.File(file_count="multiple", label="Files", elem_id="export-files")
-            exporting.click(export, chatbot, exported, api_visibility="private")
-            app.unload(forget_session)
+            exporting.click(one_line_errors(export), chatbot, exported, api_visibility="private")
+            app.unload(one_line_errors(forget_session))
 
         if access.tools:
             knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
@@ -254,14 +253,14 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             ]
 
         backend.change(
-            on_backend,
+            one_line_errors(on_backend),
             [backend, *controls.components],
             [description, options, *controls.groups.values()],
             api_visibility="private",
         )
         for control in controls.components:
             control.change(
-                controls.options_for,
+                one_line_errors(controls.options_for),
                 [backend, *controls.components],
                 options,
                 api_visibility="private",
@@ -272,14 +271,16 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 view = caller_view(service.resources, access, request)
                 return unwrap_single(controls.refreshed_choices(view, page_opened=True))
 
-            app.load(fill_choices, None, controls.dropdowns, api_visibility="private")
-    for handler in app.fns.values():
-        # Ours are plain functions and generators; the chat's async steps are Gradio's own,
-        # around `chat`, which is wrapped where it is passed in.
-        if callable(handler.fn) and not _is_async(handler.fn):
-            handler.fn = one_line_errors(handler.fn)
+            app.load(
+                one_line_errors(fill_choices), None, controls.dropdowns, api_visibility="private"
+            )
+    unguarded = [
+        getattr(handler.fn, "__qualname__", "?")
+        for handler in app.fns.values()
+        if getattr(handler.fn, "__module__", "").startswith("bot.")
+        and not getattr(handler.fn, "one_line", False)
+    ]
+    # Every handler of ours is registered as `one_line_errors(handler)`: checked here, at
+    # build time, so a new one without it fails every test that builds the app.
+    assert not unguarded, f"Register these as one_line_errors(handler): {unguarded}"
     return app
-
-
-def _is_async(fn: Any) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)

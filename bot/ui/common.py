@@ -173,6 +173,7 @@ def one_line_errors(handler: Callable) -> Callable:
             except Exception as error:
                 raise _shown(error) from None
 
+        streaming.one_line = True  # type: ignore[attr-defined]
         return streaming
 
     @functools.wraps(handler)
@@ -182,4 +183,5 @@ def one_line_errors(handler: Callable) -> Callable:
         except Exception as error:
             raise _shown(error) from None
 
+    plain.one_line = True  # type: ignore[attr-defined]
     return plain

@@ -27,6 +27,7 @@ from bot.training import question_set_path, question_sets
 from bot.ui.common import (
     caller_view,
     download_folder,
+    one_line_errors,
     own_uploads,
     progress_callback,
     require,
@@ -285,12 +286,12 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
             except KbotError as error:
                 raise gr.Error(str(error)) from None
 
-        tab.select(refresh, None, [specs, saved, source], api_visibility="private")
-        upload.upload(load_upload, upload, frame, api_visibility="private")
-        saved.input(load_saved, saved, frame, api_visibility="private")
+        tab.select(one_line_errors(refresh), None, [specs, saved, source], api_visibility="private")
+        upload.upload(one_line_errors(load_upload), upload, frame, api_visibility="private")
+        saved.input(one_line_errors(load_saved), saved, frame, api_visibility="private")
         # Batch work holds the model for minutes: one such job at a time, the rest queue.
         generate.click(
-            make_questions,
+            one_line_errors(make_questions),
             [source, chunks],
             [frame, saved],
             api_visibility="private",
@@ -298,14 +299,19 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
             concurrency_id="batch",
         )
         run.click(
-            evaluate,
+            one_line_errors(evaluate),
             [specs, modes, frame],
             [status, results, scores_plot, costs_plot, report, best, adopt],
             api_visibility="private",
             concurrency_limit=1,
             concurrency_id="batch",
         )
-        stop.click(cancel, None, status, api_visibility="private")
-        adopt.click(adopt_modes, best, status, api_visibility="private")
+        stop.click(one_line_errors(cancel), None, status, api_visibility="private")
+        adopt.click(one_line_errors(adopt_modes), best, status, api_visibility="private")
         for trigger in (ask.click, question.submit):
-            trigger(ask_every, [question, specs, modes], answers, api_visibility="private")
+            trigger(
+                one_line_errors(ask_every),
+                [question, specs, modes],
+                answers,
+                api_visibility="private",
+            )

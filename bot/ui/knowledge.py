@@ -12,7 +12,7 @@ from gradio.components import Component
 
 from bot.access import Access, page_scope
 from bot.scoped import scoped
-from bot.ui.common import caller_view, own_uploads, progress_callback, require
+from bot.ui.common import caller_view, one_line_errors, own_uploads, progress_callback, require
 from bot.views import ResourcesView
 from common.errors import KbotError, NotFound
 from knowledge.results import MODES
@@ -201,11 +201,15 @@ def knowledge_tab(
             view = caller_view(resources, access, request)
             return gr.Dropdown(choices=view.knowledge.collections())
 
-        tab.select(refresh, None, collection, api_visibility="private")
-        collection.change(show, collection, [table, document], api_visibility="private")
-        collection.change(settings_of, collection, [mode, embedder], api_visibility="private")
+        tab.select(one_line_errors(refresh), None, collection, api_visibility="private")
+        collection.change(
+            one_line_errors(show), collection, [table, document], api_visibility="private"
+        )
+        collection.change(
+            one_line_errors(settings_of), collection, [mode, embedder], api_visibility="private"
+        )
         set_mode.click(  # the questions mode runs the model over every chunk: a batch job
-            change_mode,
+            one_line_errors(change_mode),
             [collection, mode],
             status,
             api_visibility="private",
@@ -213,7 +217,7 @@ def knowledge_tab(
             concurrency_id="batch",
         )
         set_embedder.click(
-            change_embedder,
+            one_line_errors(change_embedder),
             [collection, embedder],
             status,
             api_visibility="private",
@@ -221,7 +225,7 @@ def knowledge_tab(
             concurrency_id="batch",
         )
         add.click(
-            ingest,
+            one_line_errors(ingest),
             [collection, files],
             [status, collection, files, table, document, *linked, mode, embedder],
             api_visibility="private",
@@ -230,5 +234,8 @@ def knowledge_tab(
             trigger_mode="multiple",
         )
         delete.click(
-            forget, [collection, document], [status, table, document], api_visibility="private"
+            one_line_errors(forget),
+            [collection, document],
+            [status, table, document],
+            api_visibility="private",
         )

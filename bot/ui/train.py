@@ -30,7 +30,15 @@ from bot.training import (
     training_data,
     within_limits,
 )
-from bot.ui.common import Control, caller_view, field_control, own_uploads, require, write_qa_pairs
+from bot.ui.common import (
+    Control,
+    caller_view,
+    field_control,
+    one_line_errors,
+    own_uploads,
+    require,
+    write_qa_pairs,
+)
 from bot.views import ResourcesView
 from common.errors import KbotError
 
@@ -263,7 +271,7 @@ def train_tab(
             return "Cancelling after the current step…"
 
         start.click(
-            run,
+            one_line_errors(run),
             {files, collection, qa_set, *form_fields.values()},
             [status, plot, card, *linked],
             api_visibility="private",
@@ -271,7 +279,7 @@ def train_tab(
             concurrency_limit=1,
             concurrency_id="training",
         )
-        stop.click(cancel, None, status, api_visibility="private")
+        stop.click(one_line_errors(cancel), None, status, api_visibility="private")
 
         def write_pairs(
             collection: str | None, request: gr.Request, progress=gr.Progress()
@@ -292,9 +300,9 @@ def train_tab(
                 gr.Dropdown(choices=question_sets(view)),
             )
 
-        tab.select(refresh, None, [collection, qa_set], api_visibility="private")
+        tab.select(one_line_errors(refresh), None, [collection, qa_set], api_visibility="private")
         generate.click(
-            write_pairs,
+            one_line_errors(write_pairs),
             collection,
             [qa_set, status],
             api_visibility="private",
