@@ -6,7 +6,6 @@ a remote model server is another `Engine`, with no change to the backends."""
 from __future__ import annotations
 
 import threading
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,15 +46,16 @@ class LocalEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb)
 
-    @cached_property
+    @property
     def model(self) -> LoadedModel:
+        # Loaded once: conversations that start together wait for the one load.
         with self._lock:
-            return load_model(self.settings)
-
-    @cached_property
-    def checkpoints(self) -> CheckpointCache:
-        return CheckpointCache(self.settings.checkpoint_cache_mb)
+            if self._model is None:
+                self._model = load_model(self.settings)
+            return self._model
 
     def chat_model(
         self,
