@@ -39,7 +39,7 @@ test-fast: install  # the quick loop: no training, browser or long model runs
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pyright
+	$(VENV)/bin/pyright --project .
 
 format: install
 	$(VENV)/bin/ruff check --fix .

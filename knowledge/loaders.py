@@ -106,16 +106,25 @@ def _docx(data: bytes, path: Path) -> list[Document]:
         raise LoadError(f"is a damaged .docx document: {error}") from None
 
 
-LOADERS: dict[str, Callable[[bytes, Path], list[Document]]] = {
-    ".txt": _plain,
-    ".md": _plain,
-    ".markdown": _plain,
-    ".rst": _plain,
-    ".html": _html,
-    ".htm": _html,
-    ".csv": _csv,
-    ".pdf": _pdf,
-    ".docx": _docx,
+@dataclass(frozen=True)
+class Loader:
+    """How one format is read. A `zipped` format is a zip archive: its unpacked size is
+    checked (`KBOT_MAX_UNPACKED_MB`) before the loader opens it."""
+
+    read: Callable[[bytes, Path], list[Document]]
+    zipped: bool = False
+
+
+LOADERS: dict[str, Loader] = {
+    ".txt": Loader(_plain),
+    ".md": Loader(_plain),
+    ".markdown": Loader(_plain),
+    ".rst": Loader(_plain),
+    ".html": Loader(_html),
+    ".htm": Loader(_html),
+    ".csv": Loader(_csv),
+    ".pdf": Loader(_pdf),
+    ".docx": Loader(_docx, zipped=True),
 }
 
 
@@ -134,9 +143,6 @@ class FileLimits:
 
 
 DEFAULT_LIMITS = FileLimits()
-
-# Formats that are zip archives: their unpacked size is checked before any loader opens them.
-_ZIPPED = {".docx"}
 
 
 def _check_unpacked_size(data: bytes, limit: int) -> None:
@@ -173,14 +179,14 @@ def read_checked(path: Path, limits: FileLimits) -> bytes:
     data = path.read_bytes()
     if not data.strip():
         raise LoadError("is empty")
-    if suffix in _ZIPPED and data.startswith(b"PK"):
+    if LOADERS[suffix].zipped and data.startswith(b"PK"):
         _check_unpacked_size(data, limits.max_unpacked_bytes)
     return data
 
 
 def load_file(path: Path, data: bytes) -> list[Document]:
     """Documents of one file (one per page, CSV row, or the whole text); never empty."""
-    documents = [d for d in LOADERS[file_kind(path)](data, path) if d.page_content.strip()]
+    documents = [d for d in LOADERS[file_kind(path)].read(data, path) if d.page_content.strip()]
     if not documents:
         raise LoadError("holds no text")
     return documents
