@@ -17,6 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from common.errors import KbotError, NotFound
+from common.text import one_line
 from knowledge.chunking import chunk_documents
 from knowledge.loaders import (
     DEFAULT_LIMITS,
@@ -105,7 +106,8 @@ class CollectionWriter:
                 message = f"{path.name}: {error}"
             else:
                 log.error("Ingesting %s failed", path.name, exc_info=error)
-                message = f"{path.name}: not stored: an internal error ({type(error).__name__})"
+                reason = f"{type(error).__name__}: {one_line(str(error))}"
+                message = f"{path.name}: not stored: {reason} (an internal error, logged)"
             result.errors.append({"path": str(path), "error": message})
 
         def embed_and_commit(done: int) -> None:
