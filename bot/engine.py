@@ -32,7 +32,7 @@ class Engine(Protocol):
         ...
 
     def describe(self) -> dict[str, Any]:
-        """What answers: shown in provenance and the benchmarks."""
+        """What answers: which engine runs which model."""
         ...
 
     def load(self) -> None:

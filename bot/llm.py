@@ -109,10 +109,10 @@ def until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
     held = ""
     for piece in pieces:
         held += piece
-        found = [at for s in stop if (at := held.find(s)) >= 0]
-        if found:
-            if min(found):
-                yield held[: min(found)]
+        cut = min((at for s in stop if (at := held.find(s)) >= 0), default=-1)
+        if cut >= 0:
+            if cut:
+                yield held[:cut]
             close = getattr(pieces, "close", None)
             if close:
                 close()  # stops the generation on the compute thread
