@@ -7,6 +7,7 @@ trains every weight of another copy. The shared serving model is never touched.
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
 import resource
 import shutil
@@ -148,22 +149,16 @@ def tokenize(data: TrainingData, tokenizer: Any, max_length: int, system_prompt:
     return examples
 
 
-def _collate(pad_id: int) -> Callable[[list[dict]], dict]:
-    import torch
+def _collator(tokenizer: Any) -> Callable[[list[dict]], dict]:
+    """Batches padded on the right, so each example keeps the positions it has alone, with
+    -100 (ignored by the loss) as the padding's labels: only answers carry loss."""
+    from transformers import DataCollatorForSeq2Seq
 
-    def collate(batch: list[dict]) -> dict:
-        width = max(len(e["input_ids"]) for e in batch)
-
-        def pad(values: list[int], fill: int) -> list[int]:
-            return values + [fill] * (width - len(values))
-
-        return {
-            "input_ids": torch.tensor([pad(e["input_ids"], pad_id) for e in batch]),
-            "labels": torch.tensor([pad(e["labels"], -100) for e in batch]),
-            "attention_mask": torch.tensor([pad([1] * len(e["input_ids"]), 0) for e in batch]),
-        }
-
-    return collate
+    padder = copy.deepcopy(tokenizer)  # a full checkpoint saves the tokenizer as it was
+    padder.padding_side = "right"
+    if padder.pad_token_id is None:
+        padder.pad_token = padder.eos_token
+    return DataCollatorForSeq2Seq(padder, label_pad_token_id=-100, return_tensors="pt")
 
 
 # Model -------------------------------------------------------------------------------------
@@ -349,7 +344,7 @@ def train(
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set or None,
-        data_collator=_collate(tokenizer.pad_token_id or tokenizer.eos_token_id),
+        data_collator=_collator(tokenizer),
         callbacks=_callbacks(progress, cancel, history),
     )
     trainer.remove_callback(PrinterCallback)
