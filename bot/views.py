@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from bot.engine import Engine
     from bot.settings import Settings
     from bot.uploads import Uploads
-    from knowledge.results import Hit, IngestResult, Mode, Progress
+    from knowledge.modes import Mode
+    from knowledge.results import Hit, IngestResult, Progress
 
 
 class KnowledgeView(Protocol):

@@ -1,32 +1,31 @@
 """Knowledge collections under one folder: create, list, delete, inspect them, and the entry
-points to write (`ingest.py`) and search (`search.py`) them."""
+points to write (`ingest.py`), search (`search.py`, `modes.py`) and move them to another
+embedder (`migration.py`)."""
 
 from __future__ import annotations
 
 import shutil
-import threading
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from filelock import Timeout
 from langchain_core.embeddings import Embeddings
 
-from common.errors import BadInput, NotFound, Refused
-from common.files import file_lock, write_atomically
+from common.errors import BadInput, NotFound
+from common.files import write_atomically
 from common.names import validate_name
 from knowledge import search
 from knowledge.chunking import join_chunks
-from knowledge.ingest import CollectionWriter, as_items, chunk_id, version
+from knowledge.ingest import CollectionWriter, as_items
 from knowledge.lexical import LexicalIndex, LexicalIndexes, fuse
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
 from knowledge.manifest import Manifest, ManifestFile, store_key
+from knowledge.migration import EmbedderChange, Embedders
+from knowledge.modes import Mode, RetrievalMode, retrieval_mode
 from knowledge.questions import ChunkQuestions, WriteQuestions
-from knowledge.results import MODES, Hit, IngestResult, Mode, Progress, UnknownCollectionError
+from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
 from knowledge.store import ChromaStore, MissingIndexError
 
 T = TypeVar("T")
@@ -54,12 +53,9 @@ class KnowledgeBase:
     ) -> None:
         self.root = root
         self.embedder = embedder
-        # What `embedder` is called (a setting's value), and how to load any other one that a
-        # collection has moved to (`change_embedder`).
-        self.embedder_name = embedder_name
-        self._load_embedder = load_embedder
-        self._embedders: dict[str, Embeddings] = {}
-        self._embedders_lock = threading.Lock()
+        # `embedder` is called `embedder_name` (a setting's value); `load_embedder` loads
+        # any other that a collection has moved to (`change_embedder`).
+        self.embedders = Embedders(embedder, embedder_name, load_embedder)
         self.default_mode: Mode = default_mode
         # Writes an answer to a question without documents, for the hyde mode.
         self.hypothesize = hypothesize
@@ -69,8 +65,9 @@ class KnowledgeBase:
         self.store = ChromaStore(root / "chroma", embedder)
         self.lexical = LexicalIndexes(root / "collections", self.store)
         self.writer = CollectionWriter(
-            self.store, self.embedder_of, chunk_size, chunk_overlap, file_limits, embed_batch_size
+            self.store, self.embedders.of, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
+        self.embedder_change = EmbedderChange(self.store, self.writer, self.embedders)
         self._manifests: dict[str, ManifestFile] = {}
 
     # Collections -------------------------------------------------------------------------
@@ -119,14 +116,16 @@ class KnowledgeBase:
     def mode(self, name: str) -> Mode:
         """Collection `name`'s retrieval mode: its own setting, else the default."""
         chosen = self._existing(name).folder / "mode"
-        return _checked_mode(chosen.read_text().strip()) if chosen.is_file() else self.default_mode
+        if not chosen.is_file():
+            return self.default_mode
+        return retrieval_mode(chosen.read_text().strip()).name
 
     def set_mode(self, name: str, mode: str, progress: Progress | None = None) -> None:
         """Make `mode` the retrieval mode of collection `name` (conversations may override).
         The questions mode first has the model write questions for every chunk (from then
         on, at each ingestion)."""
         manifest = self._existing(name)
-        if _checked_mode(mode) == "questions":
+        if retrieval_mode(mode).questions:
             self.add_questions(name, progress)
         write_atomically(manifest.folder / "mode", mode)
 
@@ -150,103 +149,23 @@ class KnowledgeBase:
 
     # Embedders ---------------------------------------------------------------------------
 
+    @property
+    def embedder_name(self) -> str:
+        return self.embedders.default_name
+
     def embedder_of(self, manifest: Manifest) -> Embeddings:
         """The embedder of a collection's vectors, as its manifest names it."""
-        spec = manifest.embedder
-        if not spec or spec == self.embedder_name:
-            return self.embedder
-        with self._embedders_lock:  # each model loads once, however many ask at once
-            if spec not in self._embedders:
-                if self._load_embedder is None:
-                    raise BadInput(f"No way to load the embedder {spec!r} here.")
-                self._embedders[spec] = self._load_embedder(spec)
-            return self._embedders[spec]
+        return self.embedders.of(manifest)
 
     def embedder_name_of(self, name: str) -> str:
-        return self._committed(name).embedder or self.embedder_name
+        return self.embedders.name_of(self._committed(name))
 
     def change_embedder(
         self, name: str, spec: str, progress: Progress | None = None
     ) -> dict[str, Any]:
-        """Move collection `name` to embedding model `spec` without stopping it: a new index
-        is built from the stored chunks while searches keep using the old one; chunks
-        written meanwhile are caught up under the collection's lock, and one manifest commit
-        switches to the new index, after which the old one is dropped. A failure or a kill
-        before that commit leaves the old index serving (the half-built one is dropped by
-        the next change)."""
-        manifest_file = self._existing(name)
-        changing = file_lock(manifest_file.folder / ".embedder.lock")
-        try:
-            changing.acquire(timeout=0)
-        except Timeout:
-            raise Refused(f"Collection {name!r} is already changing embedder.") from None
-        try:
-            return self._change_embedder(name, manifest_file, spec, progress)
-        finally:
-            changing.release()
-
-    def _change_embedder(
-        self, name: str, manifest_file: ManifestFile, spec: str, progress: Progress | None
-    ) -> dict[str, Any]:
-        started = time.perf_counter()
-        before = manifest_file.read(fresh=True)
-        if (before.embedder or self.embedder_name) == spec:
-            return {"collection": name, "embedder": spec, "chunks": 0, "changed": False}
-        embedder = self.embedder_of(Manifest(embedder=spec))  # loads it, or fails clearly
-        current = store_key(name, before)
-        for leftover in set(self.store.indexes(name)) - {current}:
-            self.store.drop(leftover)
-        target = Manifest(embedder=spec, index=uuid.uuid4().hex[:8])
-        new_index = store_key(name, target)
-        copied = self._copy_versions(current, new_index, _versions(before), embedder, progress)
-        with manifest_file.locked():
-            now = manifest_file.read(fresh=True)
-            if store_key(name, now) != current:
-                self.store.drop(new_index)
-                raise Refused(f"Collection {name!r} changed embedder meanwhile; try again.")
-            for source, file_hash in _versions(before) - _versions(now):
-                self.store.delete(new_index, version(source, file_hash))
-            copied += self._copy_versions(
-                current, new_index, _versions(now) - _versions(before), embedder
-            )
-            now.embedder, now.index = target.embedder, target.index
-            manifest_file.write(now)  # the switch
-        self.store.drop(current)
-        if progress:
-            progress(1.0, "switched")
-        return {
-            "collection": name,
-            "embedder": spec,
-            "chunks": copied,
-            "changed": True,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-
-    def _copy_versions(
-        self,
-        source_index: str,
-        target_index: str,
-        versions: set[tuple[str, str]],
-        embedder: Embeddings,
-        progress: Progress | None = None,
-    ) -> int:
-        """Embed the chunks of `versions` in `source_index` again with `embedder` into
-        `target_index`, under the same ids, several sources a batch; returns how many."""
-        copied, batch = 0, []
-        ordered = sorted(versions)
-        for number, (source, file_hash) in enumerate(ordered, start=1):
-            batch += self.store.chunks(source_index, version(source, file_hash))
-            if len(batch) < 4 * self.writer.embed_batch_size and number < len(ordered):
-                continue
-            texts = [text for text, _ in batch]
-            vectors = self.writer.embed(embedder, texts)
-            ids = [chunk_id(m["source"], m["file_hash"], m["chunk_index"]) for _, m in batch]
-            if ids:
-                self.store.upsert(target_index, ids, vectors, texts, [m for _, m in batch])
-            copied, batch = copied + len(ids), []
-            if progress:
-                progress(number / (len(ordered) + 1), f"embedded {copied} chunks")
-        return copied
+        """Move collection `name` to embedding model `spec` without stopping it
+        (`knowledge/migration.py`)."""
+        return self.embedder_change.run(name, self._existing(name), spec, progress)
 
     def documents(self, name: str) -> list[dict[str, Any]]:
         manifest = self._committed(name)
@@ -318,7 +237,7 @@ class KnowledgeBase:
         manifest_file = self._manifest(name)
         self.create(name)
         result = self.writer.ingest(name, manifest_file, as_items(files), progress)
-        if result.chunks_added and self.mode(name) == "questions":
+        if result.chunks_added and retrieval_mode(self.mode(name)).questions:
             try:
                 self.add_questions(name, progress)
             except ValueError as error:  # the chunks are in; they are searched by their text
@@ -334,7 +253,7 @@ class KnowledgeBase:
 
     def search(self, name: str, query: str, k: int, mode: str | None = None) -> list[Hit]:
         """The `k` chunks of collection `name` that best match `query`, best first, by `mode`
-        (None: the collection's own; see `MODES`)."""
+        (None: the collection's own; see `knowledge/modes.py`)."""
         return next(self.search_many(name, [query], k, mode))
 
     def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
@@ -349,34 +268,33 @@ class KnowledgeBase:
         self, name: str, queries: Sequence[str], k: int, mode: str | None = None
     ) -> Iterator[list[Hit]]:
         """The hits of each of many queries, in order; queries are embedded in batches."""
-        mode = _checked_mode(mode) if mode else self.mode(name)
+        how = retrieval_mode(mode or self.mode(name))
         manifest = self._committed(name)
-        if mode == "hyde" and self.hypothesize is None:
-            raise BadInput("The hyde mode needs a model to write hypothetical answers.")
-        if mode == "questions" and not self._questions(name).signature():
+        if how.hypothetical and self.hypothesize is None:
+            raise BadInput(f"The {how.name} mode needs a model to write hypothetical answers.")
+        if how.questions and not self._questions(name).signature():
             raise BadInput(
-                f"Collection {name!r} has no questions written yet: make questions its mode "
-                f"first (kbot collections --set-mode {name} questions), which writes them."
+                f"Collection {name!r} has no questions written yet: make {how.name} its mode "
+                f"first (kbot collections --set-mode {name} {how.name}), which writes them."
             )
-        if mode == "bm25":
-            lexical = self._lexical(name, manifest)
+        if not how.dense:
+            lexical = self._lexical(name, manifest, how.questions)
             return (lexical.search(query, k) for query in queries)
-        return self._nearest(name, manifest, list(queries), k, mode)
+        return self._nearest(name, manifest, list(queries), k, how)
 
     def _nearest(
-        self, name: str, manifest: Manifest, queries: list[str], k: int, mode: Mode
+        self, name: str, manifest: Manifest, queries: list[str], k: int, how: RetrievalMode
     ) -> Iterator[list[Hit]]:
-        """Dense, hybrid or hyde hits of each query. Should the collection move to another
-        embedder meanwhile, the queries not answered yet are embedded again for its new
-        index."""
-        fused = mode in ("hybrid", "questions")
-        depth = max(k, _FUSION_DEPTH) if fused else k
-        lexical = self._lexical(name, manifest, mode == "questions") if fused else None
+        """The nearest chunks to each query's embedding, fused with keyword hits if `how`
+        says so. Should the collection move to another embedder meanwhile, the queries not
+        answered yet are embedded again for its new index."""
+        depth = max(k, _FUSION_DEPTH) if how.keywords else k
+        lexical = self._lexical(name, manifest, how.questions) if how.keywords else None
         done = 0
         while done < len(queries):
             embedder, index = self.embedder_of(manifest), store_key(name, manifest)
             left = queries[done:]
-            vectors = self._query_vectors(embedder, left, hypothetical=mode == "hyde")
+            vectors = self._query_vectors(embedder, left, hypothetical=how.hypothetical)
             try:
                 for query, vector in zip(left, vectors, strict=True):
                     hits = search.search_vector(self.store, manifest, index, vector, depth)
@@ -440,16 +358,6 @@ class KnowledgeBase:
 
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         return search.embed_queries(self.embedder, queries)
-
-
-def _versions(manifest: Manifest) -> set[tuple[str, str]]:
-    return {(source, entry.hash) for source, entry in manifest.sources.items()}
-
-
-def _checked_mode(mode: str) -> Mode:
-    if mode not in MODES:
-        raise BadInput(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
-    return next(known for known in MODES if known == mode)
 
 
 def _fused(dense: list[Hit], lexical: LexicalIndex, query: str, depth: int, k: int) -> list[Hit]:

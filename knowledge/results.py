@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from common.errors import NotFound
 
 # fraction done (0-1), a short label of the current step
 Progress = Callable[[float, str], None]
-
-# How a collection is searched: nearest embeddings (dense), BM25 keywords, both with their
-# scores fused (hybrid), nearest to the question with an answer the model wrote without
-# documents (hyde), or hybrid with BM25 over each chunk's text and the questions the model wrote
-# for it (questions).
-Mode = Literal["dense", "bm25", "hybrid", "hyde", "questions"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "hyde", "questions")
 
 
 class UnknownCollectionError(NotFound):

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot.backends import BackendError
+from bot.backends.summary import summarizer
 from bot.resources import Resources
 from bot.service import ChatService
-from bot.summaries import Summarizer, TooManyDocumentsError, faithful, summarizer
 from knowledge.chunking import chunk_documents, join_chunks
 from knowledge.reading import split_sentences
+from knowledge.summaries import Summarizer, TooManyDocumentsError, faithful
 from tests.cli import kbot
 from tests.documents import ingest_texts, squad_train_paragraphs
 
@@ -88,6 +89,7 @@ def wikipedia_articles(count: int, chars: int) -> dict[str, str]:
     raise AssertionError("not enough long articles")
 
 
+@pytest.mark.slow
 def test_a_fact_mentioned_in_passing_is_kept_and_every_sentence_is_whole(
     resources: Resources, tmp_path: Path
 ) -> None:
@@ -169,6 +171,7 @@ def test_changing_the_collection_resummarises_only_what_changed(
     assert len(kept) == len(fourth.documents)  # the deleted document's summary is gone too
 
 
+@pytest.mark.slow
 def test_the_model_can_write_the_summaries(resources: Resources, collection) -> None:
     name, _ = collection
     written = Summarizer(

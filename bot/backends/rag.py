@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, existing_collection
 from bot.views import ResourcesView
+from knowledge.modes import Mode
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
-from knowledge.results import Hit, Mode
+from knowledge.results import Hit
 
 CONDENSE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation. "

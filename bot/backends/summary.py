@@ -13,9 +13,23 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, BackendError, UnknownNameError, existing_collection
-from bot.summaries import TooManyDocumentsError, document_line, summarizer, topic_of
 from bot.views import ResourcesView
 from common.text import literal_markdown
+from knowledge.summaries import Summarizer, TooManyDocumentsError, document_line, topic_of
+
+
+def summarizer(resources: ResourcesView) -> Summarizer:
+    """A summarizer over `resources`' knowledge (as the caller sees it) and settings."""
+    settings = resources.settings
+    return Summarizer(
+        resources.knowledge,
+        resources.embedder,
+        method=settings.summary_method,
+        sentences=settings.summary_sentences,
+        max_documents=settings.summary_max_documents,
+        model=lambda: resources.chat_model(repetition_penalty=1.0, max_new_tokens=120),
+        model_name=settings.model,
+    )
 
 
 class SummaryOptions(BaseModel):

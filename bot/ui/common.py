@@ -18,10 +18,10 @@ from typing import Any, Literal
 import gradio as gr
 from pydantic.fields import FieldInfo
 
+from bot import uploads
 from bot.access import Access, scope_of
 from bot.flags import plain_type
 from bot.scoped import scoped
-from bot.training import generate_questions
 from bot.views import ResourcesView
 from common.errors import KbotError
 from common.text import one_line
@@ -95,28 +95,6 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
     return update
 
 
-def write_qa_pairs(
-    resources: ResourcesView, collection: str | None, progress: gr.Progress, max_chunks: int = 100
-) -> tuple[str, Path, list[dict[str, str]]]:
-    """Q/A pairs written from `collection` with a progress bar: the question set's name as
-    the caller knows it, its file and the pairs. What goes wrong is shown as a message."""
-    if not collection:
-        raise gr.Error("Choose the knowledge collection to write Q/A pairs from.")
-    limit = resources.settings.qa_max_chunks
-    if not 1 <= max_chunks <= limit:
-        raise gr.Error(
-            f"Q/A pairs are written from 1 to {limit:,} chunks at a time (setting "
-            "KBOT_QA_MAX_CHUNKS)."
-        )
-    try:
-        path, pairs = generate_questions(
-            resources, collection, max_chunks=max_chunks, progress=progress_callback(progress)
-        )
-    except KbotError as error:
-        raise gr.Error(str(error)) from None
-    return f"{collection}.jsonl", path, pairs
-
-
 def caller_view(resources: ResourcesView, access: Access, request: gr.Request) -> ResourcesView:
     """The resources as the caller may see them (`bot/scoped.py`)."""
     try:
@@ -128,16 +106,8 @@ def caller_view(resources: ResourcesView, access: Access, request: gr.Request) -
 def own_uploads(
     resources: ResourcesView, access: Access, request: gr.Request, paths: list[str] | None
 ) -> list[Path]:
-    """The uploaded files a handler was given, if they are the caller's own: on a signed-in
-    server, a path another user uploaded (or any other cached file) is refused."""
-    paths = [str(path) for path in paths or []]
-    if access.mode != "signed-in":
-        return [Path(path) for path in paths]
-    caller = access.caller(request)
-    try:
-        return resources.uploads.own(paths, caller[0] if caller else "")
-    except KbotError as error:
-        raise gr.Error(str(error)) from None
+    """The uploaded files a handler was given, if they are the caller's own (`bot/uploads.py`)."""
+    return uploads.own_uploads(resources.uploads, access, request, paths)
 
 
 def require(access: Access, request: gr.Request, action: str) -> None:

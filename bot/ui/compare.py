@@ -20,6 +20,7 @@ from bot.evaluation.questions import Question, QuestionFileError, load_questions
 from bot.evaluation.report import costs_figure, scores_figure, write_report
 from bot.evaluation.runner import ask_all, available_specs, best_modes, compare, in_modes
 from bot.evaluation.table import table
+from bot.jobs import Jobs
 from bot.scoped import scoped
 from bot.service import ChatService, Reply
 from bot.sessions import Sessions
@@ -30,11 +31,8 @@ from bot.ui.common import (
     one_line_errors,
     own_uploads,
     progress_callback,
-    require,
-    write_qa_pairs,
 )
-from common.errors import KbotError
-from knowledge.results import MODES
+from knowledge.modes import MODES
 
 COLUMNS = ["question", "answers", "source"]
 ANSWER_SEPARATOR = " | "
@@ -88,13 +86,132 @@ def side_by_side(replies: list[Reply]) -> str:
     return f'<div style="display:flex;flex-wrap:wrap;gap:0.6rem">{"".join(cards)}</div>'
 
 
-def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> None:
-    """Every handler works on what its caller may see (`caller_view`): a user compares their
-    own and the shared collections and adapters, and writes question sets of their own."""
-    shown = ChatService(scoped(service.resources, page_scope(access)), service.registry)
+class CompareHandlers:
+    """What the Compare tab's controls do. Each works on what its caller may see
+    (`caller_view`): a user compares their own and the shared collections and adapters, and
+    writes question sets of their own."""
 
-    def callers(request: gr.Request) -> ChatService:
-        return ChatService(caller_view(service.resources, access, request), service.registry)
+    def __init__(
+        self, service: ChatService, access: Access, sessions: Sessions, jobs: Jobs
+    ) -> None:
+        self.service = service
+        self.access = access
+        self.sessions = sessions
+        self.jobs = jobs
+
+    def _callers(self, request: gr.Request) -> ChatService:
+        return ChatService(
+            caller_view(self.service.resources, self.access, request), self.service.registry
+        )
+
+    def refresh(self, request: gr.Request) -> tuple[Any, Any, Any]:
+        caller = self._callers(request)
+        return (
+            gr.CheckboxGroup(choices=available_specs(caller)),
+            gr.Dropdown(choices=question_sets(caller.resources)),
+            gr.Dropdown(choices=caller.resources.knowledge.collections()),
+        )
+
+    def load_upload(self, path: str | None, request: gr.Request) -> pd.DataFrame | dict:
+        if not path:
+            return gr.skip()
+        (own,) = own_uploads(self.service.resources, self.access, request, [path])
+        return questions_frame(load_questions(own))
+
+    def load_saved(self, name: str | None, request: gr.Request) -> pd.DataFrame | dict:
+        if not name:
+            return gr.skip()
+        path = question_set_path(self._callers(request).resources, name)
+        return questions_frame(load_questions(path))
+
+    def make_questions(
+        self,
+        collection: str | None,
+        count: float | None,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        name, path, _ = self.jobs.write_questions(
+            request, collection, int(count or 50), progress_callback(progress)
+        )
+        return (
+            questions_frame(load_questions(path)),
+            gr.Dropdown(choices=question_sets(self._callers(request).resources), value=name),
+        )
+
+    def evaluate(
+        self,
+        chosen: list[str],
+        chosen_modes: list[str],
+        edited: pd.DataFrame,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        self.access.require(request, "run comparisons")
+        caller = self._callers(request)
+        try:
+            questions = questions_from_frame(edited)
+            cancel = self.sessions.put(request, "comparison", threading.Event())
+            comparison = compare(
+                caller,
+                questions,
+                in_modes(caller.registry, chosen, chosen_modes),
+                progress_callback(progress),
+                cancel,
+            )
+        finally:
+            self.sessions.drop(request, "comparison")
+        titles, rows = table(comparison)
+        settings = caller.resources.settings
+        reports = caller.resources.scope.folder(settings.home / "reports")
+        kept = write_report(comparison, reports / _report_name())
+        download = download_folder(settings.upload_minutes * 60) / kept.name
+        shutil.copyfile(kept, download)
+        done = sum(len(r.answers) for r in comparison.results)
+        note = " Cancelled: partial results." if comparison.cancelled else ""
+        winners = best_modes(comparison)
+        if winners:
+            listed = ", ".join(f"**{c}**: {m}" for c, m in winners.items())
+            note += f" Best retrieval mode: {listed}."
+        return (
+            f"{done} answers scored on {len(questions)} questions.{note}",
+            pd.DataFrame(rows, columns=titles),
+            scores_figure(comparison),
+            costs_figure(comparison),
+            str(download),
+            winners,
+            gr.Button(visible=bool(winners)),
+        )
+
+    def adopt_modes(self, winners: dict[str, str], request: gr.Request) -> str:
+        self.access.require(request, "change collections")
+        knowledge = self._callers(request).resources.knowledge
+        for collection, mode in winners.items():
+            knowledge.set_mode(collection, mode)
+        done = ", ".join(f"**{c}** now retrieves by {m}" for c, m in winners.items())
+        return f"{done}." if done else "Run a comparison with two retrieval modes first."
+
+    def cancel(self, request: gr.Request) -> str:
+        event = self.sessions.get(request, "comparison")
+        if event is None:
+            return "No comparison of yours is running on this page."
+        event.set()
+        return "Cancelling after the current answer…"
+
+    def ask_every(
+        self, text: str, chosen: list[str], chosen_modes: list[str], request: gr.Request
+    ) -> Iterator[str]:
+        self.access.require(request, "ask every backend")
+        caller = self._callers(request)
+        expanded = in_modes(caller.registry, chosen, chosen_modes)
+        for replies in ask_all(caller, text, expanded):
+            yield side_by_side(replies)
+
+
+def compare_tab(service: ChatService, access: Access, sessions: Sessions, jobs: Jobs) -> None:
+    """The tab's layout, wired to `CompareHandlers`."""
+    shown = ChatService(scoped(service.resources, page_scope(access)), service.registry)
+    handlers = CompareHandlers(service, access, sessions, jobs)
 
     with gr.Tab("Compare", elem_id="tab-compare") as tab:
         gr.Markdown(
@@ -171,147 +288,34 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions) -> Non
             ask = gr.Button("Ask all", elem_id="ask-all-send", scale=0)
         answers = gr.HTML(elem_id="ask-all-answers")
 
-        def refresh(request: gr.Request) -> tuple[Any, Any, Any]:
-            caller = callers(request)
-            return (
-                gr.CheckboxGroup(choices=available_specs(caller)),
-                gr.Dropdown(choices=question_sets(caller.resources)),
-                gr.Dropdown(choices=caller.resources.knowledge.collections()),
-            )
-
-        def load_upload(path: str | None, request: gr.Request) -> pd.DataFrame | dict:
-            if not path:
-                return gr.skip()
-            (own,) = own_uploads(service.resources, access, request, [path])
-            try:
-                return questions_frame(load_questions(own))
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-
-        def load_saved(name: str | None, request: gr.Request) -> pd.DataFrame | dict:
-            if not name:
-                return gr.skip()
-            try:
-                path = question_set_path(callers(request).resources, name)
-                return questions_frame(load_questions(path))
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-
-        def make_questions(
-            collection: str | None,
-            count: float | None,
-            request: gr.Request,
-            progress=gr.Progress(),
-        ):
-            require(access, request, "write question sets")
-            view = callers(request).resources
-            name, path, _ = write_qa_pairs(view, collection, progress, int(count or 50))
-            return (
-                questions_frame(load_questions(path)),
-                gr.Dropdown(choices=question_sets(view), value=name),
-            )
-
-        def evaluate(
-            chosen: list[str],
-            chosen_modes: list[str],
-            edited: pd.DataFrame,
-            request: gr.Request,
-            progress=gr.Progress(),
-        ):
-            require(access, request, "run comparisons")
-            caller = callers(request)
-            try:
-                questions = questions_from_frame(edited)
-                cancel = sessions.put(request, "comparison", threading.Event())
-                comparison = compare(
-                    caller,
-                    questions,
-                    in_modes(caller.registry, chosen, chosen_modes),
-                    progress_callback(progress),
-                    cancel,
-                )
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-            finally:
-                sessions.drop(request, "comparison")
-            titles, rows = table(comparison)
-            settings = caller.resources.settings
-            reports = caller.resources.scope.folder(settings.home / "reports")
-            kept = write_report(comparison, reports / _report_name())
-            download = download_folder(settings.upload_minutes * 60) / kept.name
-            shutil.copyfile(kept, download)
-            done = sum(len(r.answers) for r in comparison.results)
-            note = " Cancelled: partial results." if comparison.cancelled else ""
-            winners = best_modes(comparison)
-            if winners:
-                listed = ", ".join(f"**{c}**: {m}" for c, m in winners.items())
-                note += f" Best retrieval mode: {listed}."
-            return (
-                f"{done} answers scored on {len(questions)} questions.{note}",
-                pd.DataFrame(rows, columns=titles),
-                scores_figure(comparison),
-                costs_figure(comparison),
-                str(download),
-                winners,
-                gr.Button(visible=bool(winners)),
-            )
-
-        def adopt_modes(winners: dict[str, str], request: gr.Request) -> str:
-            require(access, request, "change collections")
-            knowledge = callers(request).resources.knowledge
-            try:
-                for collection, mode in winners.items():
-                    knowledge.set_mode(collection, mode)
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-            done = ", ".join(f"**{c}** now retrieves by {m}" for c, m in winners.items())
-            return f"{done}." if done else "Run a comparison with two retrieval modes first."
-
-        def cancel(request: gr.Request) -> str:
-            event = sessions.get(request, "comparison")
-            if event is None:
-                return "No comparison of yours is running on this page."
-            event.set()
-            return "Cancelling after the current answer…"
-
-        def ask_every(
-            text: str, chosen: list[str], chosen_modes: list[str], request: gr.Request
-        ) -> Iterator[str]:
-            require(access, request, "ask every backend")
-            caller = callers(request)
-            try:
-                expanded = in_modes(caller.registry, chosen, chosen_modes)
-                for replies in ask_all(caller, text, expanded):
-                    yield side_by_side(replies)
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-
-        tab.select(one_line_errors(refresh), None, [specs, saved, source], api_visibility="private")
-        upload.upload(one_line_errors(load_upload), upload, frame, api_visibility="private")
-        saved.input(one_line_errors(load_saved), saved, frame, api_visibility="private")
-        # Batch work holds the model for minutes: one such job at a time, the rest queue.
-        generate.click(
-            one_line_errors(make_questions),
-            [source, chunks],
-            [frame, saved],
+    tab.select(
+        one_line_errors(handlers.refresh), None, [specs, saved, source], api_visibility="private"
+    )
+    upload.upload(one_line_errors(handlers.load_upload), upload, frame, api_visibility="private")
+    saved.input(one_line_errors(handlers.load_saved), saved, frame, api_visibility="private")
+    # Batch work holds the model for minutes: one such job at a time, the rest queue.
+    generate.click(
+        one_line_errors(handlers.make_questions),
+        [source, chunks],
+        [frame, saved],
+        api_visibility="private",
+        concurrency_limit=1,
+        concurrency_id="batch",
+    )
+    run.click(
+        one_line_errors(handlers.evaluate),
+        [specs, modes, frame],
+        [status, results, scores_plot, costs_plot, report, best, adopt],
+        api_visibility="private",
+        concurrency_limit=1,
+        concurrency_id="batch",
+    )
+    stop.click(one_line_errors(handlers.cancel), None, status, api_visibility="private")
+    adopt.click(one_line_errors(handlers.adopt_modes), best, status, api_visibility="private")
+    for trigger in (ask.click, question.submit):
+        trigger(
+            one_line_errors(handlers.ask_every),
+            [question, specs, modes],
+            answers,
             api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="batch",
         )
-        run.click(
-            one_line_errors(evaluate),
-            [specs, modes, frame],
-            [status, results, scores_plot, costs_plot, report, best, adopt],
-            api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="batch",
-        )
-        stop.click(one_line_errors(cancel), None, status, api_visibility="private")
-        adopt.click(one_line_errors(adopt_modes), best, status, api_visibility="private")
-        for trigger in (ask.click, question.submit):
-            trigger(
-                one_line_errors(ask_every),
-                [question, specs, modes],
-                answers,
-                api_visibility="private",
-            )

@@ -12,10 +12,10 @@ from gradio.components import Component
 
 from bot.access import Access, page_scope
 from bot.scoped import scoped
-from bot.ui.common import caller_view, one_line_errors, own_uploads, progress_callback, require
+from bot.ui.common import caller_view, one_line_errors, own_uploads, progress_callback
 from bot.views import ResourcesView
-from common.errors import KbotError, NotFound
-from knowledge.results import MODES
+from common.errors import BadInput, NotFound
+from knowledge.modes import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
 
@@ -29,7 +29,12 @@ def _table(resources: ResourcesView, name: str | None) -> list[list[Any]]:
     if not name or name not in resources.knowledge.collections():
         return []
     return [
-        [Path(d["source"]).name, d["chunks"], round(d["bytes"] / 1000, 1), d["ingested_at"]]
+        [
+            Path(d["source"]).name,
+            d["chunks"],
+            round(d["bytes"] / 1000, 1),
+            d["ingested_at"],
+        ]
         for d in resources.knowledge.documents(name)
     ]
 
@@ -64,16 +69,120 @@ def _source_of(resources: ResourcesView, name: str, source_id: str) -> str:
     raise NotFound(f"Collection {name!r} holds no such document.")
 
 
+class KnowledgeHandlers:
+    """What the Knowledge tab's controls do. Each works on the collections its caller may
+    see (`caller_view`): on a signed-in server, users add to collections of their own.
+    `linked_update` refreshes components elsewhere (the chat's collection choices) whenever
+    collections change here."""
+
+    def __init__(
+        self,
+        resources: ResourcesView,
+        access: Access,
+        linked_update: Callable[[ResourcesView], list[Any]],
+    ) -> None:
+        self.resources = resources
+        self.access = access
+        self.linked_update = linked_update
+
+    def _view(self, request: gr.Request) -> ResourcesView:
+        return caller_view(self.resources, self.access, request)
+
+    def refresh(self, request: gr.Request) -> Any:
+        return gr.Dropdown(choices=self._view(request).knowledge.collections())
+
+    def show(self, name: str | None, request: gr.Request) -> tuple[Any, Any]:
+        return _listing(self._view(request), name)
+
+    def settings_of(self, name: str | None, request: gr.Request) -> tuple[Any, Any]:
+        return _settings(self._view(request), name)
+
+    def ingest(
+        self,
+        name: str | None,
+        paths: list[str] | None,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ) -> tuple:
+        view = self._view(request)
+        if not name:
+            raise BadInput("Choose a collection or type a name for a new one.")
+        if not paths:
+            raise BadInput("Add one or more files first.")
+        files = own_uploads(self.resources, self.access, request, paths)
+        result = view.knowledge.ingest(
+            name, [(path, path.name) for path in files], progress_callback(progress)
+        )
+        named = ", ".join(Path(p).name for p in paths[:3])
+        named += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        lines = [
+            f"**{result.collection}**: {result.files} file(s) read ({named}), "
+            f"{result.chunks_added} chunks added, {result.chunks_unchanged} unchanged, "
+            f"{result.chunks_removed} removed."
+        ]
+        lines += [f"- ⚠️ {error['error']}" for error in result.errors]
+        return (
+            "\n".join(lines),
+            gr.Dropdown(choices=view.knowledge.collections(), value=name),
+            None,
+            *_listing(view, name),
+            *self.linked_update(view),
+            *_settings(view, name),  # a new collection's mode and embedder
+        )
+
+    def forget(self, name: str | None, source: str | None, request: gr.Request) -> tuple:
+        view = self._view(request)
+        if not name or not source:
+            raise BadInput("Choose a collection and a document.")
+        stored = _source_of(view, name, source)
+        removed = view.knowledge.forget(name, stored)
+        return f"Removed {Path(stored).name} ({removed} chunks).", *_listing(view, name)
+
+    def change_mode(
+        self,
+        name: str | None,
+        chosen: str | None,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ) -> str:
+        self.access.require(request, "change collections")
+        view = self._view(request)
+        if not name or chosen not in MODES:
+            raise BadInput("Choose a collection and a retrieval mode.")
+        view.knowledge.set_mode(name, chosen, progress_callback(progress))
+        return f"**{name}** now retrieves by {chosen}."
+
+    def change_embedder(
+        self,
+        name: str | None,
+        chosen: str | None,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ) -> str:
+        self.access.require(request, "change collections")
+        view = self._view(request)
+        # Only what the operator listed: a client value never names a model or a folder.
+        if not name or chosen not in self.resources.settings.embedders:
+            raise BadInput("Choose a collection and one of the embedders offered.")
+        changed = view.knowledge.change_embedder(name, chosen, progress_callback(progress))
+        if not changed["changed"]:
+            return f"**{name}** is already embedded by {chosen}."
+        return (
+            f"**{name}** is now embedded by {chosen} ({changed['chunks']} chunks in "
+            f"{changed['seconds']} s)."
+        )
+
+
 def knowledge_tab(
     resources: ResourcesView,
     access: Access,
     linked: Sequence[Component],
     linked_update: Callable[[ResourcesView], list[Any]],
 ) -> None:
-    """`linked` are components elsewhere (the chat's collection choices) that `linked_update`
-    refreshes whenever collections change here. Each caller works on the collections they
-    may see (`caller_view`): on a signed-in server, users add to collections of their own."""
+    """The tab's layout, wired to `KnowledgeHandlers`; `linked` are the components that
+    `linked_update` refreshes."""
     shown = scoped(resources, page_scope(access))
+    handlers = KnowledgeHandlers(resources, access, linked_update)
 
     with gr.Tab("Knowledge") as tab:
         gr.Markdown(
@@ -88,12 +197,19 @@ def knowledge_tab(
             elem_id="kb-collection",
         )
         files = gr.File(
-            file_count="multiple", label="Documents to add", type="filepath", elem_id="kb-files"
+            file_count="multiple",
+            label="Documents to add",
+            type="filepath",
+            elem_id="kb-files",
         )
         add = gr.Button("Add to collection", variant="primary", elem_id="kb-add")
         status = gr.Markdown(elem_id="kb-status")
         table = gr.Dataframe(
-            headers=COLUMNS, value=[], interactive=False, label="Documents", elem_id="kb-documents"
+            headers=COLUMNS,
+            value=[],
+            interactive=False,
+            label="Documents",
+            elem_id="kb-documents",
         )
         with gr.Row():
             document = gr.Dropdown(label="Document", choices=[], scale=3, elem_id="kb-document")
@@ -110,132 +226,51 @@ def knowledge_tab(
                 set_mode = gr.Button("Set mode", elem_id="kb-set-mode")
             with gr.Row():
                 embedder = gr.Dropdown(
-                    resources.settings.embedders, label="Embedder", elem_id="kb-embedder"
+                    resources.settings.embedders,
+                    label="Embedder",
+                    elem_id="kb-embedder",
                 )
                 set_embedder = gr.Button("Change embedder", elem_id="kb-set-embedder")
 
-        def show(name: str | None, request: gr.Request) -> tuple[Any, Any]:
-            return _listing(caller_view(resources, access, request), name)
-
-        def ingest(
-            name: str | None, paths: list[str] | None, request: gr.Request, progress=gr.Progress()
-        ):
-            view = caller_view(resources, access, request)
-            if not name:
-                raise gr.Error("Choose a collection or type a name for a new one.")
-            if not paths:
-                raise gr.Error("Add one or more files first.")
-            files = own_uploads(resources, access, request, paths)
-            try:
-                result = view.knowledge.ingest(
-                    name,
-                    [(path, path.name) for path in files],
-                    progress_callback(progress),
-                )
-            except KbotError as error:  # a bad name, or not theirs to change
-                raise gr.Error(str(error)) from None
-            named = ", ".join(Path(p).name for p in paths[:3])
-            named += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-            lines = [
-                f"**{result.collection}**: {result.files} file(s) read ({named}), "
-                f"{result.chunks_added} chunks added, {result.chunks_unchanged} unchanged, "
-                f"{result.chunks_removed} removed."
-            ]
-            lines += [f"- ⚠️ {error['error']}" for error in result.errors]
-            return (
-                "\n".join(lines),
-                gr.Dropdown(choices=view.knowledge.collections(), value=name),
-                None,
-                *_listing(view, name),
-                *linked_update(view),
-                *_settings(view, name),  # a new collection's mode and embedder
-            )
-
-        def forget(name: str | None, source: str | None, request: gr.Request):
-            view = caller_view(resources, access, request)
-            if not name or not source:
-                raise gr.Error("Choose a collection and a document.")
-            try:
-                stored = _source_of(view, name, source)
-                removed = view.knowledge.forget(name, stored)
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-            return f"Removed {Path(stored).name} ({removed} chunks).", *_listing(view, name)
-
-        def settings_of(name: str | None, request: gr.Request) -> tuple[Any, Any]:
-            return _settings(caller_view(resources, access, request), name)
-
-        def change_mode(
-            name: str | None, chosen: str | None, request: gr.Request, progress=gr.Progress()
-        ) -> str:
-            require(access, request, "change collections")
-            view = caller_view(resources, access, request)
-            if not name or chosen not in MODES:
-                raise gr.Error("Choose a collection and a retrieval mode.")
-            try:
-                view.knowledge.set_mode(name, chosen, progress_callback(progress))
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-            return f"**{name}** now retrieves by {chosen}."
-
-        def change_embedder(
-            name: str | None, chosen: str | None, request: gr.Request, progress=gr.Progress()
-        ) -> str:
-            require(access, request, "change collections")
-            view = caller_view(resources, access, request)
-            # Only what the operator listed: a client value never names a model or a folder.
-            if not name or chosen not in resources.settings.embedders:
-                raise gr.Error("Choose a collection and one of the embedders offered.")
-            try:
-                changed = view.knowledge.change_embedder(name, chosen, progress_callback(progress))
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-            if not changed["changed"]:
-                return f"**{name}** is already embedded by {chosen}."
-            return (
-                f"**{name}** is now embedded by {chosen} ({changed['chunks']} chunks in "
-                f"{changed['seconds']} s)."
-            )
-
-        def refresh(request: gr.Request) -> Any:
-            view = caller_view(resources, access, request)
-            return gr.Dropdown(choices=view.knowledge.collections())
-
-        tab.select(one_line_errors(refresh), None, collection, api_visibility="private")
-        collection.change(
-            one_line_errors(show), collection, [table, document], api_visibility="private"
-        )
-        collection.change(
-            one_line_errors(settings_of), collection, [mode, embedder], api_visibility="private"
-        )
-        set_mode.click(  # the questions mode runs the model over every chunk: a batch job
-            one_line_errors(change_mode),
-            [collection, mode],
-            status,
-            api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="batch",
-        )
-        set_embedder.click(
-            one_line_errors(change_embedder),
-            [collection, embedder],
-            status,
-            api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="batch",
-        )
-        add.click(
-            one_line_errors(ingest),
-            [collection, files],
-            [status, collection, files, table, document, *linked, mode, embedder],
-            api_visibility="private",
-            # A click while files are being added queues these files (in turn) instead of
-            # being ignored, and the box then cleared by the earlier addition.
-            trigger_mode="multiple",
-        )
-        delete.click(
-            one_line_errors(forget),
-            [collection, document],
-            [status, table, document],
-            api_visibility="private",
-        )
+    tab.select(one_line_errors(handlers.refresh), None, collection, api_visibility="private")
+    collection.change(
+        one_line_errors(handlers.show), collection, [table, document], api_visibility="private"
+    )
+    collection.change(
+        one_line_errors(handlers.settings_of),
+        collection,
+        [mode, embedder],
+        api_visibility="private",
+    )
+    # The questions mode and a new embedder run a model over every chunk: batch jobs.
+    set_mode.click(
+        one_line_errors(handlers.change_mode),
+        [collection, mode],
+        status,
+        api_visibility="private",
+        concurrency_limit=1,
+        concurrency_id="batch",
+    )
+    set_embedder.click(
+        one_line_errors(handlers.change_embedder),
+        [collection, embedder],
+        status,
+        api_visibility="private",
+        concurrency_limit=1,
+        concurrency_id="batch",
+    )
+    add.click(
+        one_line_errors(handlers.ingest),
+        [collection, files],
+        [status, collection, files, table, document, *linked, mode, embedder],
+        api_visibility="private",
+        # A click while files are being added queues these files (in turn) instead of being
+        # ignored, and the box then cleared by the earlier addition.
+        trigger_mode="multiple",
+    )
+    delete.click(
+        one_line_errors(handlers.forget),
+        [collection, document],
+        [status, table, document],
+        api_visibility="private",
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import pandas as pd
+from gradio.blocks import Block
 from gradio.components import Component
 from pydantic import ValidationError
 
@@ -19,28 +19,19 @@ from adapters.meta import ArtifactMeta
 from adapters.train import TrainConfig
 from bot.access import Access, page_scope
 from bot.backends.backend import validation_problems
+from bot.jobs import Jobs, TrainingOutcome
 from bot.scoped import scoped
 from bot.sessions import Sessions
-from bot.training import (
-    TrainingQuota,
-    question_set_path,
-    question_sets,
-    reader_training_data,
-    run_training_in_child,
-    training_data,
-    within_limits,
-)
+from bot.training import question_sets
 from bot.ui.common import (
     Control,
     caller_view,
     field_control,
     one_line_errors,
-    own_uploads,
-    require,
-    write_qa_pairs,
+    progress_callback,
 )
 from bot.views import ResourcesView
-from common.errors import KbotError
+from common.errors import BadInput, KbotError
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +97,149 @@ def _config(values: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**given)
 
 
+@dataclass
+class TrainForm:
+    """The Train tab's inputs that a training reads."""
+
+    recipe: dict[str, Component]  # by `TrainConfig` field
+    files: Component
+    collection: Component
+    qa_set: Component
+
+    def inputs(self) -> set[Block]:
+        return {self.files, self.collection, self.qa_set, *self.recipe.values()}
+
+
+class TrainHandlers:
+    """What the Train tab's controls do. The rules (rights, limits, the day's time, one run
+    at a time) are `Jobs`'; these show a run's progress, loss plot and result. `linked` are
+    components elsewhere (the chat's adapter choices) that `linked_update` refreshes."""
+
+    def __init__(
+        self,
+        resources: ResourcesView,
+        access: Access,
+        sessions: Sessions,
+        jobs: Jobs,
+        linked: Sequence[Component],
+        linked_update: Callable[[ResourcesView], list[Any]],
+    ) -> None:
+        self.resources = resources
+        self.access = access
+        self.sessions = sessions
+        self.jobs = jobs
+        self.linked = linked
+        self.linked_update = linked_update
+        self.form: TrainForm | None = None  # set once the layout is built
+
+    def start(self, values: dict[Component, Any], request: gr.Request) -> Iterator[tuple]:
+        """Train the recipe in the form, yielding (status, loss plot, result card, *linked)
+        every second while it runs; leaving the page cancels the run."""
+        assert self.form is not None
+        form = self.form
+        self.jobs.check_may_train(request)  # a visitor hears to sign in, not what to fill in
+        try:
+            config = _config({key: values[control] for key, control in form.recipe.items()})
+        except ValidationError as error:
+            raise BadInput(f"Invalid recipe: {validation_problems(error)}") from None
+        job = self.jobs.prepare_training(
+            request,
+            config,
+            values[form.files],
+            values[form.qa_set],
+            values[form.collection],
+        )
+        cancel = self.sessions.put(request, "training", threading.Event())
+        state: dict[str, Any] = {"label": "starting…"}
+        history: list[dict[str, float]] = []
+        unchanged = [gr.skip()] * len(self.linked)
+
+        def progress(fraction: float, label: str) -> None:
+            state["label"] = f"{fraction:.0%} · {label}"
+
+        def work() -> None:
+            try:
+                state["outcome"] = self.jobs.run_training(job, progress, cancel, history)
+            except Exception as error:
+                if not isinstance(error, KbotError):
+                    log.exception("A training failed")
+                state["error"] = error
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(timeout=1.0)
+                status = f"Training **{config.name}** · {state['label']}"
+                yield status, _loss_frame(list(history)), "", *unchanged
+        finally:
+            # Gradio closes this generator when its client goes away: stop the run too.
+            if worker.is_alive():
+                cancel.set()
+            self.sessions.drop(request, "training")
+        if "error" in state:
+            raise gr.Error(f"Training failed: {state['error']}")
+        outcome: TrainingOutcome = state["outcome"]
+        meta = outcome.result.meta
+        if meta is None:
+            said = (
+                f"Stopped: {outcome.stopped} Nothing" if outcome.stopped else "Cancelled; nothing"
+            )
+            yield f"{said} was saved.", gr.skip(), "", *unchanged
+            return
+        where = (
+            f"RAG reads with it once the app starts with `KBOT_READER={config.name}`."
+            if config.as_reader
+            else "pick it in the chat's backend list."
+        )
+        yield (
+            f"Done: **{config.name}** is ready; {where}",
+            _loss_frame(meta.loss_history),
+            _result_card(meta),
+            *self.linked_update(job.view),
+        )
+
+    def cancel(self, request: gr.Request) -> str:
+        event = self.sessions.get(request, "training")
+        if event is None:
+            return "No training of yours is running on this page."
+        event.set()
+        return "Cancelling after the current step…"
+
+    def write_pairs(
+        self, collection: str | None, request: gr.Request, progress=gr.Progress()
+    ) -> tuple[Any, str]:
+        name, _, pairs = self.jobs.write_questions(
+            request, collection, progress=progress_callback(progress)
+        )
+        return (
+            gr.Dropdown(choices=question_sets(self._view(request)), value=name),
+            f"Wrote {len(pairs)} Q/A pairs to `{name}`: read or edit them in the Compare tab, "
+            "then start training.",
+        )
+
+    def refresh(self, request: gr.Request) -> tuple[Any, Any]:
+        view = self._view(request)
+        return (
+            gr.Dropdown(choices=view.knowledge.collections()),
+            gr.Dropdown(choices=question_sets(view)),
+        )
+
+    def _view(self, request: gr.Request) -> ResourcesView:
+        return caller_view(self.resources, self.access, request)
+
+
 def train_tab(
     resources: ResourcesView,
     access: Access,
     linked: Sequence[Component],
     linked_update: Callable[[ResourcesView], list[Any]],
     sessions: Sessions,
+    jobs: Jobs,
 ) -> None:
+    """The tab's layout, wired to `TrainHandlers`."""
     shown = scoped(resources, page_scope(access))
+    handlers = TrainHandlers(resources, access, sessions, jobs, linked, linked_update)
 
     with gr.Tab("Train") as tab:
         gr.Markdown(
@@ -169,143 +295,31 @@ def train_tab(
             elem_id="train-plot",
         )
         card = gr.Markdown(elem_id="train-card")
-        form_fields = {"method": method, "name": name, "overwrite": overwrite} | recipe
 
-        def run(form: dict[Component, Any], request: gr.Request) -> Iterator[tuple]:
-            require(access, request, "train models")
-            view = caller_view(resources, access, request)
-            try:
-                config = _config({key: form[control] for key, control in form_fields.items()})
-                within_limits(config, resources.settings)
-                view.artifacts.check_free(config.name, config.overwrite)
-                paths = own_uploads(resources, access, request, form[files])
-                if form[qa_set]:
-                    paths.append(question_set_path(view, form[qa_set]))
-                gather = reader_training_data if config.as_reader else training_data
-                data = gather(view, paths or None, form[collection] or None)
-                # Artifacts' metadata is shown to everyone who may use them: file names only,
-                # not the server's upload paths.
-                for path in paths:
-                    data = replace(data, origin=data.origin.replace(str(path), path.name))
-            except ValidationError as error:
-                raise gr.Error(f"Invalid recipe: {validation_problems(error)}") from None
-            except KbotError as error:
-                raise gr.Error(str(error)) from None
-            quota = TrainingQuota(
-                resources.settings.runs_dir / "usage.json", resources.settings.train_minutes_per_day
-            )
-            # Whose time a run uses: a signed-in user's; on a public server without users,
-            # everyone's together. The machine's own local server is not limited.
-            who = view.scope.user or "everyone"
-            allowed = quota.left(who) if access.mode != "local" else math.inf
-            if allowed <= 0:
-                raise gr.Error(quota.refusal())
-            cancel = sessions.put(request, "training", threading.Event())
-            state: dict[str, Any] = {"label": "starting…"}
-            history: list[dict[str, float]] = []
-            unchanged = [gr.skip()] * len(linked)
-
-            def progress(fraction: float, label: str) -> None:
-                state["label"] = f"{fraction:.0%} · {label}"
-
-            def work() -> None:
-                try:
-                    state["result"] = run_training_in_child(
-                        view, config, data, progress, cancel, history
-                    )
-                except Exception as error:
-                    if not isinstance(error, KbotError):
-                        log.exception("A training failed")
-                    state["error"] = error
-
-            worker = threading.Thread(target=work, daemon=True)
-            started = time.monotonic()
-            worker.start()
-            try:
-                while worker.is_alive():
-                    time.sleep(1.0)
-                    if time.monotonic() - started > allowed and not cancel.is_set():
-                        cancel.set()
-                        state["quota"] = quota.refusal()
-                    yield (
-                        f"Training **{config.name}** · {state['label']}",
-                        _loss_frame(list(history)),
-                        "",
-                        *unchanged,
-                    )
-            finally:
-                # Gradio closes this generator when its client goes away: stop the run too.
-                if worker.is_alive():
-                    cancel.set()
-                if access.mode != "local":
-                    quota.use(who, time.monotonic() - started)
-                sessions.drop(request, "training")
-            if "error" in state:
-                raise gr.Error(f"Training failed: {state['error']}")
-            result = state["result"]
-            if result.meta is None:
-                said = (
-                    f"Stopped: {state['quota']} Nothing"
-                    if "quota" in state
-                    else "Cancelled; nothing"
-                )
-                yield f"{said} was saved.", gr.skip(), "", *unchanged
-                return
-            where = (
-                f"RAG reads with it once the app starts with `KBOT_READER={config.name}`."
-                if config.as_reader
-                else "pick it in the chat's backend list."
-            )
-            yield (
-                f"Done: **{config.name}** is ready; {where}",
-                _loss_frame(result.meta.loss_history),
-                _result_card(result.meta),
-                *linked_update(view),
-            )
-
-        def cancel(request: gr.Request) -> str:
-            event = sessions.get(request, "training")
-            if event is None:
-                return "No training of yours is running on this page."
-            event.set()
-            return "Cancelling after the current step…"
-
-        start.click(
-            one_line_errors(run),
-            {files, collection, qa_set, *form_fields.values()},
-            [status, plot, card, *linked],
-            api_visibility="private",
-            # One training at a time on the server; the next waits in Gradio's queue.
-            concurrency_limit=1,
-            concurrency_id="training",
-        )
-        stop.click(one_line_errors(cancel), None, status, api_visibility="private")
-
-        def write_pairs(
-            collection: str | None, request: gr.Request, progress=gr.Progress()
-        ) -> tuple[Any, str]:
-            require(access, request, "write question sets")
-            view = caller_view(resources, access, request)
-            name, _, pairs = write_qa_pairs(view, collection, progress)
-            return (
-                gr.Dropdown(choices=question_sets(view), value=name),
-                f"Wrote {len(pairs)} Q/A pairs to `{name}`: read or edit them in the "
-                "Compare tab, then start training.",
-            )
-
-        def refresh(request: gr.Request) -> tuple[Any, Any]:
-            view = caller_view(resources, access, request)
-            return (
-                gr.Dropdown(choices=view.knowledge.collections()),
-                gr.Dropdown(choices=question_sets(view)),
-            )
-
-        tab.select(one_line_errors(refresh), None, [collection, qa_set], api_visibility="private")
-        generate.click(
-            one_line_errors(write_pairs),
-            collection,
-            [qa_set, status],
-            api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="batch",
-        )
+    fields: dict[str, Component] = {
+        "method": method,
+        "name": name,
+        "overwrite": overwrite,
+    }
+    handlers.form = TrainForm(fields | recipe, files, collection, qa_set)
+    start.click(
+        one_line_errors(handlers.start),
+        handlers.form.inputs(),
+        [status, plot, card, *linked],
+        api_visibility="private",
+        # One training at a time on the server; the next waits in Gradio's queue.
+        concurrency_limit=1,
+        concurrency_id="training",
+    )
+    stop.click(one_line_errors(handlers.cancel), None, status, api_visibility="private")
+    tab.select(
+        one_line_errors(handlers.refresh), None, [collection, qa_set], api_visibility="private"
+    )
+    generate.click(
+        one_line_errors(handlers.write_pairs),
+        collection,
+        [qa_set, status],
+        api_visibility="private",
+        concurrency_limit=1,
+        concurrency_id="batch",
+    )

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -41,9 +41,6 @@ from common.files import write_atomically
 from common.text import literal_markdown
 from knowledge.chunking import join_chunks
 from knowledge.reading import STOPWORDS, WORD, needs_previous, split_sentences, terms
-
-if TYPE_CHECKING:
-    from bot.views import ResourcesView
 
 Method = Literal["extract", "model"]
 # Bump when a method changes, so summaries cached by an older one are written again.
@@ -147,12 +144,20 @@ def document_line(summary: DocumentSummary, label: str) -> str:
     return f"- **{literal_markdown(label)}**: {literal_markdown(summary.text)}"
 
 
+class Collections(Protocol):
+    """What a summary reads of a knowledge base (or of a caller's view of one)."""
+
+    def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]: ...
+    def folder(self, name: str) -> Path: ...
+
+
 class Summarizer:
-    """Summaries of one knowledge base's collections with one method."""
+    """Summaries of one knowledge base's collections with one method; `model` makes the
+    chat model of the `model` method when it is first needed."""
 
     def __init__(
         self,
-        knowledge: Any,  # knowledge.knowledge_base.KnowledgeBase
+        knowledge: Collections,
         embedder: Embeddings,
         *,
         method: Method = "extract",
@@ -441,6 +446,9 @@ def _most_relevant(
     """Indices of up to `count` rows by maximal marginal relevance: each next one the most
     relevant, less its likeness to those already chosen; past the first `novel_after`, mostly
     the least like them."""
+    # Not langchain_core's `maximal_marginal_relevance`: that one scores relevance as the
+    # likeness to one query vector, where a summary's relevance is centrality plus a bonus
+    # (lead sentences, the user's topic), and it has no second, novelty-first phase.
     chosen: list[int] = []
     while len(chosen) < min(count, len(vectors)):
         redundancy = (vectors @ vectors[chosen].T).max(axis=1) if chosen else 0.0
@@ -450,20 +458,6 @@ def _most_relevant(
         score[chosen] = -np.inf
         chosen.append(int(np.argmax(score)))
     return chosen
-
-
-def summarizer(resources: ResourcesView) -> Summarizer:
-    """A summarizer over `resources`' knowledge (as the caller sees it) and settings."""
-    settings = resources.settings
-    return Summarizer(
-        resources.knowledge,
-        resources.embedder,
-        method=settings.summary_method,
-        sentences=settings.summary_sentences,
-        max_documents=settings.summary_max_documents,
-        model=lambda: resources.chat_model(repetition_penalty=1.0, max_new_tokens=120),
-        model_name=settings.model,
-    )
 
 
 # Words of a request for a summary that name no topic ("What is this collection about?").
