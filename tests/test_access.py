@@ -166,6 +166,7 @@ def train_over_http(url: str, user: str, name: str, data: Path, overwrite: bool 
     return run_handler(client, "train-start", values)
 
 
+@pytest.mark.slow
 def test_users_train_adapters_of_their_own(
     signed_in: str, resources: Resources, facts_file: Path
 ) -> None:
@@ -190,6 +191,7 @@ def test_users_train_adapters_of_their_own(
     assert "pocket" not in resources.artifacts.names()  # admins see the shared ones alone
 
 
+@pytest.mark.slow
 def test_users_question_sets_and_reports_are_their_own(
     signed_in: str, resources: Resources, tmp_path: Path
 ) -> None:
@@ -450,6 +452,7 @@ def test_a_users_training_time_per_day_is_capped(
     assert quota.left("bo") > 0  # others' time is their own
 
 
+@pytest.mark.slow
 def test_a_training_is_cancelled_only_by_its_own_page_and_user(
     signed_in: str, resources: Resources, facts_file: Path
 ) -> None:

@@ -101,6 +101,7 @@ def test_a_malformed_request_gets_a_clear_error(api: dict) -> None:
         )
 
 
+@pytest.mark.slow
 def test_a_flooding_caller_gets_429_while_another_is_served(api: dict) -> None:
     """bo sends more requests at once than one caller may have (KBOT_CALLER_REQUESTS, 4);
     the ones past that share are turned away at once, and cy is answered meanwhile."""
@@ -128,6 +129,7 @@ def test_a_flooding_caller_gets_429_while_another_is_served(api: dict) -> None:
     assert other.status_code == 200 and other.json()["choices"][0]["message"]["content"]
 
 
+@pytest.mark.slow
 def test_a_huge_history_is_cut_to_the_newest_turns_that_fit(api: dict) -> None:
     turns = [{"role": ("user", "assistant")[i % 2], "content": "a"} for i in range(20_000)]
     turns.append({"role": "user", "content": "Say hello."})

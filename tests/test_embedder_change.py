@@ -5,6 +5,7 @@ would point the setting at)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -51,41 +52,44 @@ def index_of(knowledge: KnowledgeBase, name: str) -> str:
     return store_key(name, knowledge._committed(name))
 
 
+@pytest.mark.slow
 def test_a_collection_moves_to_another_embedder_while_it_answers(
     resources: Resources, projected: str, tmp_path: Path
 ) -> None:
-    knowledge = resources.knowledge
-    name = fill(knowledge, tmp_path / "docs", 150)
+    # Small embedding batches: the build reports progress (and is asked during) many times.
+    knowledge = Resources(resources.settings.model_copy(update={"embed_batch_size": 4})).knowledge
+    name = fill(knowledge, tmp_path / "docs", 80)
     before = index_of(knowledge, name)
     assert knowledge.store.dimensions(before) == {384}
     answers: list[list[str]] = []
-    changing = threading.Event()
 
-    def ask_meanwhile() -> None:
-        while changing.is_set():
-            try:
-                answers.append([h.source for h in knowledge.search(name, PARAPHRASE, 1, "dense")])
-            except Exception as error:  # a query that fails during the change fails the test
-                answers.append([repr(error)])
+    def ask() -> None:
+        try:
+            answers.append([h.source for h in knowledge.search(name, PARAPHRASE, 1, "dense")])
+        except Exception as error:  # a query that fails during the change fails the test
+            answers.append([repr(error)])
 
-    # While the new index is built, a document is added and another forgotten.
+    # While the new index is built, a document is added and another forgotten, and at every
+    # step of the build another thread asks (and must get its answer, not wait for the end).
     added = tmp_path / "scooter.txt"
     added.write_text("Scooter care: oil the folding hinge of the QV-9 scooter every month.")
+    steps: list[float] = []
 
     def progress(fraction: float, label: str) -> None:
-        if not changing.is_set():
-            changing.set()
-            threading.Thread(target=ask_meanwhile, daemon=True).start()
+        if not steps:
             knowledge.ingest(name, [(added, "scooter.txt")])
             knowledge.forget(name, "kitchen.txt")
             with pytest.raises(Refused, match="already changing embedder"):
                 knowledge.change_embedder(name, projected)  # a second change at once
+        steps.append(fraction)
+        asker = threading.Thread(target=ask)
+        asker.start()
+        asker.join(timeout=60)
 
     changed = knowledge.change_embedder(name, projected, progress)
-    changing.clear()
     assert changed["changed"] and changed["embedder"] == projected
-    time.sleep(0.5)  # the last query in flight ends
-    assert len(answers) > 3 and all(a == ["bicycle.txt"] for a in answers)  # answered throughout
+    assert len(steps) > 3 and len(answers) == len(steps)  # answered throughout
+    assert all(a == ["bicycle.txt"] for a in answers)
 
     after = index_of(knowledge, name)
     assert after != before and knowledge.store.indexes(name) == [after]  # the old is gone
@@ -108,16 +112,19 @@ def test_a_collection_moves_to_another_embedder_while_it_answers(
     assert not again["changed"]
 
 
+@pytest.mark.slow
 def test_a_killed_change_leaves_the_old_index_serving(
     resources: Resources, projected: str, tmp_path: Path
 ) -> None:
     knowledge = resources.knowledge
-    name = fill(knowledge, tmp_path / "docs", 600)
+    name = fill(knowledge, tmp_path / "docs", 60)
     before = index_of(knowledge, name)
     expected = knowledge.search(name, PARAPHRASE, 3)
     command = [sys.executable, "-m", "bot.cli", "collections", "--set-embedder", name,
                projected, "--home", str(resources.settings.home)]  # fmt: skip
-    change = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    # Small batches: the build takes a while and stores its first chunks early.
+    slow = os.environ | {"KBOT_EMBED_BATCH_SIZE": "2"}
+    change = subprocess.Popen(command, cwd=ROOT, env=slow, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(knowledge.store.indexes(name)) < 2 and time.monotonic() < deadline:
         assert change.poll() is None, "the change ended before it could be killed"

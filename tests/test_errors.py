@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 
 from common.errors import BadInput, KbotError, NotFound
-from tests.cli import kbot
+from tests.cli import kbot_process as kbot
 
 ROOT = Path(__file__).resolve().parents[1]
 

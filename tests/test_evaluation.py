@@ -174,7 +174,6 @@ def test_kbot_eval_scores_every_backend_and_writes_the_report(
         "--temperature",
         "0",
         home=resources.settings.home,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)

@@ -112,6 +112,7 @@ def test_training_beyond_the_servers_limits_is_refused(served: str) -> None:
     assert not training_processes()
 
 
+@pytest.mark.slow
 def test_one_training_at_a_time_and_a_client_that_leaves_cancels_its_run(
     served: str, resources: Resources
 ) -> None:
@@ -158,6 +159,7 @@ def test_question_sets_are_written_from_a_bounded_number_of_chunks(served: str) 
     assert "1 to 200 chunks at a time (setting KBOT_QA_MAX_CHUNKS)" in refused["output"]["error"]
 
 
+@pytest.mark.slow
 def test_a_long_history_from_the_client_is_cut_to_the_newest_turns(resources: Resources) -> None:
     """The client sends the history: 200 turns of 12,800 characters each reach the model as
     at most `max_history_chars` of the newest ones."""

@@ -131,6 +131,7 @@ def test_kbot_eval_compares_retrieval_modes_side_by_side(
     assert first_source == {f"rag:{name}:dense": "stock.txt", f"rag:{name}:bm25": "shipping.txt"}
 
 
+@pytest.mark.slow
 def test_hyde_searches_near_an_answer_the_model_writes(collection, resources: Resources) -> None:
     knowledge, name = collection
     answer = resources.hypothetical_answer(PARAPHRASE)
@@ -168,6 +169,7 @@ def test_a_comparison_picks_each_collections_best_mode(
     assert best_modes(comparison) == {name: "bm25"}
 
 
+@pytest.mark.slow
 def test_questions_mode_matches_questions_the_model_wrote_for_each_chunk(
     collection, resources: Resources, tmp_path: Path
 ) -> None:

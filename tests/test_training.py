@@ -18,6 +18,7 @@ from bot.service import ChatService
 from bot.training import run_training
 from common.names import InvalidNameError
 from tests.cli import kbot
+from tests.conftest import FIXTURE_STEPS
 from tests.documents import FACT_QA as FACTS
 from tests.documents import QUESTION, train, write_facts, write_jsonl
 
@@ -72,7 +73,7 @@ def test_concurrent_conversations_with_different_adapters_each_get_their_own(
     other = write_jsonl(
         tmp_path / "other.jsonl", [(QUESTION, "The mayor of Quillby is Bram Okonkwo."), *FACTS[1:]]
     )
-    train(resources, "lora", "other-lora", other, max_steps=20)
+    train(resources, "lora", "other-lora", other, max_steps=FIXTURE_STEPS)
     answers: dict[str, list[str]] = {lora: [], "other-lora": []}
 
     def converse(adapter: str) -> None:
@@ -144,7 +145,7 @@ def test_a_run_killed_halfway_leaves_the_earlier_adapter_intact(
     assert lora in resources.artifacts.names()
     assert not [name for name in resources.artifacts.names() if name.startswith(".")]
     assert (folder / "adapter_model.safetensors").read_bytes() == before
-    assert resources.artifacts.meta(lora).steps == 20
+    assert resources.artifacts.meta(lora).steps == FIXTURE_STEPS
     assert not list(folder.parent.glob(".replaced-*")), "the interrupted swap was undone"
     assert "Orla Fennimore" in answer(resources, "lora", adapter=lora)
 
@@ -208,10 +209,34 @@ def test_cli_train_rejects_bad_data_before_training(tmp_path: Path) -> None:
         "--name",
         "x",
         home=tmp_path / "home",
-        timeout=120,
     )
     assert result.returncode == 2 and "line 2" in result.stderr
     assert not (tmp_path / "home" / "adapters" / "x").exists()
+
+
+def test_batches_pad_on_the_right_and_only_answers_carry_loss(resources: Resources) -> None:
+    from transformers import AutoTokenizer
+
+    from adapters.data import TrainingData
+    from adapters.train import _collator, tokenize
+    from bot.model import model_location
+
+    tokenizer = AutoTokenizer.from_pretrained(model_location(resources.settings))
+    tokenizer.padding_side = "left"  # some models' own setting: training pads right anyway
+    data = TrainingData(kind="sft", conversations=tuple(
+        ({"role": "user", "content": q}, {"role": "assistant", "content": a}) for q, a in FACTS
+    ))  # fmt: skip
+    examples = tokenize(data, tokenizer, 256, "Be brief.")
+    batch = _collator(tokenizer)(examples)
+    lengths = [len(e["input_ids"]) for e in examples]
+    for row, length in enumerate(lengths):
+        assert batch["attention_mask"][row].tolist() == [1] * length + [0] * (max(lengths) - length)
+        assert batch["input_ids"][row, :length].tolist() == examples[row]["input_ids"]
+        labels = batch["labels"][row].tolist()
+        assert labels[length:] == [-100] * (max(lengths) - length)
+        answer = tokenizer.decode([t for t in labels if t != -100])
+        assert FACTS[row][1] in answer and FACTS[row][0] not in answer
+    assert tokenizer.padding_side == "left"  # the tokenizer itself is left as it was
 
 
 def test_alpaca_and_chat_formats_load(tmp_path: Path) -> None:
@@ -246,7 +271,6 @@ def test_reader_training_refines_the_reader_on_a_users_own_questions(tmp_path: P
         *("--data", str(write_jsonl(tmp_path / "qa.jsonl", pairs)), "--collection", "facts"),
         *("--max-steps", "2", "--batch-size", "2"),
         home=home,
-        timeout=600,
     )
     assert trained.returncode == 0, trained.stderr[-2000:]
     meta = json.loads(trained.stdout)
@@ -275,7 +299,7 @@ def test_a_reader_is_a_lora_adapter_and_needs_a_collection(tmp_path: Path) -> No
     qa = write_jsonl(tmp_path / "qa.jsonl", [("q?", "a")])
     result = kbot(
         "train", "--method", "lora", "--as-reader", "--name", "r", "--data", str(qa),
-        home=tmp_path / "home", timeout=120,
+        home=tmp_path / "home",
     )  # fmt: skip
     assert result.returncode != 0 and "--collection" in result.stderr
     assert not (tmp_path / "home" / "adapters" / "r").exists()
