@@ -18,7 +18,6 @@ from typing import Any, Literal
 import gradio as gr
 from pydantic.fields import FieldInfo
 
-from bot import uploads
 from bot.access import Access, scope_of
 from bot.flags import plain_type
 from bot.scoped import scoped
@@ -99,21 +98,6 @@ def caller_view(resources: ResourcesView, access: Access, request: gr.Request) -
     """The resources as the caller may see them (`bot/scoped.py`)."""
     try:
         return scoped(resources, scope_of(access, request))
-    except KbotError as error:
-        raise gr.Error(str(error)) from None
-
-
-def own_uploads(
-    resources: ResourcesView, access: Access, request: gr.Request, paths: list[str] | None
-) -> list[Path]:
-    """The uploaded files a handler was given, if they are the caller's own (`bot/uploads.py`)."""
-    return uploads.own_uploads(resources.uploads, access, request, paths)
-
-
-def require(access: Access, request: gr.Request, action: str) -> None:
-    """Stop a handler, with a message, unless the caller may do `action`."""
-    try:
-        access.require(request, action)
     except KbotError as error:
         raise gr.Error(str(error)) from None
 

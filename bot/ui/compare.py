@@ -29,9 +29,9 @@ from bot.ui.common import (
     caller_view,
     download_folder,
     one_line_errors,
-    own_uploads,
     progress_callback,
 )
+from bot.uploads import own_uploads
 from knowledge.modes import MODES
 
 COLUMNS = ["question", "answers", "source"]
@@ -115,7 +115,7 @@ class CompareHandlers:
     def load_upload(self, path: str | None, request: gr.Request) -> pd.DataFrame | dict:
         if not path:
             return gr.skip()
-        (own,) = own_uploads(self.service.resources, self.access, request, [path])
+        (own,) = own_uploads(self.service.resources.uploads, self.access, request, [path])
         return questions_frame(load_questions(own))
 
     def load_saved(self, name: str | None, request: gr.Request) -> pd.DataFrame | dict:

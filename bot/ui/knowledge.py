@@ -12,7 +12,8 @@ from gradio.components import Component
 
 from bot.access import Access, page_scope
 from bot.scoped import scoped
-from bot.ui.common import caller_view, one_line_errors, own_uploads, progress_callback
+from bot.ui.common import caller_view, one_line_errors, progress_callback
+from bot.uploads import own_uploads
 from bot.views import ResourcesView
 from common.errors import BadInput, NotFound
 from knowledge.modes import MODES
@@ -109,7 +110,7 @@ class KnowledgeHandlers:
             raise BadInput("Choose a collection or type a name for a new one.")
         if not paths:
             raise BadInput("Add one or more files first.")
-        files = own_uploads(self.resources, self.access, request, paths)
+        files = own_uploads(self.resources.uploads, self.access, request, paths)
         result = view.knowledge.ingest(
             name, [(path, path.name) for path in files], progress_callback(progress)
         )
