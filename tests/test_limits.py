@@ -253,9 +253,14 @@ def test_a_reply_that_waits_too_long_for_the_model_gets_a_clear_busy_error(
     from common import compute
 
     question = [{"role": "user", "content": "Name a colour."}]
-    busy = compute.submit(time.sleep, 4.0)  # the compute thread is taken for 4 s
-    with pytest.raises(ModelBusy, match="KBOT_MAX_WAIT_S"):
-        list(resources.model.stream(question, GenerationParams(max_new_tokens=8, max_wait_s=1)))
-    busy.result()
+    released = threading.Event()
+    busy = compute.submit(released.wait)  # the compute thread is taken until released
+    try:
+        with pytest.raises(ModelBusy, match="KBOT_MAX_WAIT_S"):
+            params = GenerationParams(max_new_tokens=8, max_wait_s=1)
+            list(resources.model.stream(question, params))
+    finally:
+        released.set()
+        busy.result()
     # The request that gave up left the queue: the next one is answered.
     assert "".join(resources.model.stream(question, GenerationParams(max_new_tokens=8)))
