@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from knowledge.text import STOPWORDS, WORD, split_sentences
+
 Messages = list[dict[str, str]]  # chat messages {"role", "content"}
 Ask = Callable[[Messages], str]  # messages in, the model's reply out
 Progress = Callable[[float, str], None]
@@ -65,24 +67,16 @@ EXAMPLE_SETS: tuple[Messages, ...] = (
         ),
     ),
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+|\d+")
-_STOPWORD_TEXT = """a an the is are was were be been of in on at to for from by with and or
-not it its this that these those what which who whom whose when where why how does do did can
-could there their they them he she his her as has have had into than then so"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def sentences(text: str, min_words: int = 4, max_words: int = 60) -> list[str]:
     """The chunk's sentences that can stand alone as an answer: long enough to hold a fact,
     short enough to be one. Line breaks end sentences too (headings, list items)."""
-    found = []
-    for line in text.splitlines():
-        for sentence in _SENTENCE_END.split(line.strip()):
-            sentence = sentence.strip(" -*#>\t")
-            if min_words <= len(_WORD.findall(sentence)) <= max_words and sentence[-1:] in ".!?":
-                found.append(sentence)
-    return found
+    return [
+        sentence
+        for sentence in split_sentences(text)
+        if min_words <= len(WORD.findall(sentence)) <= max_words and sentence[-1:] in ".!?"
+    ]
 
 
 def spread(items: Sequence[Any], count: int) -> list[Any]:
@@ -93,7 +87,7 @@ def spread(items: Sequence[Any], count: int) -> list[Any]:
 
 
 def content_words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text)} - _STOPWORDS
+    return {w.lower() for w in WORD.findall(text)} - STOPWORDS
 
 
 def clean_question(reply: str, sentence: str) -> str | None:

@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import log  # noqa: E402
 from bot.resources import Resources  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from knowledge.reading import split_sentences  # noqa: E402
 from knowledge.summaries import Summarizer  # noqa: E402
+from knowledge.text import split_sentences  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1-train-sample"
 PARAGRAPHS = SQUAD / "paragraphs.jsonl"

@@ -14,8 +14,9 @@ import logging
 import random
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
@@ -455,10 +456,261 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from adapters.train import TrainConfig
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a command: its names and `add_argument`'s keywords."""
+
+    names: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def argument(*names: str, **options: Any) -> Argument:
+    return Argument(names, options)
+
+
+# Flags that several commands share, declared here once.
+COLLECTION = argument("--collection", required=True)
+# The sets of flags that commands share (`_shared_parsers`), and which a command takes.
+Shared = Literal["settings", "json", "quiet"]
+STANDARD: tuple[Shared, ...] = ("settings", "json")
+WITH_PROGRESS: tuple[Shared, ...] = (*STANDARD, "quiet")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `kbot` command: the `shared` flags first, then `arguments` in order, then what
+    `add_more` adds: flags from the backends or a typed model, whose imports wait until the
+    parser is built."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: tuple[Argument, ...] = ()
+    shared: tuple[Shared, ...] = STANDARD
+    add_more: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
     from bot.backends import default_registry
 
+    parser.add_argument("--backend", default="base", help=", ".join(default_registry().ids()))
+    parser.add_argument(
+        "--option",
+        action="append",
+        type=_parse_option,
+        metavar="KEY=VALUE",
+        help="a backend option (repeatable)",
+    )
+    backend_options = parser.add_argument_group("backend options (each backend takes its own)")
+    for name, (options_model, _) in _backend_option_fields().items():
+        add_model_flags(backend_options, options_model, only=[name])
+
+
+def _add_training_flags(parser: argparse.ArgumentParser) -> None:
+    from adapters.train import TrainConfig
+
+    add_model_flags(
+        parser.add_argument_group("training (defaults from the training recipe)"),
+        TrainConfig,
+        required=("method", "name"),
+        defaults_from_model=True,
+    )
+
+
+def _add_server_flags(parser: argparse.ArgumentParser) -> None:
+    add_model_flags(parser, Settings, only=SERVER_FIELDS)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "ask",
+        "answer one question",
+        cmd_ask,
+        (argument("question"),),
+        add_more=_add_backend_flags,
+    ),
+    Command(
+        "ingest",
+        "add files to a collection",
+        cmd_ingest,
+        (
+            argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders"),
+            COLLECTION,
+        ),
+        shared=WITH_PROGRESS,
+    ),
+    Command(
+        "collections",
+        "list collections",
+        cmd_collections,
+        (
+            argument(
+                "--set-mode",
+                nargs=2,
+                metavar=("COLLECTION", "MODE"),
+                help=f"make MODE the collection's retrieval mode ({modes_help()})",
+            ),
+            argument(
+                "--set-embedder",
+                nargs=2,
+                metavar=("COLLECTION", "MODEL"),
+                help="move the collection to embedding model MODEL (a sentence-transformers "
+                "folder or model id): a new index is built while the old one keeps answering",
+            ),
+        ),
+        shared=WITH_PROGRESS,
+    ),
+    Command(
+        "summarize",
+        "summarise a collection or its documents",
+        cmd_summarize,
+        (
+            COLLECTION,
+            argument(
+                "--source",
+                action="append",
+                help="a document: its path as ingested, or its file name (repeatable)",
+            ),
+            argument("--topic", help="summarise the documents that mention this"),
+        ),
+        shared=WITH_PROGRESS,
+    ),
+    Command(
+        "forget",
+        "remove a source",
+        cmd_forget,
+        (
+            COLLECTION,
+            argument(
+                "--source", required=True, help="the file's path as ingested, or its file name"
+            ),
+        ),
+    ),
+    Command(
+        "retrieve",
+        "nearest chunks",
+        cmd_retrieve,
+        (
+            argument("query", nargs="?"),
+            argument("--queries", metavar="FILE.jsonl", help='lines {"id", "text"}'),
+            COLLECTION,
+            argument("-k", type=int, default=5),
+            argument(
+                "--mode", choices=MODES, help=f"{modes_help()} (default: the collection's own)"
+            ),
+        ),
+    ),
+    Command(
+        "train",
+        "train a LoRA adapter or a full fine-tune",
+        cmd_train,
+        (
+            argument("--data", type=Path, nargs="+", help="Q/A .jsonl and/or documents"),
+            argument("--collection", help="train on a knowledge collection's documents"),
+        ),
+        shared=WITH_PROGRESS,
+        add_more=_add_training_flags,
+    ),
+    Command(
+        "adapters",
+        "trained artifacts",
+        cmd_adapters,
+        (argument("--delete", metavar="NAME"),),
+    ),
+    Command(
+        "qa",
+        "write Q/A pairs from a collection's documents",
+        cmd_qa,
+        (
+            COLLECTION,
+            argument("--per-chunk", type=int, default=2, help="pairs per chunk, at most"),
+            argument("--max-chunks", type=int, default=100, help="chunks used, spread evenly"),
+            argument(
+                "--keep-all",
+                action="store_true",
+                help="keep pairs that retrieval and the reader do not answer back (no round trip)",
+            ),
+        ),
+        shared=WITH_PROGRESS,
+    ),
+    Command(
+        "eval",
+        "compare backends on a question set",
+        cmd_eval,
+        (
+            argument(
+                "--questions",
+                type=Path,
+                required=True,
+                metavar="FILE.jsonl",
+                help='lines {"question", "answer" or "answers": [...], "source" (optional)}',
+            ),
+            argument(
+                "--backends",
+                required=True,
+                help="comma-separated: base,rag:COLLECTION,lora:ADAPTER,full:CHECKPOINT,"
+                "rag+lora:COLLECTION:ADAPTER,summary:COLLECTION; rag:COLLECTION:MODE compares "
+                f"retrieval modes ({', '.join(MODES)})",
+            ),
+            argument("--report", type=Path, metavar="PATH.html", help="write an HTML report"),
+        ),
+        shared=WITH_PROGRESS,
+    ),
+    Command(
+        "reader-data",
+        "reader training records from SQuAD-format questions (then: kbot train)",
+        cmd_reader_data,
+        (
+            argument(
+                "--squad",
+                type=Path,
+                required=True,
+                metavar="DIR",
+                help="paragraphs.jsonl, questions.jsonl",
+            ),
+            argument("--out", type=Path, required=True, metavar="FILE.jsonl"),
+            argument("--limit", type=int, help="questions to use, drawn at random"),
+            argument(
+                "--unanswerable", type=float, default=0.2, help="share asked without their article"
+            ),
+            argument("--seed", type=int, default=42),
+        ),
+        shared=WITH_PROGRESS,
+    ),
+    Command(
+        "users",
+        "who may sign in to the server (KBOT_AUTH)",
+        cmd_users,
+        (
+            argument(
+                "action",
+                choices=["list", "add", "remove", "key"],
+                help="key: print a new API key for the user (for /v1/chat/completions)",
+            ),
+            argument("name", nargs="?", help="the user's name (add, remove, key)"),
+            argument(
+                "--role",
+                choices=["admin", "user"],
+                default="user",
+                help="users ingest, train and compare on data of their own; admins change the "
+                "shared data",
+            ),
+            argument("--password-stdin", action="store_true", help="read the password from stdin"),
+        ),
+    ),
+    # The server's own flags (host, port...) belong to `serve` alone, and it prints no JSON.
+    Command(
+        "serve",
+        "start the chat server",
+        cmd_serve,
+        shared=("settings",),
+        add_more=_add_server_flags,
+    ),
+)
+
+
+def _shared_parsers() -> dict[Shared, argparse.ArgumentParser]:
+    """The flags several commands share, each set as a parent parser (`Command.shared`)."""
     settings = argparse.ArgumentParser(add_help=False)
     add_model_flags(
         settings.add_argument_group("settings (override KBOT_* environment variables)"),
@@ -469,172 +721,27 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print one JSON document")
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    common = [settings, output]
+    return {"settings": settings, "json": output, "quiet": quiet}
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kbot", description="Knowledge Bot")
     parser.add_argument(
         "--debug",
         action="store_true",
         help="log at debug level and show every error with its traceback (kbot --debug COMMAND)",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    ask = commands.add_parser("ask", parents=common, help="answer one question")
-    ask.add_argument("question")
-    ask.add_argument("--backend", default="base", help=", ".join(default_registry().ids()))
-    ask.add_argument(
-        "--option",
-        action="append",
-        type=_parse_option,
-        metavar="KEY=VALUE",
-        help="a backend option (repeatable)",
-    )
-    backend_options = ask.add_argument_group("backend options (each backend takes its own)")
-    for name, (options_model, _) in _backend_option_fields().items():
-        add_model_flags(backend_options, options_model, only=[name])
-    ask.set_defaults(run=cmd_ask)
-
-    ingest = commands.add_parser(
-        "ingest", parents=[*common, quiet], help="add files to a collection"
-    )
-    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
-    ingest.add_argument("--collection", required=True)
-    ingest.set_defaults(run=cmd_ingest)
-
-    collections = commands.add_parser(
-        "collections", parents=[*common, quiet], help="list collections"
-    )
-    collections.add_argument(
-        "--set-mode",
-        nargs=2,
-        metavar=("COLLECTION", "MODE"),
-        help=f"make MODE the collection's retrieval mode ({modes_help()})",
-    )
-    collections.add_argument(
-        "--set-embedder",
-        nargs=2,
-        metavar=("COLLECTION", "MODEL"),
-        help="move the collection to embedding model MODEL (a sentence-transformers folder or "
-        "model id): a new index is built while the old one keeps answering",
-    )
-    collections.set_defaults(run=cmd_collections)
-
-    summarize = commands.add_parser(
-        "summarize", parents=[*common, quiet], help="summarise a collection or its documents"
-    )
-    summarize.add_argument("--collection", required=True)
-    summarize.add_argument(
-        "--source",
-        action="append",
-        help="a document: its path as ingested, or its file name (repeatable)",
-    )
-    summarize.add_argument("--topic", help="summarise the documents that mention this")
-    summarize.set_defaults(run=cmd_summarize)
-
-    forget = commands.add_parser("forget", parents=common, help="remove a source")
-    forget.add_argument("--collection", required=True)
-    forget.add_argument(
-        "--source", required=True, help="the file's path as ingested, or its file name"
-    )
-    forget.set_defaults(run=cmd_forget)
-
-    retrieve = commands.add_parser("retrieve", parents=common, help="nearest chunks")
-    retrieve.add_argument("query", nargs="?")
-    retrieve.add_argument("--queries", metavar="FILE.jsonl", help='lines {"id", "text"}')
-    retrieve.add_argument("--collection", required=True)
-    retrieve.add_argument("-k", type=int, default=5)
-    retrieve.add_argument(
-        "--mode", choices=MODES, help=f"{modes_help()} (default: the collection's own)"
-    )
-    retrieve.set_defaults(run=cmd_retrieve)
-
-    train = commands.add_parser(
-        "train", parents=[*common, quiet], help="train a LoRA adapter or a full fine-tune"
-    )
-    train.add_argument("--data", type=Path, nargs="+", help="Q/A .jsonl and/or documents")
-    train.add_argument("--collection", help="train on a knowledge collection's documents")
-    add_model_flags(
-        train.add_argument_group("training (defaults from the training recipe)"),
-        TrainConfig,
-        required=("method", "name"),
-        defaults_from_model=True,
-    )
-    train.set_defaults(run=cmd_train)
-
-    adapters = commands.add_parser("adapters", parents=common, help="trained artifacts")
-    adapters.add_argument("--delete", metavar="NAME")
-    adapters.set_defaults(run=cmd_adapters)
-
-    qa = commands.add_parser(
-        "qa", parents=[*common, quiet], help="write Q/A pairs from a collection's documents"
-    )
-    qa.add_argument("--collection", required=True)
-    qa.add_argument("--per-chunk", type=int, default=2, help="pairs per chunk, at most")
-    qa.add_argument("--max-chunks", type=int, default=100, help="chunks used, spread evenly")
-    qa.add_argument(
-        "--keep-all",
-        action="store_true",
-        help="keep pairs that retrieval and the reader do not answer back (no round trip)",
-    )
-    qa.set_defaults(run=cmd_qa)
-
-    evaluate = commands.add_parser(
-        "eval", parents=[*common, quiet], help="compare backends on a question set"
-    )
-    evaluate.add_argument(
-        "--questions",
-        type=Path,
-        required=True,
-        metavar="FILE.jsonl",
-        help='lines {"question", "answer" or "answers": [...], "source" (optional)}',
-    )
-    evaluate.add_argument(
-        "--backends",
-        required=True,
-        help="comma-separated: base,rag:COLLECTION,lora:ADAPTER,full:CHECKPOINT,"
-        "rag+lora:COLLECTION:ADAPTER,summary:COLLECTION; rag:COLLECTION:MODE compares "
-        f"retrieval modes ({', '.join(MODES)})",
-    )
-    evaluate.add_argument("--report", type=Path, metavar="PATH.html", help="write an HTML report")
-    evaluate.set_defaults(run=cmd_eval)
-
-    reader = commands.add_parser(
-        "reader-data",
-        parents=[*common, quiet],
-        help="reader training records from SQuAD-format questions (then: kbot train)",
-    )
-    reader.add_argument(
-        "--squad", type=Path, required=True, metavar="DIR", help="paragraphs.jsonl, questions.jsonl"
-    )
-    reader.add_argument("--out", type=Path, required=True, metavar="FILE.jsonl")
-    reader.add_argument("--limit", type=int, help="questions to use, drawn at random")
-    reader.add_argument(
-        "--unanswerable", type=float, default=0.2, help="share asked without their article"
-    )
-    reader.add_argument("--seed", type=int, default=42)
-    reader.set_defaults(run=cmd_reader_data)
-
-    users = commands.add_parser(
-        "users", parents=common, help="who may sign in to the server (KBOT_AUTH)"
-    )
-    users.add_argument(
-        "action",
-        choices=["list", "add", "remove", "key"],
-        help="key: print a new API key for the user (for /v1/chat/completions)",
-    )
-    users.add_argument("name", nargs="?", help="the user's name (add, remove, key)")
-    users.add_argument(
-        "--role",
-        choices=["admin", "user"],
-        default="user",
-        help="users ingest, train and compare on data of their own; admins change the shared data",
-    )
-    users.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    users.set_defaults(run=cmd_users)
-
-    serve = commands.add_parser("serve", parents=[settings], help="start the chat server")
-    add_model_flags(serve, Settings, only=SERVER_FIELDS)
-    serve.set_defaults(run=cmd_serve)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    shared = _shared_parsers()
+    for command in COMMANDS:
+        sub = subparsers.add_parser(
+            command.name, parents=[shared[name] for name in command.shared], help=command.help
+        )
+        for entry in command.arguments:
+            sub.add_argument(*entry.names, **entry.options)
+        if command.add_more:
+            command.add_more(sub)
+        sub.set_defaults(run=command.run)
     return parser
 
 

@@ -22,16 +22,15 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
 
 from knowledge.manifest import Manifest, store_key
 from knowledge.results import Hit
 from knowledge.search import hit_of
 from knowledge.store import ChromaStore
+from knowledge.text import STEMMER
 
 # Text indexed with a chunk besides its own, by (source, chunk index).
 Expansions = Mapping[tuple[str, int], list[str]]
-_STEMMER = Stemmer.Stemmer("english")
 _FOLDER = "bm25"
 
 
@@ -43,7 +42,7 @@ def version_of(manifest: Manifest) -> str:
 
 def _tokens(texts: Sequence[str]) -> list[list[str]]:
     tokens = bm25s.tokenize(
-        list(texts), stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+        list(texts), stopwords="en", stemmer=STEMMER, return_ids=False, show_progress=False
     )
     assert isinstance(tokens, list)  # return_ids=False: the tokens themselves
     return tokens
@@ -65,7 +64,7 @@ class LexicalIndex:
         retriever = bm25s.BM25()
         if chunks:
             retriever.index(
-                bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False),
+                bm25s.tokenize(texts, stopwords="en", stemmer=STEMMER, show_progress=False),
                 show_progress=False,
             )
         return cls(retriever, chunks)

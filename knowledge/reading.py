@@ -4,7 +4,6 @@ reader adapter is trained on it, so both see exactly the same text."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from knowledge.results import Hit
+from knowledge.text import WORD, split_sentences, terms
 
 NOT_IN_DOCUMENTS = "The documents do not say."
 READER_SYSTEM = (
@@ -19,36 +19,15 @@ READER_SYSTEM = (
     f"not answer it, reply exactly: {NOT_IN_DOCUMENTS}"
 )
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
 # A sentence opening with one of these leans on the one before it ("It was built in 1889.").
 _REFERRING = frozenset(
     ["it", "its", "this", "these", "that", "those", "they", "their", "them"]
     + ["he", "his", "she", "her", "such", "there", "then"]
 )
-WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+")
-# Words that say nothing about which sentence answers ("What was the name of ...").
-_STOPWORD_TEXT = """
-a an the of in on at to for by with from about as into and or but not no is are was were be
-been being has have had do does did what which who whom whose when where why how that this
-these those it its they them their he his she her there than then so can could would should
-will shall may might must also
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 # How much sharing the question's words adds to embedding similarity when choosing sentences.
 # Chosen on SQuAD train articles (gold answer among the top 2 sentences: 0.66 with
 # similarity alone, 0.74 with 0.3); the dev articles were not looked at for it.
 LEXICAL_WEIGHT = 0.3
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences in reading order; line breaks end sentences too (headings, list items)."""
-    found = []
-    for line in text.splitlines():
-        for sentence in _SENTENCE_END.split(line.strip()):
-            sentence = sentence.strip(" -*#>\t")
-            if WORD.search(sentence):
-                found.append(sentence)
-    return found
 
 
 @dataclass(frozen=True)
@@ -105,11 +84,6 @@ def embed_by_length(embedder: Embeddings, texts: list[str], group: int = 8) -> l
         ):
             vectors[index] = vector
     return vectors
-
-
-def terms(text: str) -> set[str]:
-    # The first five letters stand in for a stem ("expanded", "expansion": "expan").
-    return {w.lower()[:5] for w in WORD.findall(text) if w.lower() not in STOPWORDS}
 
 
 def _share_held(wanted: set[str], sentence: str) -> float:

@@ -40,11 +40,12 @@ from common.errors import BadInput
 from common.files import write_atomically
 from common.text import literal_markdown
 from knowledge.chunking import join_chunks
-from knowledge.reading import STOPWORDS, WORD, needs_previous, split_sentences, terms
+from knowledge.reading import needs_previous
+from knowledge.text import STOPWORDS, WORD, split_sentences, terms
 
 Method = Literal["extract", "model"]
 # Bump when a method changes, so summaries cached by an older one are written again.
-_VERSION = 3
+_VERSION = 4
 # Maximal marginal relevance: weight of centrality against similarity to sentences chosen.
 _MMR_LAMBDA = 0.7
 # The same weight for a document's later key sentences, which are to state what the first

@@ -16,14 +16,9 @@ from bot.service import history_messages
 from bot.settings import Settings
 from knowledge.embeddings import load_embedder
 from knowledge.knowledge_base import KnowledgeBase
-from knowledge.reading import (
-    NOT_IN_DOCUMENTS,
-    Evidence,
-    reader_messages,
-    select_evidence,
-    split_sentences,
-)
+from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
 from knowledge.results import Hit
+from knowledge.text import split_sentences
 from tests.cli import kbot
 
 LIGHTHOUSE = (

@@ -14,8 +14,8 @@ from bot.backends.summary import summarizer
 from bot.resources import Resources
 from bot.service import ChatService
 from knowledge.chunking import chunk_documents, join_chunks
-from knowledge.reading import split_sentences
 from knowledge.summaries import Summarizer, TooManyDocumentsError, faithful
+from knowledge.text import split_sentences
 from tests.cli import kbot
 from tests.documents import ingest_texts, squad_train_paragraphs
 
