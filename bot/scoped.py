@@ -86,8 +86,8 @@ class ScopedKnowledge:
         # touches the file system (`paths` is for the CLI, on the operator's own machine).
         return self.knowledge.stored_source(self._find(name), source, paths=False)
 
-    def folder(self, name: str) -> Path:
-        return self.knowledge.folder(self._find(name))
+    def summaries_folder(self, name: str) -> Path:
+        return self.knowledge.summaries_folder(self._find(name))
 
     def mode(self, name: str) -> Mode:
         return self.knowledge.mode(self._find(name))

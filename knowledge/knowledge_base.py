@@ -4,7 +4,6 @@ embedder (`migration.py`)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -13,13 +12,12 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from common.errors import BadInput, NotFound
-from common.files import write_atomically
 from common.names import validate_name
 from knowledge.chunking import join_chunks
 from knowledge.ingest import CollectionWriter, as_items
 from knowledge.lexical import LexicalIndexes
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
-from knowledge.manifest import Manifest, ManifestFile
+from knowledge.manifest import CollectionFolder, Manifest, ManifestFile
 from knowledge.migration import EmbedderChange, Embedders
 from knowledge.modes import Mode, retrieval_mode
 from knowledge.questions import ChunkQuestions, WriteQuestions
@@ -55,7 +53,7 @@ class KnowledgeBase:
         self.write_questions = write_questions
         self.questions_max_chunks = questions_max_chunks
         self.store = ChromaStore(root / "chroma", embedder)
-        self.lexical = LexicalIndexes(root / "collections", self.store)
+        self.lexical = LexicalIndexes(self._folder, self.store)
         self.writer = CollectionWriter(
             self.store, self.embedders.of, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
@@ -70,8 +68,12 @@ class KnowledgeBase:
     def _manifest(self, name: str) -> ManifestFile:
         # One object per collection, so its read cache lives as long as this knowledge base.
         if name not in self._manifests:
-            self._manifests[name] = ManifestFile(self.root / "collections" / validate_name(name))
+            folder = CollectionFolder(self.root / "collections" / validate_name(name))
+            self._manifests[name] = ManifestFile(folder)
         return self._manifests[name]
+
+    def _folder(self, name: str) -> CollectionFolder:
+        return self._manifest(name).folder
 
     def _existing(self, name: str) -> ManifestFile:
         manifest = self._manifest(name)
@@ -90,7 +92,7 @@ class KnowledgeBase:
         folder = self.root / "collections"
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if (p / "manifest.json").exists())
+        return sorted(p.name for p in folder.iterdir() if CollectionFolder(p).exists())
 
     def create(self, name: str) -> None:
         manifest = self._manifest(name)
@@ -100,17 +102,16 @@ class KnowledgeBase:
                 manifest.write(Manifest(embedder=self.embedder_name))
 
     def delete(self, name: str) -> None:
-        manifest = self._existing(name)
-        with manifest.locked():
+        folder = self._existing(name).folder
+        with folder.locked():
             for index in self.store.indexes(name):
                 self.store.drop(index)
-            manifest.path.unlink()
-        shutil.rmtree(manifest.folder, ignore_errors=True)
+            folder.remove()
         self.lexical.forget(name)
 
     def mode(self, name: str) -> Mode:
         """Collection `name`'s retrieval mode: its own setting, else the default."""
-        chosen = self._existing(name).folder / "mode"
+        chosen = self._existing(name).folder.mode
         if not chosen.is_file():
             return self.default_mode
         return retrieval_mode(chosen.read_text().strip()).name
@@ -119,13 +120,13 @@ class KnowledgeBase:
         """Make `mode` the retrieval mode of collection `name` (conversations may override).
         The questions mode first has the model write questions for every chunk (from then
         on, at each ingestion)."""
-        manifest = self._existing(name)
+        folder = self._existing(name).folder
         if retrieval_mode(mode).questions:
             self.add_questions(name, progress)
-        write_atomically(manifest.folder / "mode", mode)
+        folder.write_mode(mode)
 
     def _questions(self, name: str) -> ChunkQuestions:
-        return ChunkQuestions(self._existing(name).folder / "questions")
+        return ChunkQuestions(self._existing(name).folder)
 
     def add_questions(self, name: str, progress: Progress | None = None) -> int:
         """Have the model write questions for the chunks of collection `name` that have none
@@ -211,9 +212,10 @@ class KnowledgeBase:
             raise NotFound(f"{source!r} is not in collection {name!r}.")
         return key
 
-    def folder(self, name: str) -> Path:
-        """Collection `name`'s own folder, for what is derived from it (deleted with it)."""
-        return self._existing(name).folder
+    def summaries_folder(self, name: str) -> Path:
+        """Where the summaries of collection `name`'s documents are kept (deleted with it)."""
+        folder = self._existing(name).folder
+        return folder.made(folder.summaries)
 
     def source_texts(self, name: str) -> list[str]:
         """Each committed source's text, rebuilt from its chunks in reading order."""

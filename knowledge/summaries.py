@@ -148,7 +148,7 @@ class Collections(Protocol):
     """What a summary reads of a knowledge base (or of a caller's view of one)."""
 
     def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]: ...
-    def folder(self, name: str) -> Path: ...
+    def summaries_folder(self, name: str) -> Path: ...
 
 
 class Summarizer:
@@ -207,9 +207,7 @@ class Summarizer:
         return _digest(f"{_VERSION}|{self.method}|{self.sentences}|{self._model_name}|{file_hash}")
 
     def _cache(self, collection: str) -> Path:
-        folder = self.knowledge.folder(collection) / "summaries"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        return self.knowledge.summaries_folder(collection)
 
     def _document(self, cached: Path, source: str, texts: list[str]) -> DocumentSummary:
         if cached.is_file():
