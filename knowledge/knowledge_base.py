@@ -13,7 +13,7 @@ from langchain_core.embeddings import Embeddings
 
 from common.errors import BadInput, NotFound
 from common.names import validate_name
-from knowledge.chunking import join_chunks
+from knowledge.chunking import PlacedChunk, join_chunks
 from knowledge.ingest import CollectionWriter, as_items
 from knowledge.lexical import LexicalIndexes
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
@@ -188,14 +188,22 @@ class KnowledgeBase:
 
     def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
         """Each committed source's content hash and chunks in reading order, by source."""
+        return {
+            source: (file_hash, [chunk.text for chunk in chunks])
+            for source, (file_hash, chunks) in self.placed_chunks_by_source(name).items()
+        }
+
+    def placed_chunks_by_source(self, name: str) -> dict[str, tuple[str, list[PlacedChunk]]]:
+        """`chunks_by_source` with where each chunk was cut from, for `join_chunks`."""
         manifest = self._committed(name)
-        grouped: dict[str, list[tuple[int, str]]] = {}
+        grouped: dict[str, list[tuple[int, PlacedChunk]]] = {}
         for text, meta in self.searcher.read(name, lambda _, index: self.store.chunks(index)):
             if manifest.committed_hash(meta["source"]) == meta.get("file_hash"):
-                grouped.setdefault(meta["source"], []).append((meta["chunk_index"], text))
+                chunk = PlacedChunk.of(text, meta)
+                grouped.setdefault(meta["source"], []).append((meta["chunk_index"], chunk))
         return {
-            source: (manifest.sources[source].hash, [text for _, text in sorted(pieces)])
-            for source, pieces in sorted(grouped.items())
+            source: (manifest.sources[source].hash, [c for _, c in sorted(chunks, key=_first)])
+            for source, chunks in sorted(grouped.items())
         }
 
     def stored_source(self, name: str, source: str, paths: bool = True) -> str:
@@ -219,7 +227,7 @@ class KnowledgeBase:
 
     def source_texts(self, name: str) -> list[str]:
         """Each committed source's text, rebuilt from its chunks in reading order."""
-        return [join_chunks(texts) for _, texts in self.chunks_by_source(name).values()]
+        return [join_chunks(chunks) for _, chunks in self.placed_chunks_by_source(name).values()]
 
     # Writing -----------------------------------------------------------------------------
 
@@ -274,3 +282,7 @@ class KnowledgeBase:
 
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
         return self.searcher.embed_queries(queries)
+
+
+def _first(pair: tuple[int, PlacedChunk]) -> int:
+    return pair[0]
