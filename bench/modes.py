@@ -123,7 +123,7 @@ def questions_cost(kb, resources, name: str) -> dict[str, float]:
     added = time.perf_counter() - start
     manifest = kb._committed(name)
     start = time.perf_counter()
-    kb._lexical(name, manifest, questions=True)
+    kb.searcher.lexical_index(name, manifest, questions=True)
     build = time.perf_counter() - start
     return {
         "cpu_seconds_per_chunk": round(per_chunk, 2),

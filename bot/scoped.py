@@ -20,6 +20,7 @@ from bot.access import AccessDenied, Scope
 from bot.engine import Engine
 from bot.resources import Resources, answering_model
 from bot.views import ResourcesView
+from knowledge.chunking import PlacedChunk
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.modes import Mode
 from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
@@ -81,13 +82,16 @@ class ScopedKnowledge:
     def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
         return self.knowledge.chunks_by_source(self._find(name))
 
+    def placed_chunks_by_source(self, name: str) -> dict[str, tuple[str, list[PlacedChunk]]]:
+        return self.knowledge.placed_chunks_by_source(self._find(name))
+
     def stored_source(self, name: str, source: str, paths: bool = False) -> str:
         # A client's value names a document by its stored name or file name only: it never
         # touches the file system (`paths` is for the CLI, on the operator's own machine).
         return self.knowledge.stored_source(self._find(name), source, paths=False)
 
-    def folder(self, name: str) -> Path:
-        return self.knowledge.folder(self._find(name))
+    def summaries_folder(self, name: str) -> Path:
+        return self.knowledge.summaries_folder(self._find(name))
 
     def mode(self, name: str) -> Mode:
         return self.knowledge.mode(self._find(name))

@@ -1,37 +1,29 @@
 """Knowledge collections under one folder: create, list, delete, inspect them, and the entry
-points to write (`ingest.py`), search (`search.py`, `modes.py`) and move them to another
+points to write (`ingest.py`), search (`searcher.py`, `modes.py`) and move them to another
 embedder (`migration.py`)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from common.errors import BadInput, NotFound
-from common.files import write_atomically
 from common.names import validate_name
-from knowledge import search
-from knowledge.chunking import join_chunks
+from knowledge.chunking import PlacedChunk, join_chunks
 from knowledge.ingest import CollectionWriter, as_items
-from knowledge.lexical import LexicalIndex, LexicalIndexes, fuse
+from knowledge.lexical import LexicalIndexes
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
-from knowledge.manifest import Manifest, ManifestFile, store_key
+from knowledge.manifest import CollectionFolder, Manifest, ManifestFile
 from knowledge.migration import EmbedderChange, Embedders
-from knowledge.modes import Mode, RetrievalMode, retrieval_mode
+from knowledge.modes import Mode, retrieval_mode
 from knowledge.questions import ChunkQuestions, WriteQuestions
 from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
-from knowledge.store import ChromaStore, MissingIndexError
-
-T = TypeVar("T")
-
-# Candidates each side of a hybrid search brings to the fusion.
-_FUSION_DEPTH = 50
+from knowledge.searcher import Searcher
+from knowledge.store import ChromaStore
 
 
 class KnowledgeBase:
@@ -57,26 +49,31 @@ class KnowledgeBase:
         # any other that a collection has moved to (`change_embedder`).
         self.embedders = Embedders(embedder, embedder_name, load_embedder)
         self.default_mode: Mode = default_mode
-        # Writes an answer to a question without documents, for the hyde mode.
-        self.hypothesize = hypothesize
         # Writes the questions a chunk answers, for the questions mode.
         self.write_questions = write_questions
         self.questions_max_chunks = questions_max_chunks
         self.store = ChromaStore(root / "chroma", embedder)
-        self.lexical = LexicalIndexes(root / "collections", self.store)
+        self.lexical = LexicalIndexes(self._folder, self.store)
         self.writer = CollectionWriter(
             self.store, self.embedders.of, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
         self.embedder_change = EmbedderChange(self.store, self.writer, self.embedders)
         self._manifests: dict[str, ManifestFile] = {}
+        self.searcher = Searcher(
+            self.store, self.lexical, self.embedders, self._existing, self._questions, hypothesize
+        )
 
     # Collections -------------------------------------------------------------------------
 
     def _manifest(self, name: str) -> ManifestFile:
         # One object per collection, so its read cache lives as long as this knowledge base.
         if name not in self._manifests:
-            self._manifests[name] = ManifestFile(self.root / "collections" / validate_name(name))
+            folder = CollectionFolder(self.root / "collections" / validate_name(name))
+            self._manifests[name] = ManifestFile(folder)
         return self._manifests[name]
+
+    def _folder(self, name: str) -> CollectionFolder:
+        return self._manifest(name).folder
 
     def _existing(self, name: str) -> ManifestFile:
         manifest = self._manifest(name)
@@ -95,7 +92,7 @@ class KnowledgeBase:
         folder = self.root / "collections"
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if (p / "manifest.json").exists())
+        return sorted(p.name for p in folder.iterdir() if CollectionFolder(p).exists())
 
     def create(self, name: str) -> None:
         manifest = self._manifest(name)
@@ -105,17 +102,16 @@ class KnowledgeBase:
                 manifest.write(Manifest(embedder=self.embedder_name))
 
     def delete(self, name: str) -> None:
-        manifest = self._existing(name)
-        with manifest.locked():
+        folder = self._existing(name).folder
+        with folder.locked():
             for index in self.store.indexes(name):
                 self.store.drop(index)
-            manifest.path.unlink()
-        shutil.rmtree(manifest.folder, ignore_errors=True)
+            folder.remove()
         self.lexical.forget(name)
 
     def mode(self, name: str) -> Mode:
         """Collection `name`'s retrieval mode: its own setting, else the default."""
-        chosen = self._existing(name).folder / "mode"
+        chosen = self._existing(name).folder.mode
         if not chosen.is_file():
             return self.default_mode
         return retrieval_mode(chosen.read_text().strip()).name
@@ -124,13 +120,13 @@ class KnowledgeBase:
         """Make `mode` the retrieval mode of collection `name` (conversations may override).
         The questions mode first has the model write questions for every chunk (from then
         on, at each ingestion)."""
-        manifest = self._existing(name)
+        folder = self._existing(name).folder
         if retrieval_mode(mode).questions:
             self.add_questions(name, progress)
-        write_atomically(manifest.folder / "mode", mode)
+        folder.write_mode(mode)
 
     def _questions(self, name: str) -> ChunkQuestions:
-        return ChunkQuestions(self._existing(name).folder / "questions")
+        return ChunkQuestions(self._existing(name).folder)
 
     def add_questions(self, name: str, progress: Progress | None = None) -> int:
         """Have the model write questions for the chunks of collection `name` that have none
@@ -175,7 +171,7 @@ class KnowledgeBase:
         """What collection `name` costs: its documents, chunks, the bytes of its index
         (float32 vectors plus chunk text, as stored) and the time spent ingesting it."""
         manifest = self._committed(name)
-        footprint = self._read(name, lambda _, index: self.store.footprint(index))
+        footprint = self.searcher.read(name, lambda _, index: self.store.footprint(index))
         return {
             "documents": len(manifest.sources),
             "chunks": sum(entry.chunks for entry in manifest.sources.values()),
@@ -192,14 +188,22 @@ class KnowledgeBase:
 
     def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]:
         """Each committed source's content hash and chunks in reading order, by source."""
-        manifest = self._committed(name)
-        grouped: dict[str, list[tuple[int, str]]] = {}
-        for text, meta in self._read(name, lambda _, index: self.store.chunks(index)):
-            if manifest.committed_hash(meta["source"]) == meta.get("file_hash"):
-                grouped.setdefault(meta["source"], []).append((meta["chunk_index"], text))
         return {
-            source: (manifest.sources[source].hash, [text for _, text in sorted(pieces)])
-            for source, pieces in sorted(grouped.items())
+            source: (file_hash, [chunk.text for chunk in chunks])
+            for source, (file_hash, chunks) in self.placed_chunks_by_source(name).items()
+        }
+
+    def placed_chunks_by_source(self, name: str) -> dict[str, tuple[str, list[PlacedChunk]]]:
+        """`chunks_by_source` with where each chunk was cut from, for `join_chunks`."""
+        manifest = self._committed(name)
+        grouped: dict[str, list[tuple[int, PlacedChunk]]] = {}
+        for text, meta in self.searcher.read(name, lambda _, index: self.store.chunks(index)):
+            if manifest.committed_hash(meta["source"]) == meta.get("file_hash"):
+                chunk = PlacedChunk.of(text, meta)
+                grouped.setdefault(meta["source"], []).append((meta["chunk_index"], chunk))
+        return {
+            source: (manifest.sources[source].hash, [c for _, c in sorted(chunks, key=_first)])
+            for source, chunks in sorted(grouped.items())
         }
 
     def stored_source(self, name: str, source: str, paths: bool = True) -> str:
@@ -216,13 +220,14 @@ class KnowledgeBase:
             raise NotFound(f"{source!r} is not in collection {name!r}.")
         return key
 
-    def folder(self, name: str) -> Path:
-        """Collection `name`'s own folder, for what is derived from it (deleted with it)."""
-        return self._existing(name).folder
+    def summaries_folder(self, name: str) -> Path:
+        """Where the summaries of collection `name`'s documents are kept (deleted with it)."""
+        folder = self._existing(name).folder
+        return folder.made(folder.summaries)
 
     def source_texts(self, name: str) -> list[str]:
         """Each committed source's text, rebuilt from its chunks in reading order."""
-        return [join_chunks(texts) for _, texts in self.chunks_by_source(name).values()]
+        return [join_chunks(chunks) for _, chunks in self.placed_chunks_by_source(name).values()]
 
     # Writing -----------------------------------------------------------------------------
 
@@ -249,7 +254,16 @@ class KnowledgeBase:
         number of chunks removed."""
         return self.writer.forget(name, self._existing(name), source)
 
-    # Reading -----------------------------------------------------------------------------
+    # Reading (`searcher.py`) -------------------------------------------------------------
+
+    @property
+    def hypothesize(self) -> Callable[[str], str] | None:
+        """Writes an answer to a question without documents, for the hyde mode."""
+        return self.searcher.hypothesize
+
+    @hypothesize.setter
+    def hypothesize(self, hypothesize: Callable[[str], str] | None) -> None:
+        self.searcher.hypothesize = hypothesize
 
     def search(self, name: str, query: str, k: int, mode: str | None = None) -> list[Hit]:
         """The `k` chunks of collection `name` that best match `query`, best first, by `mode`
@@ -258,110 +272,17 @@ class KnowledgeBase:
 
     def search_vector(self, name: str, vector: Sequence[float], k: int) -> list[Hit]:
         """The `k` chunks nearest to `vector` (made by the collection's embedder)."""
-
-        def nearest(manifest: Manifest, index: str) -> list[Hit]:
-            return search.search_vector(self.store, manifest, index, vector, k)
-
-        return self._read(name, nearest)
+        return self.searcher.search_vector(name, vector, k)
 
     def search_many(
         self, name: str, queries: Sequence[str], k: int, mode: str | None = None
     ) -> Iterator[list[Hit]]:
         """The hits of each of many queries, in order; queries are embedded in batches."""
-        how = retrieval_mode(mode or self.mode(name))
-        manifest = self._committed(name)
-        if how.hypothetical and self.hypothesize is None:
-            raise BadInput(f"The {how.name} mode needs a model to write hypothetical answers.")
-        if how.questions and not self._questions(name).signature():
-            raise BadInput(
-                f"Collection {name!r} has no questions written yet: make {how.name} its mode "
-                f"first (kbot collections --set-mode {name} {how.name}), which writes them."
-            )
-        if not how.dense:
-            lexical = self._lexical(name, manifest, how.questions)
-            return (lexical.search(query, k) for query in queries)
-        return self._nearest(name, manifest, list(queries), k, how)
-
-    def _nearest(
-        self, name: str, manifest: Manifest, queries: list[str], k: int, how: RetrievalMode
-    ) -> Iterator[list[Hit]]:
-        """The nearest chunks to each query's embedding, fused with keyword hits if `how`
-        says so. Should the collection move to another embedder meanwhile, the queries not
-        answered yet are embedded again for its new index."""
-        depth = max(k, _FUSION_DEPTH) if how.keywords else k
-        lexical = self._lexical(name, manifest, how.questions) if how.keywords else None
-        done = 0
-        while done < len(queries):
-            embedder, index = self.embedder_of(manifest), store_key(name, manifest)
-            left = queries[done:]
-            vectors = self._query_vectors(embedder, left, hypothetical=how.hypothetical)
-            try:
-                for query, vector in zip(left, vectors, strict=True):
-                    hits = search.search_vector(self.store, manifest, index, vector, depth)
-                    yield _fused(hits, lexical, query, depth, k) if lexical else hits
-                    done += 1
-            except MissingIndexError:
-                manifest = self._after_missing_index(name, manifest)
-
-    def _after_missing_index(self, name: str, manifest: Manifest) -> Manifest:
-        """The manifest to read by after `manifest`'s index was found missing: the newer one
-        that switched to another index, or the same one once its (never written) index
-        exists."""
-        fresh = self._existing(name).read(fresh=True)
-        if store_key(name, fresh) == store_key(name, manifest):
-            self.store.ensure(store_key(name, fresh))
-        return fresh
-
-    def _read(self, name: str, read: Callable[[Manifest, str], T]) -> T:
-        """`read(manifest, index)` on the committed collection, again on the new index should
-        the collection move to another embedder while it reads."""
-        manifest = self._committed(name)
-        try:
-            return read(manifest, store_key(name, manifest))
-        except MissingIndexError:
-            manifest = self._after_missing_index(name, manifest)
-            return read(manifest, store_key(name, manifest))
-
-    def _lexical(self, name: str, manifest: Manifest, questions: bool = False) -> LexicalIndex:
-        """BM25 over the committed chunks; with `questions`, over each chunk's text and the
-        questions written for it."""
-
-        def get(manifest: Manifest) -> LexicalIndex:
-            if not questions:
-                return self.lexical.get(name, manifest)
-            written = self._questions(name)
-            hashes = {source: entry.hash for source, entry in manifest.sources.items()}
-            return self.lexical.get(
-                name, manifest, (written.signature(), lambda: written.read(hashes))
-            )
-
-        try:
-            return get(manifest)
-        except MissingIndexError:  # the chunks are the same in the new index
-            return get(self._after_missing_index(name, manifest))
-
-    def _query_vectors(
-        self, embedder: Embeddings, queries: Sequence[str], hypothetical: bool = False
-    ) -> Iterator[Sequence[float]]:
-        """Each query's embedding, a batch at a time; with `hypothetical` (HyDE), the mean
-        direction of the query's and of an answer the model wrote for it without documents:
-        that answer is worded like the chunks that hold the real one."""
-        hypothesize = self.hypothesize if hypothetical else None
-        for start in range(0, len(queries), search.QUERY_BATCH):
-            batch = list(queries[start : start + search.QUERY_BATCH])
-            vectors = np.asarray(search.embed_queries(embedder, batch), dtype=np.float32)
-            if hypothesize is not None:
-                answers = [hypothesize(query) for query in batch]
-                vectors += np.asarray(search.embed_queries(embedder, answers))
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
-            yield from vectors.tolist()
+        return self.searcher.search_many(name, queries, k, mode or self.mode(name))
 
     def embed_queries(self, queries: Sequence[str]) -> list[list[float]]:
-        return search.embed_queries(self.embedder, queries)
+        return self.searcher.embed_queries(queries)
 
 
-def _fused(dense: list[Hit], lexical: LexicalIndex, query: str, depth: int, k: int) -> list[Hit]:
-    """Hybrid's `k` best: the dense hits fused with BM25's best `depth` chunks for `query`,
-    of which those beyond its matches scored 0."""
-    matches = lexical.search(query, depth)
-    return fuse(dense, matches, k, lexical_zeros=min(depth, len(lexical.chunks)) - len(matches))
+def _first(pair: tuple[int, PlacedChunk]) -> int:
+    return pair[0]

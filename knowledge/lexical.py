@@ -23,7 +23,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from knowledge.manifest import Manifest, store_key
+from knowledge.manifest import CollectionFolder, Manifest, store_key
 from knowledge.results import Hit
 from knowledge.search import hit_of
 from knowledge.store import ChromaStore
@@ -31,7 +31,6 @@ from knowledge.text import STEMMER
 
 # Text indexed with a chunk besides its own, by (source, chunk index).
 Expansions = Mapping[tuple[str, int], list[str]]
-_FOLDER = "bm25"
 
 
 def version_of(manifest: Manifest) -> str:
@@ -70,8 +69,8 @@ class LexicalIndex:
         return cls(retriever, chunks)
 
     def save(self, folder: Path) -> None:
-        """Write the index to `folder` whole or not at all (a temp folder, then a rename)."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        """Write the index to `folder`, in a folder that exists, whole or not at all (a temp
+        folder, then a rename)."""
         staging = Path(tempfile.mkdtemp(prefix=".bm25-", dir=folder.parent))
         if self.chunks:
             self.retriever.save(staging, show_progress=False)
@@ -106,14 +105,16 @@ class LexicalIndex:
 
 class LexicalIndexes:
     """The BM25 index of each collection, kept in step with its committed version: in memory
-    while the version holds, on disk under `root/<collection>/bm25/<version>`. The questions
-    mode's index (chunks with their questions) is kept the same way under `bm25-questions`,
-    its version also naming which documents have questions written."""
+    while the version holds, on disk in the collection's folder (`folder_of` its name) under
+    `bm25/<version>`. The questions mode's index (chunks with their questions) is kept the same
+    way under `bm25-questions`, its version also naming which documents have questions
+    written."""
 
-    def __init__(self, root: Path, store: ChromaStore) -> None:
-        self.root = root
+    def __init__(self, folder_of: Callable[[str], CollectionFolder], store: ChromaStore) -> None:
+        self.folder_of = folder_of
         self.store = store
-        self._cache: dict[tuple[str, str], tuple[str, LexicalIndex]] = {}
+        # (collection, expanded) -> (version, index)
+        self._cache: dict[tuple[str, bool], tuple[str, LexicalIndex]] = {}
         self._lock = threading.Lock()
 
     def get(
@@ -124,15 +125,15 @@ class LexicalIndexes:
     ) -> LexicalIndex:
         """Collection `name`'s index as `manifest` commits it; with `expansions` (a version
         tag, and how to read the text to add to each chunk), the expanded index."""
-        kind = f"{_FOLDER}-questions" if expansions else _FOLDER
+        expanded = expansions is not None
         version = version_of(manifest) + (f"-{expansions[0]}" if expansions else "")
         with self._lock:
-            cached = self._cache.get((name, kind))
+            cached = self._cache.get((name, expanded))
             if cached and cached[0] == version:
                 return cached[1]
             extra = expansions[1]() if expansions else None
-            index = self._load_or_build(name, manifest, self.root / name / kind, version, extra)
-            self._cache[(name, kind)] = (version, index)
+            index = self._load_or_build(name, manifest, expanded, version, extra)
+            self._cache[(name, expanded)] = (version, index)
             return index
 
     def forget(self, name: str) -> None:
@@ -144,10 +145,12 @@ class LexicalIndexes:
         self,
         name: str,
         manifest: Manifest,
-        folders: Path,
+        expanded: bool,
         version: str,
         extra: Expansions | None,
     ) -> LexicalIndex:
+        collection = self.folder_of(name)
+        folders = collection.lexical(expanded)
         folder = folders / version
         if (folder / "chunks.json").is_file():
             try:
@@ -155,7 +158,7 @@ class LexicalIndexes:
             except (OSError, ValueError):  # damaged: build it again
                 shutil.rmtree(folder, ignore_errors=True)
         index = LexicalIndex.build(self._committed_chunks(name, manifest), extra)
-        for old in folders.glob("*") if folders.is_dir() else ():
+        for old in collection.made(folders).glob("*"):
             shutil.rmtree(old, ignore_errors=True)  # other versions, and leftovers of a crash
         index.save(folder)
         return index

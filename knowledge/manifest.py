@@ -6,17 +6,22 @@ and only then are the old chunks deleted. A crash at any point leaves either the
 new version committed; the leftovers are listed (`pending`, `stale`) and swept on the next
 write. Searches only return chunks of committed versions. A file lock makes writes from
 several threads or processes (the UI and the CLI) take turns.
+
+The manifest lives in the collection's own folder (`CollectionFolder`), beside what is derived
+from the collection; the same lock guards the making and removing of those entries.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
 
 from common.files import file_lock, write_atomically
+from knowledge.results import UnknownCollectionError
 
 
 @dataclass
@@ -74,13 +79,101 @@ def _copy(manifest: Manifest) -> Manifest:
     )
 
 
+class CollectionFolder:
+    """A collection's own folder, `collections/<name>/`, and the name of each of its entries:
+    every module asks here for its own. The names are those on disk since the first version,
+    so existing folders keep working. Entries are made and removed, and the mode is written,
+    under `locked()`, the lock the manifest's writers hold, so none of them brings back the
+    folder of a collection being deleted."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def manifest(self) -> Path:
+        """The commit point of the collection's chunks (`ManifestFile`)."""
+        return self.path / "manifest.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.path / ".lock"
+
+    @property
+    def mode(self) -> Path:
+        """The retrieval mode chosen for the collection; absent: the default."""
+        return self.path / "mode"
+
+    @property
+    def questions(self) -> Path:
+        """The questions written for its chunks (`questions.py`)."""
+        return self.path / "questions"
+
+    @property
+    def summaries(self) -> Path:
+        """Its documents' summaries, cached by content (`summaries.py`)."""
+        return self.path / "summaries"
+
+    def lexical(self, expanded: bool = False) -> Path:
+        """Its saved BM25 indexes (`lexical.py`): of the chunks, or with `expanded`, of the
+        chunks with their questions."""
+        return self.path / ("bm25-questions" if expanded else "bm25")
+
+    @property
+    def embedder_lock(self) -> Path:
+        """Held while the collection moves to another embedder (`migration.py`)."""
+        return self.path / ".embedder.lock"
+
+    def exists(self) -> bool:
+        return self.manifest.exists()
+
+    def locked(self) -> FileLock:
+        return file_lock(self.lock)
+
+    def made(self, entry: Path) -> Path:
+        """`entry` (one of this folder's subfolders), made first if missing."""
+        if entry.is_dir():  # the usual case, without taking the lock
+            return entry
+        self._require()  # before the lock, whose file would bring the folder back
+        with self.locked():
+            self._require()
+            entry.mkdir(exist_ok=True)
+        return entry
+
+    def write_mode(self, mode: str) -> None:
+        with self.locked():
+            self._require()
+            write_atomically(self.mode, mode)
+
+    def remove(self) -> None:
+        """Everything in the folder but its lock file; the caller holds `locked()`. The
+        manifest goes first: a folder without it is no collection, should the rest outlive a
+        crash. The lock file stays (see `file_lock`): a writer waiting on it then finds the
+        collection gone, rather than another writer locking a new file beside it."""
+        self.manifest.unlink(missing_ok=True)
+        for entry in self.path.iterdir():
+            if entry == self.lock:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise UnknownCollectionError(f"Collection {self.name!r} was deleted meanwhile.")
+
+
 class ManifestFile:
     """A collection's manifest on disk. Reads are cached until the file changes (every file
     ingested and every query reads it, and collections can hold thousands of sources)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: CollectionFolder) -> None:
         self.folder = folder
-        self.path = folder / "manifest.json"
+        self.path = folder.manifest
         self._cache: tuple[tuple[int, int, int], Manifest] | None = None
 
     def exists(self) -> bool:
@@ -129,4 +222,4 @@ class ManifestFile:
             self._cache = (stamp, _copy(manifest))
 
     def locked(self) -> FileLock:
-        return file_lock(self.folder / ".lock")
+        return self.folder.locked()

@@ -70,7 +70,7 @@ class EmbedderChange:
     ) -> dict[str, Any]:
         """Move collection `name` (its manifest `manifest_file`) to embedder `spec`; one
         change at a time per collection."""
-        changing = file_lock(manifest_file.folder / ".embedder.lock")
+        changing = file_lock(manifest_file.folder.embedder_lock)
         try:
             changing.acquire(timeout=0)
         except Timeout:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from common.files import write_atomically
+from knowledge.manifest import CollectionFolder
 from knowledge.results import Progress
 
 _STATE = "written"
@@ -27,10 +28,11 @@ Versions = Mapping[str, tuple[str, list[str]]]
 
 
 class ChunkQuestions:
-    """The questions written for one collection's chunks, under `folder`."""
+    """The questions written for one collection's chunks, in its folder's `questions`."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, collection: CollectionFolder) -> None:
+        self.collection = collection
+        self.folder = collection.questions
 
     def _path(self, source: str, file_hash: str) -> Path:
         key = hashlib.sha256(f"{source}\0{file_hash}".encode()).hexdigest()[:32]
@@ -67,7 +69,7 @@ class ChunkQuestions:
         """Write questions for every chunk of the versions that have none yet (a document at a
         time, each file whole or not at all, so a kill loses at most one document's work), and
         drop those of versions no longer committed. Returns the chunks written for."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.collection.made(self.folder)
         keep = {self._path(s, h).name for s, (h, _) in versions.items()}
         for stale in self.folder.glob("*.json"):
             if stale.name not in keep:

@@ -39,7 +39,7 @@ from langchain_core.language_models import BaseChatModel
 from common.errors import BadInput
 from common.files import write_atomically
 from common.text import literal_markdown
-from knowledge.chunking import join_chunks
+from knowledge.chunking import PlacedChunk, join_chunks
 from knowledge.reading import needs_previous
 from knowledge.text import STOPWORDS, WORD, split_sentences, terms
 
@@ -148,8 +148,8 @@ def document_line(summary: DocumentSummary, label: str) -> str:
 class Collections(Protocol):
     """What a summary reads of a knowledge base (or of a caller's view of one)."""
 
-    def chunks_by_source(self, name: str) -> dict[str, tuple[str, list[str]]]: ...
-    def folder(self, name: str) -> Path: ...
+    def placed_chunks_by_source(self, name: str) -> dict[str, tuple[str, list[PlacedChunk]]]: ...
+    def summaries_folder(self, name: str) -> Path: ...
 
 
 class Summarizer:
@@ -185,7 +185,7 @@ class Summarizer:
     ) -> Iterator[DocumentSummary]:
         """The summary of each document of `collection` (or of `sources`), in name order,
         from the cache where the document has not changed since it was summarised."""
-        chunks = self.knowledge.chunks_by_source(collection)
+        chunks = self.knowledge.placed_chunks_by_source(collection)
         chosen = sorted(chunks) if sources is None else [s for s in chunks if s in set(sources)]
         if len(chosen) > self.max_documents:
             raise TooManyDocumentsError(
@@ -199,8 +199,8 @@ class Summarizer:
         for done, source in enumerate(chosen):
             if progress:
                 progress(done / max(len(chosen), 1), f"document {done + 1} of {len(chosen)}")
-            file_hash, texts = chunks[source]
-            yield self._document(cache / f"{self._key(file_hash)}.json", source, texts)
+            file_hash, placed = chunks[source]
+            yield self._document(cache / f"{self._key(file_hash)}.json", source, placed)
         if progress:
             progress(1.0, "documents summarised")
 
@@ -208,21 +208,19 @@ class Summarizer:
         return _digest(f"{_VERSION}|{self.method}|{self.sentences}|{self._model_name}|{file_hash}")
 
     def _cache(self, collection: str) -> Path:
-        folder = self.knowledge.folder(collection) / "summaries"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        return self.knowledge.summaries_folder(collection)
 
-    def _document(self, cached: Path, source: str, texts: list[str]) -> DocumentSummary:
+    def _document(self, cached: Path, source: str, chunks: list[PlacedChunk]) -> DocumentSummary:
         if cached.is_file():
             stored = json.loads(cached.read_text())
             topics = tuple(stored.get("topics", ()))
             return DocumentSummary(source, stored["text"], cached.stem, 0.0, True, topics)
         started = time.perf_counter()
         if self.method == "extract":
-            sentences = split_sentences(join_chunks(texts))
+            sentences = split_sentences(join_chunks(chunks))
             text = self._key_sentences(sentences, self.sentences, _title_terms(source))
         else:
-            text = self._written(texts)
+            text = self._written([chunk.text for chunk in chunks])
         topics = tuple(self._key_phrases(text, _TOPICS_PER_DOCUMENT))
         seconds = time.perf_counter() - started
         write_atomically(
@@ -297,8 +295,8 @@ class Summarizer:
         (by their first letters, as stems), else those holding the most of them."""
         wanted = terms(topic)
         held = {
-            source: len(wanted & terms(" ".join(texts)))
-            for source, (_, texts) in self.knowledge.chunks_by_source(collection).items()
+            source: len(wanted & terms(" ".join(chunk.text for chunk in chunks)))
+            for source, (_, chunks) in self.knowledge.placed_chunks_by_source(collection).items()
         }
         most = max(held.values(), default=0)
         return [source for source, count in held.items() if count and count == most]

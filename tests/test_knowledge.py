@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -13,9 +14,11 @@ from langchain_core.embeddings import Embeddings
 
 from bot.settings import Settings
 from common.names import InvalidNameError
+from knowledge import ingest
 from knowledge.embeddings import load_embedder
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.loaders import FileLimits, expand_paths
+from knowledge.reading import split_sentences
 from knowledge.results import UnknownCollectionError
 from tests.cli import kbot
 from tests.documents import write_bomb, write_facts, write_pdf
@@ -359,6 +362,94 @@ def test_cli_ingest_retrieve_collections_forget(tmp_path: Path) -> None:
     assert json.loads(kbot("collections", "--json", home=home).stdout)[0]["documents"] == 6
     bad = kbot("retrieve", "x", "--collection", "../up", home=home)
     assert bad.returncode == 2 and "Invalid collection name '../up'" in bad.stderr
+
+
+THINGS = ["lighthouse", "kettle", "bridge", "glimmerfish", "lantern", "harbour", "owl"]
+
+
+def write_sectioned_and_long(folder: Path) -> list[Path]:
+    """A markdown almanac in sections of several paragraphs, and a long plain ledger whose
+    second paragraph has words so long that its chunks overlap by a few characters only: there
+    a guess at the overlaps would repeat text and cut sentences."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sections = [
+        f"## Season {s}\n\n"
+        + "\n\n".join(
+            " ".join(
+                f"In season {s} log {p} entry {f} says the {THINGS[f % 7]} was seen on day "
+                f"{s * 100 + p * 10 + f}."
+                for f in range(4)
+            )
+            for p in range(3)
+        )
+        for s in range(3)
+    ]
+    almanac = folder / "almanac.md"
+    almanac.write_text("# Almanac\n\n" + "\n\n".join(sections))
+    plain = " ".join(
+        f"Record {i} says the {THINGS[i % 7]} of bay {i * 7} was mended in spring."
+        for i in range(30)
+    )
+    tagged = " ".join(
+        f"Ledger {i} lists {THINGS[i % 7]}-repairs-of-the-northern-harbour-survey-office-volume-"
+        f"{i} and {THINGS[(i + 3) % 7]}-inspections-of-the-southern-lighthouse-board-volume-{i}."
+        for i in range(12)
+    )
+    ledger = folder / "ledger.txt"
+    ledger.write_text(plain + "\n\n" + tagged)
+    return [almanac, ledger]
+
+
+def test_source_texts_put_each_sentence_back_once_in_order(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    paths = write_sectioned_and_long(tmp_path / "docs")
+    kb.ingest("joined", paths)
+    placed = kb.placed_chunks_by_source("joined")
+    for _, chunks in placed.values():
+        assert all(c.part is not None and c.start is not None for c in chunks)
+    ledger = placed[str(paths[1].resolve())][1]
+    overlapping = [b.start < a.start + len(a.text) for a, b in itertools.pairwise(ledger)]
+    assert any(overlapping) and not all(overlapping)  # overlaps, and a gap between paragraphs
+    texts = kb.source_texts("joined")
+    assert [split_sentences(t) for t in texts] == [split_sentences(p.read_text()) for p in paths]
+
+
+def test_source_texts_of_chunks_stored_without_places_guess_the_overlaps(
+    kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path, monkeypatch
+) -> None:
+    """Chunks stored before their places were recorded are joined by their overlaps; a changed
+    file is chunked anew with places, its unchanged chunks keeping their vectors."""
+    almanac, _ = write_sectioned_and_long(tmp_path / "docs")
+    plain = tmp_path / "docs" / "plain.txt"
+    plain.write_text(
+        " ".join(f"Note {i} says the {THINGS[i % 7]} at pier {i} was painted." for i in range(40))
+    )
+    chunk_documents = ingest.chunk_documents
+
+    def without_places(*args, **kwargs):
+        chunks = chunk_documents(*args, **kwargs)
+        for chunk in chunks:
+            for key in ("part", "start", "gap"):
+                chunk.metadata.pop(key, None)
+        return chunks
+
+    monkeypatch.setattr(ingest, "chunk_documents", without_places)
+    kb.ingest("old", [almanac, plain])
+    for _, chunks in kb.placed_chunks_by_source("old").values():
+        assert all(c.part is None and c.start is None for c in chunks)
+    texts = kb.source_texts("old")
+    assert [split_sentences(t) for t in texts] == [
+        split_sentences(p.read_text()) for p in (almanac, plain)
+    ]
+    monkeypatch.undo()
+    before = counting.embedded
+    plain.write_text(plain.read_text() + " A last note says the owl left.")
+    changed = kb.ingest("old", [plain])
+    assert counting.embedded - before < changed.chunks_added, "unchanged chunks were re-embedded"
+    chunks = kb.placed_chunks_by_source("old")[str(plain.resolve())][1]
+    assert all(c.start is not None for c in chunks)
+    assert split_sentences(kb.source_texts("old")[1]) == split_sentences(plain.read_text())
 
 
 def test_folders_recurse_and_skip_hidden_and_unsupported(tmp_path: Path) -> None:

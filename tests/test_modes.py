@@ -179,7 +179,7 @@ def test_questions_mode_matches_questions_the_model_wrote_for_each_chunk(
     steps: list[str] = []
     knowledge.set_mode(name, "questions", lambda fraction, label: steps.append(label))
     assert knowledge.mode(name) == "questions" and "questions for chunk 7 of 7" in steps
-    folder = knowledge.folder(name) / "questions"
+    folder = knowledge._questions(name).folder
     written = {
         source: questions
         for (source, _), questions in knowledge._questions(name)

@@ -166,7 +166,7 @@ def test_changing_the_collection_resummarises_only_what_changed(
     resources.knowledge.forget(name, "a-bridge.txt")
     fourth = written.summarise(name)
     assert fourth.summarised == 0 and "Orvel" not in json.dumps(fourth.as_json())
-    cache = resources.knowledge.folder(name) / "summaries"
+    cache = resources.knowledge.summaries_folder(name)
     kept = [p for p in cache.glob("*.json") if not p.name.startswith("overview-")]
     assert len(kept) == len(fourth.documents)  # the deleted document's summary is gone too
 
