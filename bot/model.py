@@ -25,6 +25,7 @@ from typing import Any
 from bot.settings import PACKAGED_MODEL, Settings
 from common import compute
 from common.errors import BadInput, OverLimit
+from common.files import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,11 @@ def model_location(settings: Settings) -> str:
         return settings.model
     cache = settings.models_dir / PACKAGED_MODEL
     if not (cache / "config.json").exists():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        _convert_packaged_model(cache)
+        # Two processes starting on one data folder convert once: the second waits and finds
+        # the cache, rather than replacing it under the first one's feet.
+        with file_lock(cache.with_name(f".{cache.name}.lock")):
+            if not (cache / "config.json").exists():
+                _convert_packaged_model(cache)
     return str(cache)
 
 
