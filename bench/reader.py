@@ -412,6 +412,34 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
         base = load_settings(home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0)
         resources = Resources(base).load()
         service = ChatService(resources)
+        result = {
+            "command": " ".join(["python bench/reader.py", *sys.argv[1:]]),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+            "threads": args.threads,
+            "per_suite": args.per_suite,
+            "variants": args.variants.split(","),
+            "settings": {
+                "retrieval_mode": base.retrieval_mode,
+                "top_k": base.top_k,
+                "min_evidence": base.min_evidence,
+                "max_new_tokens": 32,
+                "temperature": 0.0,
+            },
+            "scoring": "SQuAD EM and token F1 (best over the gold answers) and 'contains' over the "
+            "answerable questions; multi-part answers need every part (bench/suites.py score); a "
+            "decline is a reply of exactly 'The documents do not say.'; hit_at_k: the answering "
+            "document among the sources of the reply",
+            "suites": info,
+            "rows": rows,
+            "complete": False,
+        }
+
+        def save(complete: bool = False) -> None:
+            """Write what is measured so far, so that a long run that stops keeps its rows."""
+            result.update(complete=complete, seconds=round(elapsed()))
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "reader_suites.json").write_text(json.dumps(result, indent=1) + "\n")
+
         collections: dict[str, dict[str, str]] = {}
         for suite in suites:
             started = time.perf_counter()
@@ -444,6 +472,7 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
                 "ingest_s": round(time.perf_counter() - started, 1),
             }
             log(f"{suite.name}: {info[suite.name]}")
+            save()
 
         for variant in args.variants.split(","):
             reader, sentences = variant.split("-")
@@ -458,7 +487,7 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
                 # Follow-ups are asked as they came, after their conversation, and as the
                 # human rewrote them, alone.
                 asks = [("", False)] + (
-                    [(" (rewrite)", True)] if suite.questions[0].rewrite else []
+                    [(" (rewrite)", True)] if any(q.rewrite for q in suite.questions) else []
                 )
                 for label, rewritten in asks:
                     started = time.perf_counter()
@@ -497,34 +526,13 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
                         )
                     row = suite_row(results, latencies, time.perf_counter() - started)
                     rows.setdefault(suite.name + label, {})[variant] = row
+                    save()
                     log(
                         f"{suite.name}{label} {variant}: "
                         f"{ {k: v for k, v in row.items() if k != 'misses'} }"
                     )
 
-    result = {
-        "command": " ".join(["python bench/reader.py", *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-        "threads": args.threads,
-        "per_suite": args.per_suite,
-        "variants": args.variants.split(","),
-        "settings": {
-            "retrieval_mode": base.retrieval_mode,
-            "top_k": base.top_k,
-            "min_evidence": base.min_evidence,
-            "max_new_tokens": 32,
-            "temperature": 0.0,
-        },
-        "scoring": "SQuAD EM and token F1 (best over the gold answers) and 'contains' over the "
-        "answerable questions; multi-part answers need every part (bench/suites.py score); a "
-        "decline is a reply of exactly 'The documents do not say.'; hit_at_k: the answering "
-        "document among the sources of the reply",
-        "suites": info,
-        "rows": rows,
-        "seconds": round(elapsed()),
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "reader_suites.json").write_text(json.dumps(result, indent=1) + "\n")
+    save(complete=True)
     print_suite_table(result)
 
 
