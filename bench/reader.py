@@ -343,6 +343,8 @@ def suite_row(rows: list[dict], latencies: list[float], seconds: float) -> dict:
         "answerable_said_not": mean([r["no"] for r in answerable]),
         "unanswerable_said_not": mean([r["no"] for r in unanswerable]),
         "hit_at_k": mean([r["hit"] for r in answerable if r["hit"] is not None]),
+        "gold_in_chunks": mean([r["in_chunks"] for r in answerable]),
+        "gold_in_evidence": mean([r["in_evidence"] for r in answerable]),
         "latency_p50_s": round(statistics.median(latencies), 2) if latencies else None,
         "seconds": round(seconds, 1),
         "misses": [
@@ -370,6 +372,8 @@ def print_suite_table(result: dict) -> None:
         "declined ans",
         "declined unans",
         f"hit@{k}",
+        "gold in chunks",
+        "gold in evidence",
         "p50 s",
     ]
     keys = [
@@ -381,6 +385,8 @@ def print_suite_table(result: dict) -> None:
         "answerable_said_not",
         "unanswerable_said_not",
         "hit_at_k",
+        "gold_in_chunks",
+        "gold_in_evidence",
         "latency_p50_s",
     ]
     lines = [
@@ -397,7 +403,7 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
     """Every variant on every suite of `names`, `args.per_suite` questions each."""
     import torch
 
-    from bench.suites import SUITES, score
+    from bench.suites import SUITES, held, score
     from bot.evaluation.scoring import same_source
     from bot.resources import Resources
     from bot.service import ChatService
@@ -428,7 +434,8 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
             "scoring": "SQuAD EM and token F1 (best over the gold answers) and 'contains' over the "
             "answerable questions; multi-part answers need every part (bench/suites.py score); a "
             "decline is a reply of exactly 'The documents do not say.'; hit_at_k: the answering "
-            "document among the sources of the reply",
+            "document among the sources of the reply; gold_in_chunks / gold_in_evidence: a gold "
+            "answer (every part) in the retrieved chunks / in the sentences the reader reads",
             "suites": info,
             "rows": rows,
             "complete": False,
@@ -518,6 +525,12 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
                                     same_source(q.source, s["source"]) for s in reply.sources
                                 )
                                 if q.source
+                                else None,
+                                "in_chunks": held([s["text"] for s in reply.sources], q)
+                                if not q.unanswerable
+                                else None,
+                                "in_evidence": held([e["text"] for e in reply.evidence], q)
+                                if not q.unanswerable
                                 else None,
                                 "question": q.rewrite if rewritten else q.question,
                                 "gold": q.parts or q.answers,

@@ -267,7 +267,9 @@ def policyqa(n: int) -> Suite:
         split="PolicyQA test split (20 policies; dev is not used, train is not in the set)",
         documents=documents,
         questions=[
-            Question(q["question"], q["answers"], source=name(q["title"]), group=q["title"])
+            # Each policy alone in its collection: no `source`, as hit@k would always be 1;
+            # whether retrieval found the segment shows in the gold held by the chunks.
+            Question(q["question"], q["answers"], group=q["title"])
             for q in chosen
         ],
         groups={name(t): t for t in titles},
@@ -544,3 +546,14 @@ def score(reply: str, question: Question) -> dict[str, float]:
         "f1": f1_score(reply, " ".join(question.parts)),
         "contains": float(all(part and f" {part} " in said for part in parts)),
     }
+
+
+def held(texts: Sequence[str], question: Question) -> bool:
+    """Whether `texts` (the retrieved chunks, or the evidence the reader reads) hold a gold
+    answer, or every part of a multi-part one; counts that must be counted never are."""
+    from bot.evaluation.scoring import normalize_answer
+
+    joined = f" {normalize_answer(' '.join(texts))} "
+    golds = [normalize_answer(g) for g in question.parts or question.answers]
+    found = [bool(g) and f" {g} " in joined for g in golds]
+    return all(found) if question.parts else any(found)
