@@ -521,11 +521,14 @@ SUITES: dict[str, Callable[[int], Suite]] = {
 }
 
 
+_JOINERS = ("and", "both")
+
+
 def score(reply: str, question: Question) -> dict[str, float]:
     """EM, F1 and contains as bench/reader.py scores them (`answer_scores`, best over the
     gold answers). A multi-part answer counts as contained only with every part in the reply,
-    as exact only if the reply is the parts and nothing but "and" or "both"; its F1 is against
-    all the parts together."""
+    as exact only if the reply is the parts and nothing but "and" or "both"; its F1 is that of
+    the reply without those words against all the parts together."""
     from bot.evaluation.scoring import answer_scores, f1_score, normalize_answer
 
     if not question.parts:
@@ -542,8 +545,8 @@ def score(reply: str, question: Question) -> dict[str, float]:
         else:
             rest.append("\0")  # a part missing
     return {
-        "em": float(all(w in ("and", "both") for w in rest)),
-        "f1": f1_score(reply, " ".join(question.parts)),
+        "em": float(all(w in _JOINERS for w in rest)),
+        "f1": f1_score(" ".join(w for w in said.split() if w not in _JOINERS), " ".join(parts)),
         "contains": float(all(part and f" {part} " in said for part in parts)),
     }
 
