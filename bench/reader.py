@@ -412,6 +412,9 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     suites = [SUITES[name](args.per_suite) for name in names]
+    for suite in suites:
+        files = [name for name, _ in suite.documents]
+        assert len(set(files)) == len(files), f"{suite.name}: two documents of one name"
     info: dict[str, dict] = {}
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
