@@ -23,6 +23,14 @@ Usage: python bench/reader.py [--articles 6] [--questions 300] [--unanswerable 1
 Writes bench/results/reader.json (reader_modes.json with --modes) and prints the tables;
 --record also writes the packaged reader's figures into its metadata (`scores` in
 adapters/reader/kbot_meta.json).
+
+Out of domain: python bench/reader.py --suite all [--per-suite 100] [--variants ...]
+asks the question sets of bench/suites.py (tables, privacy policies, tech docs, notices,
+follow-ups, and the SQuAD dev reference; `--suite tat-qa,notices` for some), each from its
+own collection of the documents its questions need plus distractors, with every variant in the
+same run: EM, F1, contains, declines of answerable and of unanswerable questions, hit@k (the
+answering document among the sources), p50 latency and n per suite and variant. Writes
+bench/results/reader_suites.json and prints one table.
 """
 
 from __future__ import annotations
@@ -136,9 +144,27 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="trial: 2 articles, 20 + 10")
     parser.add_argument(
+        "--suite",
+        default="",
+        help="out-of-domain suites instead: 'all' or comma-separated names of bench/suites.py "
+        "(writes reader_suites.json)",
+    )
+    parser.add_argument(
+        "--per-suite", type=int, default=100, help="questions per suite, spread evenly"
+    )
+    parser.add_argument(
         "--record", action="store_true", help="write the reader's scores into its metadata"
     )
     args = parser.parse_args()
+    if args.suite:
+        from bench.suites import SUITES
+
+        wanted = list(SUITES) if args.suite == "all" else args.suite.split(",")
+        unknown = [name for name in wanted if name not in SUITES]
+        if unknown:
+            parser.error(f"unknown suite {', '.join(unknown)}; known: all, {', '.join(SUITES)}")
+        run_suites(wanted, args)
+        return
     if args.quick:
         args.articles, args.questions, args.unanswerable, args.lookalike = 2, 20, 10, 10
 
@@ -297,6 +323,233 @@ def main() -> None:
     if args.record:
         record_scores(result, " ".join(["python bench/reader.py", *sys.argv[1:]]))
     print(json.dumps(result, indent=1))
+
+
+def suite_row(rows: list[dict], latencies: list[float], seconds: float) -> dict:
+    """One suite and variant: answer scores over the answerable questions, declines of both
+    kinds, how often the answering document was retrieved, p50 latency."""
+
+    def mean(values: list) -> float | None:
+        return round(statistics.fmean(values), 3) if values else None
+
+    answerable = [r for r in rows if not r["unanswerable"]]
+    unanswerable = [r for r in rows if r["unanswerable"]]
+    return {
+        "n": len(answerable),
+        "n_unanswerable": len(unanswerable),
+        "em": mean([r["em"] for r in answerable]),
+        "f1": mean([r["f1"] for r in answerable]),
+        "contains": mean([r["contains"] for r in answerable]),
+        "answerable_said_not": mean([r["no"] for r in answerable]),
+        "unanswerable_said_not": mean([r["no"] for r in unanswerable]),
+        "hit_at_k": mean([r["hit"] for r in answerable if r["hit"] is not None]),
+        "gold_in_chunks": mean([r["in_chunks"] for r in answerable]),
+        "gold_in_evidence": mean([r["in_evidence"] for r in answerable]),
+        "latency_p50_s": round(statistics.median(latencies), 2) if latencies else None,
+        "seconds": round(seconds, 1),
+        "misses": [
+            {key: r[key] for key in ("question", "gold", "reply")}
+            for r in answerable
+            if r["f1"] < 0.5
+        ][:5]
+        + [{key: r[key] for key in ("question", "reply")} for r in unanswerable if not r["no"]][:3],
+    }
+
+
+def print_suite_table(result: dict) -> None:
+    def cell(value: object) -> str:
+        return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    k = result["settings"]["top_k"]
+    head = [
+        "suite",
+        "variant",
+        "n",
+        "n unans",
+        "EM",
+        "F1",
+        "contains",
+        "declined ans",
+        "declined unans",
+        f"hit@{k}",
+        "gold in chunks",
+        "gold in evidence",
+        "p50 s",
+    ]
+    keys = [
+        "n",
+        "n_unanswerable",
+        "em",
+        "f1",
+        "contains",
+        "answerable_said_not",
+        "unanswerable_said_not",
+        "hit_at_k",
+        "gold_in_chunks",
+        "gold_in_evidence",
+        "latency_p50_s",
+    ]
+    lines = [
+        [row_name, variant, *(cell(figures[key]) for key in keys)]
+        for row_name, by_variant in result["rows"].items()
+        for variant, figures in by_variant.items()
+    ]
+    widths = [max(len(str(x)) for x in column) for column in zip(head, *lines, strict=True)]
+    for line in [head, ["-" * w for w in widths], *lines]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
+
+
+def run_suites(names: list[str], args: argparse.Namespace) -> None:
+    """Every variant on every suite of `names`, `args.per_suite` questions each."""
+    import torch
+
+    from bench.suites import SUITES, held, score
+    from bot.evaluation.scoring import same_source
+    from bot.resources import Resources
+    from bot.service import ChatService
+    from bot.settings import load_settings
+    from knowledge.reading import NOT_IN_DOCUMENTS
+
+    torch.set_num_threads(args.threads)
+    suites = [SUITES[name](args.per_suite) for name in names]
+    for suite in suites:
+        files = [name for name, _ in suite.documents]
+        assert len(set(files)) == len(files), f"{suite.name}: two documents of one name"
+    info: dict[str, dict] = {}
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = load_settings(home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0)
+        resources = Resources(base).load()
+        service = ChatService(resources)
+        result = {
+            "command": " ".join(["python bench/reader.py", *sys.argv[1:]]),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+            "threads": args.threads,
+            "per_suite": args.per_suite,
+            "variants": args.variants.split(","),
+            "settings": {
+                "retrieval_mode": base.retrieval_mode,
+                "top_k": base.top_k,
+                "min_evidence": base.min_evidence,
+                "max_new_tokens": 32,
+                "temperature": 0.0,
+            },
+            "scoring": "SQuAD EM and token F1 (best over the gold answers) and 'contains' over the "
+            "answerable questions; multi-part answers need every part (bench/suites.py score); a "
+            "decline is a reply of exactly 'The documents do not say.'; hit_at_k: the answering "
+            "document among the sources of the reply; gold_in_chunks / gold_in_evidence: a gold "
+            "answer (every part) in the retrieved chunks / in the sentences the reader reads",
+            "suites": info,
+            "rows": rows,
+            "complete": False,
+        }
+
+        def save(complete: bool = False) -> None:
+            """Write what is measured so far, so that a long run that stops keeps its rows."""
+            result.update(complete=complete, seconds=round(elapsed()))
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "reader_suites.json").write_text(json.dumps(result, indent=1) + "\n")
+
+        collections: dict[str, dict[str, str]] = {}
+        for suite in suites:
+            started = time.perf_counter()
+            groups = sorted(set(suite.groups.values())) or [""]
+            collections[suite.name] = {
+                group: f"{suite.name}-{number}" for number, group in enumerate(groups)
+            }
+            chunks = 0
+            for group, collection in collections[suite.name].items():
+                folder = Path(tmp) / "docs" / collection
+                folder.mkdir(parents=True)
+                files = []
+                for name, text in suite.documents:
+                    if suite.groups.get(name, "") == group:
+                        (folder / name).write_text(text, encoding="utf-8")
+                        files.append((folder / name, name))
+                ingest = resources.knowledge.ingest(collection, files)
+                assert not ingest.errors, ingest.errors[:1]
+                chunks += ingest.chunks_added
+            unanswerable = sum(q.unanswerable for q in suite.questions)
+            info[suite.name] = {
+                "split": suite.split,
+                "notes": suite.notes,
+                "documents": len(suite.documents),
+                "characters": suite.characters,
+                "collections": len(collections[suite.name]),
+                "chunks": chunks,
+                "answerable": len(suite.questions) - unanswerable,
+                "unanswerable": unanswerable,
+                "ingest_s": round(time.perf_counter() - started, 1),
+            }
+            log(f"{suite.name}: {info[suite.name]}")
+            save()
+
+        for variant in args.variants.split(","):
+            reader, sentences = variant.split("-")
+            resources.settings = base.model_copy(
+                update={
+                    "reader": "packaged" if reader == "reader" else "none",
+                    "evidence_sentences": int(sentences),
+                }
+            )
+            resources.__dict__.pop("reader", None)  # re-read the setting
+            for suite in suites:
+                # Follow-ups are asked as they came, after their conversation, and as the
+                # human rewrote them, alone.
+                asks = [("", False)] + (
+                    [(" (rewrite)", True)] if any(q.rewrite for q in suite.questions) else []
+                )
+                for label, rewritten in asks:
+                    started = time.perf_counter()
+                    results, latencies = [], []
+                    for q in suite.questions:
+                        asked = time.perf_counter()
+                        reply = deque(
+                            service.reply(
+                                q.rewrite if rewritten else q.question,
+                                history=[] if rewritten else q.history,
+                                backend="rag",
+                                options={"collection": collections[suite.name][q.group]},
+                            ),
+                            maxlen=1,
+                        )[0]
+                        latencies.append(time.perf_counter() - asked)
+                        figures = (
+                            score(reply.answer, q)
+                            if not q.unanswerable
+                            else {"em": 0.0, "f1": 0.0, "contains": 0.0}
+                        )
+                        results.append(
+                            {
+                                **figures,
+                                "unanswerable": q.unanswerable,
+                                "no": reply.answer.strip() == NOT_IN_DOCUMENTS,
+                                "hit": any(
+                                    same_source(q.source, s["source"]) for s in reply.sources
+                                )
+                                if q.source
+                                else None,
+                                "in_chunks": held([s["text"] for s in reply.sources], q)
+                                if not q.unanswerable
+                                else None,
+                                "in_evidence": held([e["text"] for e in reply.evidence], q)
+                                if not q.unanswerable
+                                else None,
+                                "question": q.rewrite if rewritten else q.question,
+                                "gold": q.parts or q.answers,
+                                "reply": reply.answer,
+                            }
+                        )
+                    row = suite_row(results, latencies, time.perf_counter() - started)
+                    rows.setdefault(suite.name + label, {})[variant] = row
+                    save()
+                    log(
+                        f"{suite.name}{label} {variant}: "
+                        f"{ {k: v for k, v in row.items() if k != 'misses'} }"
+                    )
+
+    save(complete=True)
+    print_suite_table(result)
 
 
 if __name__ == "__main__":
