@@ -3,6 +3,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 7860
+# Test processes side by side (pytest-xdist), each with its share of the cores; 0: no workers.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Offline by default: the packaged models need no network. Set HF_HUB_OFFLINE=0 to use hub ids.
 export HF_HUB_OFFLINE ?= 1
@@ -31,10 +34,10 @@ run: install
 	$(PY) launch.py --port $(PORT)
 
 test: install
-	$(PY) -m pytest -q --durations=25
+	$(PYTEST) --durations=25
 
 test-fast: install  # the quick loop: no training, browser or long model runs
-	$(PY) -m pytest -q -m "not slow and not browser"
+	$(PYTEST) -m "not slow and not browser"
 
 lint: install
 	$(VENV)/bin/ruff check .

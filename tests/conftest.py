@@ -33,6 +33,19 @@ def _model_cache() -> str:
 
 os.environ.setdefault("KBOT_MODEL_CACHE", _model_cache())
 
+
+def _share_the_cores() -> None:
+    """With tests spread over N worker processes (`make test` runs pytest-xdist), each takes
+    its share of the cores: torch's threads wait by spinning, and two workers of two threads
+    each on two cores spent four times the CPU time of one."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
+
+
+_share_the_cores()
+
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402

@@ -296,7 +296,9 @@ def test_users_keep_their_collections_private(
     # Another user can neither use bo's collection nor learn that it exists.
     answer, info = ask(signed_in, "cy", "What is the combination of Bo's locker?", "notes")
     assert "4471" not in answer + info
-    assert info == "⚠️ Unknown collection 'notes'. Existing: handbook."
+    # The collections cy may use are listed: the shared ones (other tests add their own).
+    assert info.startswith("⚠️ Unknown collection 'notes'. Existing: ") and "handbook" in info
+    assert "-notes" not in info
     cy = session(signed_in, "cy")
     config = json.dumps(cy.get("/config").json())
     assert "notes" not in config

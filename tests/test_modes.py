@@ -158,6 +158,7 @@ def test_a_comparison_picks_each_collections_best_mode(
 ) -> None:
     knowledge, name = collection
     monkeypatch.setattr(resources.settings, "top_k", 1)  # RAG reads the first chunk only
+    monkeypatch.setattr(resources.settings, "max_new_tokens", 12)  # what is found counts here
     service = ChatService(resources)
     specs = in_modes(service.registry, ["base", f"rag:{name}"], ["dense", "bm25"])
     assert specs == ["base", f"rag:{name}:dense", f"rag:{name}:bm25"]
