@@ -119,7 +119,7 @@ def reader_records(
     results = list(knowledge.search_many(collection, texts, 2 * k))
     # Embed every question and candidate sentence in large batches first (much faster than
     # a few at a time); choosing the evidence then only reads the cache.
-    wanted = texts + [text for hits in results for _, _, text in evidence_candidates(hits)]
+    wanted = texts + [c.text for hits in results for c in evidence_candidates(hits)]
     unique = list(dict.fromkeys(wanted))
     for start in range(0, len(unique), 1024):
         embedder.embed_documents(unique[start : start + 1024])

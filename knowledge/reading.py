@@ -1,5 +1,6 @@
-"""What the reader sees: the sentences of the retrieved chunks that answer the question, and
-the one prompt that puts them beside it. The RAG backend answers with this prompt, and the
+"""What the reader sees: the statements of the retrieved chunks that answer the question
+(sentences, list items and table rows with what gives them meaning: `statements.py`), and the
+one prompt that puts them beside it. The RAG backend answers with this prompt, and the
 reader adapter is trained on it, so both see exactly the same text."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from knowledge.results import Hit
-from knowledge.text import WORD, split_sentences, terms
+from knowledge.statements import Statement, row_statement, statements
+from knowledge.text import terms
 
 NOT_IN_DOCUMENTS = "The documents do not say."
 READER_SYSTEM = (
@@ -19,11 +21,6 @@ READER_SYSTEM = (
     f"not answer it, reply exactly: {NOT_IN_DOCUMENTS}"
 )
 
-# A sentence opening with one of these leans on the one before it ("It was built in 1889.").
-_REFERRING = frozenset(
-    ["it", "its", "this", "these", "that", "those", "they", "their", "them"]
-    + ["he", "his", "she", "her", "such", "there", "then"]
-)
 # How much sharing the question's words adds to embedding similarity when choosing sentences.
 # Chosen on SQuAD train articles (gold answer among the top 2 sentences: 0.66 with
 # similarity alone, 0.74 with 0.3); the dev articles were not looked at for it.
@@ -32,8 +29,8 @@ LEXICAL_WEIGHT = 0.3
 
 @dataclass(frozen=True)
 class Evidence:
-    """A passage the answer rests on: a sentence (with the one before it where it needs it),
-    the chunk it came from (`passage`, numbered like the sources) and its similarity."""
+    """A passage the answer rests on: a statement of a chunk (`statements.py`), the chunk it
+    came from (`passage`, numbered like the sources), its section and its similarity."""
 
     text: str
     source: str
@@ -53,22 +50,26 @@ class Evidence:
         return data
 
 
-def needs_previous(sentence: str) -> bool:
-    words = WORD.findall(sentence)
-    return bool(words) and (words[0].lower() in _REFERRING or len(words) < 4)
+@dataclass(frozen=True)
+class Candidate:
+    """A statement of a retrieved chunk that may be evidence: its text, the chunk's passage
+    number (as the sources are numbered), the chunk, and the section it stands in."""
+
+    passage: int
+    hit: Hit
+    text: str
+    location: str
 
 
-def evidence_candidates(hits: Sequence[Hit]) -> list[tuple[int, Hit, str]]:
-    """Every sentence of `hits` as (passage number, hit, text), a sentence that leans on the
-    one before it given with it."""
-    candidates: list[tuple[int, Hit, str]] = []
+def evidence_candidates(hits: Sequence[Hit]) -> list[Candidate]:
+    """Every statement of `hits` (`knowledge/statements.py`), in order."""
+    candidates: list[Candidate] = []
     for number, hit in enumerate(hits, start=1):
-        sentences = split_sentences(hit.text)
-        for index, sentence in enumerate(sentences):
-            text = sentence
-            if index and needs_previous(sentence):
-                text = f"{sentences[index - 1]} {sentence}"
-            candidates.append((number, hit, text))
+        if hit.location.startswith("row "):  # a table's row, stored as "column: value" lines
+            found = [Statement(row_statement(hit.text), hit.location)]
+        else:
+            found = statements(hit.text, hit.location)
+        candidates += [Candidate(number, hit, s.text, s.section) for s in found]
     return candidates
 
 
@@ -105,23 +106,28 @@ def select_evidence(
     candidates = evidence_candidates(hits)
     if not candidates:
         return []
-    question_vector, *vectors = embed_by_length(
-        embedder, [question, *[text for _, _, text in candidates]]
-    )
+    question_vector, *vectors = embed_by_length(embedder, [question, *[c.text for c in candidates]])
     similarity = [sum(a * b for a, b in zip(question_vector, v, strict=True)) for v in vectors]
     # Questions are worded unlike their answers, but they usually share their rare words:
     # those break ties that similarity alone gets wrong.
     wanted = terms(question)
     rank = [
-        score + LEXICAL_WEIGHT * _share_held(wanted, text)
-        for score, (_, _, text) in zip(similarity, candidates, strict=True)
+        score + LEXICAL_WEIGHT * _share_held(wanted, candidate.text)
+        for score, candidate in zip(similarity, candidates, strict=True)
     ]
     chosen: list[Evidence] = []
     for order in sorted(range(len(candidates)), key=lambda i: (-rank[i], i)):
-        number, hit, text = candidates[order]
+        candidate = candidates[order]
+        text = candidate.text
         if any(text in e.text for e in chosen):
             continue  # already given, with its context
-        found = Evidence(text, hit.source, number, round(similarity[order], 4), hit.location)
+        found = Evidence(
+            text,
+            candidate.hit.source,
+            candidate.passage,
+            round(similarity[order], 4),
+            candidate.location,
+        )
         held = [i for i, e in enumerate(chosen) if e.text in text]
         if held:
             # A heading ("The Tallow ferry") or sentence chosen before, now with what follows

@@ -40,7 +40,7 @@ from common.errors import BadInput
 from common.files import write_atomically
 from common.text import literal_markdown
 from knowledge.chunking import PlacedChunk, join_chunks
-from knowledge.reading import needs_previous
+from knowledge.statements import needs_previous
 from knowledge.text import STOPWORDS, WORD, split_sentences, terms
 
 Method = Literal["extract", "model"]

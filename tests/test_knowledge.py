@@ -18,8 +18,8 @@ from knowledge import ingest
 from knowledge.embeddings import load_embedder
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.loaders import FileLimits, expand_paths
-from knowledge.reading import split_sentences
 from knowledge.results import UnknownCollectionError
+from knowledge.text import split_sentences
 from tests.cli import kbot
 from tests.documents import write_bomb, write_facts, write_pdf
 

@@ -18,6 +18,7 @@ from knowledge.embeddings import load_embedder
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
 from knowledge.results import Hit
+from knowledge.statements import statements
 from knowledge.text import split_sentences
 from tests.cli import kbot
 
@@ -39,6 +40,80 @@ def test_sentences_split_at_ends_and_line_breaks() -> None:
         "The keeper is named Elspeth Varrow.",
         "The lamp is lit every evening at seven.",
     ]
+
+
+# A manual as people write them: headings, a wrapped paragraph, a list, a table, a command.
+MANUAL = """# Heron kettle
+
+## Descaling
+
+Descale the kettle once a month with a mix of water and vinegar, then boil clean water twice
+before you use it again.
+
+## Error codes
+
+- E1: the kettle is empty.
+- E3: the lid is open, or the
+  lid sensor is dirty.
+
+## Power
+
+| Model | Watts | Cord length |
+|---|---|---|
+| Heron S | 1800 | 75 cm |
+| Heron L | 2200 | 1 m |
+
+To reset the timer, run:
+
+```
+heron reset --timer
+```
+"""
+
+
+def test_structured_text_gives_statements_with_what_gives_them_meaning() -> None:
+    found = [(s.text, s.section) for s in statements(MANUAL)]
+    assert found == [
+        (
+            "Descale the kettle once a month with a mix of water and vinegar, then boil clean "
+            "water twice before you use it again.",
+            "Heron kettle > Descaling",
+        ),
+        ("Error codes > E1: the kettle is empty.", "Heron kettle > Error codes"),
+        (
+            "Error codes > E3: the lid is open, or the lid sensor is dirty.",
+            "Heron kettle > Error codes",
+        ),
+        ("Model: Heron S; Watts: 1800; Cord length: 75 cm", "Heron kettle > Power"),
+        ("Model: Heron L; Watts: 2200; Cord length: 1 m", "Heron kettle > Power"),
+        ("To reset the timer, run: heron reset --timer", "Heron kettle > Power"),
+    ]  # no heading is a statement; the wrapped sentence is whole
+
+
+def test_a_chunk_names_its_own_sections_once() -> None:
+    chunk = "## Error codes\n\n- E1: the kettle is empty."
+    (item,) = statements(chunk, "Heron kettle > Error codes")
+    assert (item.text, item.section) == (
+        "Error codes > E1: the kettle is empty.",
+        "Heron kettle > Error codes",
+    )
+    title = "Error codes\n===========\n\nE1 means the kettle is empty."
+    assert [(s.text, s.section) for s in statements(title, "Heron kettle")] == [
+        ("E1 means the kettle is empty.", "Error codes")
+    ]
+
+
+def test_a_list_item_or_table_row_is_evidence_with_its_heading(embedder: Embeddings) -> None:
+    hits = [Hit("heron.md", MANUAL, 0.5, location="Heron kettle")]
+    (item,) = select_evidence(embedder, "Which error code means the kettle is empty?", hits, 1)
+    assert (item.text, item.location) == (
+        "Error codes > E1: the kettle is empty.",
+        "Heron kettle > Error codes",
+    )
+    (row,) = select_evidence(embedder, "How many watts does the Heron L have?", hits, 1)
+    assert row.text == "Model: Heron L; Watts: 2200; Cord length: 1 m"
+    (command,) = select_evidence(embedder, "Which command resets the timer?", hits, 1)
+    assert command.text.endswith("heron reset --timer")
 
 
 def test_the_answering_sentence_is_chosen_with_its_source(embedder: Embeddings) -> None:
