@@ -85,16 +85,14 @@ class _Reader:
         for line in text.splitlines():
             self._line(line)
         self._end_paragraph()
-        if self.code:  # a block never closed
-            self._add(self._introduced("\n".join(self.code).strip(), code=True))
+        self._end_code()  # a block never closed
         return self.found
 
     def _line(self, line: str) -> None:
         in_item, self.in_item = self.in_item, False
         if self.code is not None:
             if _FENCE.match(line):
-                self._add(self._introduced("\n".join(self.code).strip(), code=True))
-                self.code = None
+                self._end_code()
             else:
                 self.code.append(line)
             return
@@ -138,6 +136,13 @@ class _Reader:
             f"{name}: {cell}" if name else cell for name, cell in zip(names, cells, strict=False)
         ]
         self._add("; ".join(part for part, cell in zip(named, cells, strict=True) if cell))
+
+    def _end_code(self) -> None:
+        """The code block read so far, whole, with what introduces it."""
+        code = "\n".join(self.code or []).strip()
+        if code:  # an empty block says nothing, whatever introduces it
+            self._add(self._introduced(code, code=True))
+        self.code = None
 
     def _continue_item(self, line: str) -> None:
         """A list item's wrapped line."""
