@@ -21,6 +21,7 @@ from langchain_core.embeddings import Embeddings
 
 from knowledge.reading import (
     NOT_IN_DOCUMENTS,
+    Evidence,
     evidence_candidates,
     reader_messages,
     select_evidence,
@@ -51,8 +52,16 @@ PACKAGED_READER = Path(__file__).parent / "reader"
 @dataclass(frozen=True)
 class ReadingQuestion:
     question: str
-    answers: tuple[str, ...]
-    source: str  # the file its article's paragraph was ingested from
+    answers: tuple[str, ...]  # any one of them, found in the evidence, is the target
+    source: str  # the file that answers it
+    # Files whose names start with this may answer it too (a SQuAD article's paragraphs):
+    # taken away with `source` when the question is asked over distractors only.
+    family: str = ""
+    # A question that asks for several things: every part must be in the evidence, and the
+    # target names them all ("Monday and Tuesday").
+    parts: tuple[str, ...] = ()
+    reply: str = ""  # the target when it is not the found answer itself (parts, a unit added)
+    unanswerable: bool = False  # its documents are there but do not say: the target declines
 
 
 class CachedEmbeddings(Embeddings):
@@ -82,18 +91,45 @@ def write_squad_paragraphs(folder: Path, destination: Path) -> list[ReadingQuest
             (destination / f"{paragraph['id']}.txt").write_text(paragraph["text"] + "\n")
     with (folder / "questions.jsonl").open(encoding="utf-8") as lines:
         return [
-            ReadingQuestion(q["question"], tuple(q["answers"]), f"{q['paragraph_id']}.txt")
+            ReadingQuestion(
+                q["question"],
+                tuple(q["answers"]),
+                f"{q['paragraph_id']}.txt",
+                family=q["paragraph_id"].rsplit("_", 1)[0] + "_",
+            )
             for q in map(json.loads, lines)
         ]
 
 
-def _holds_answer(texts: Sequence[str], answers: Sequence[str]) -> str | None:
-    """The first answer that the texts contain (the shortest span first), if any."""
+def join_parts(parts: Sequence[str]) -> str:
+    """Parts of an answer as a person lists them: "A", "A and B", "A, B and C"."""
+    parts = [p.strip() for p in parts]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _holds_answer(texts: Sequence[str], question: ReadingQuestion) -> str | None:
+    """The target if the texts hold what it needs (every part; else any answer, the shortest
+    span first), or None."""
     joined = " ".join(" ".join(t.split()) for t in texts).lower()
-    for answer in sorted(answers, key=len):
-        if " ".join(answer.split()).lower() in joined:
-            return answer.strip()
+
+    def held(span: str) -> bool:
+        return " ".join(span.split()).lower() in joined
+
+    if question.parts:
+        return (
+            (question.reply or join_parts(question.parts))
+            if all(map(held, question.parts))
+            else None
+        )
+    for answer in sorted(question.answers, key=len):
+        if held(answer):
+            return question.reply or answer.strip()
     return None
+
+
+def _not_its_own(found: Hit | Evidence, question: ReadingQuestion) -> bool:
+    name = Path(found.source).name
+    return name != question.source and not (question.family and name.startswith(question.family))
 
 
 def reader_records(
@@ -108,12 +144,15 @@ def reader_records(
     progress: Progress | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Chat records `{"messages": [system, user, assistant]}` for training, and counts of
-    the questions by what they teach: an answer, "do not say" (`distractors_only`), or
-    nothing (`not_found`, left out)."""
+    the questions by what they teach: an answer, "do not say" (`distractors_only`: asked
+    without its own documents; `unanswerable`: its documents do not say), or nothing
+    (`not_found`, left out)."""
     embedder = CachedEmbeddings(knowledge.embedder)
     chooser = random.Random(seed)
     records: list[dict[str, Any]] = []
     counts = {"answer": 0, "not_found": 0, "distractors_only": 0}
+    if any(q.unanswerable for q in questions):
+        counts["unanswerable"] = 0
     texts = [q.question for q in questions]
     # k more than needed, so that k remain once a question's own article is taken away.
     results = list(knowledge.search_many(collection, texts, 2 * k))
@@ -126,18 +165,24 @@ def reader_records(
         if progress:
             progress(min(1.0, (start + 1024) / len(unique)), f"embedding {len(unique)} texts")
     for number, (question, hits) in enumerate(zip(questions, results, strict=True), start=1):
-        distractors_only = chooser.random() < unanswerable_share
+        distractors_only = not question.unanswerable and chooser.random() < unanswerable_share
         if distractors_only:
-            article = question.source.rsplit("_", 1)[0]
-            hits = [h for h in hits if not Path(h.source).name.startswith(article + "_")]
+            hits = [h for h in hits if _not_its_own(h, question)]
         hits = hits[:k]
         evidence = select_evidence(embedder, question.question, hits, sentences)
-        answer = (
-            None
+        # Only its own documents' statements count: a short answer ("closed", "2019") found
+        # in another document's would teach the reader to answer from the wrong one.
+        own = [e.text for e in evidence if not question.source or not _not_its_own(e, question)]
+        answer = None if distractors_only or question.unanswerable else _holds_answer(own, question)
+        kind = (
+            "distractors_only"
             if distractors_only
-            else _holds_answer([e.text for e in evidence], question.answers)
+            else "unanswerable"
+            if question.unanswerable
+            else "answer"
+            if answer
+            else "not_found"
         )
-        kind = "distractors_only" if distractors_only else ("answer" if answer else "not_found")
         counts[kind] += 1
         if kind == "not_found":
             # Retrieval missed the answer though the article holds it: whether the reader

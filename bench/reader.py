@@ -101,6 +101,11 @@ def record_scores(result: dict, command: str) -> None:
     path.write_text(meta.model_dump_json(indent=1) + "\n")
 
 
+def reader_setting(reader: str) -> str:
+    """A variant's reader as the `reader` setting: plain, reader (packaged) or a folder."""
+    return {"plain": "none", "reader": "packaged"}.get(reader, reader)
+
+
 def names(question: str) -> list[str]:
     """Capitalised words after the first, the names a question is about."""
     words = [w.strip("?,.;:'\"()") for w in question.split()[1:]]
@@ -129,8 +134,8 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="plain-2,reader-2",
-        help="comma-separated READER-SENTENCES: reader is plain or reader, sentences 0-3 "
-        "(0: whole chunks)",
+        help="comma-separated READER-SENTENCES: reader is plain (no adapter), reader (the "
+        "packaged one) or a reader adapter's folder; sentences 0-3 (0: whole chunks)",
     )
     parser.add_argument(
         "--gate", choices=["both", "off", "on"], default="both", help="variants with the gate"
@@ -256,11 +261,11 @@ def main() -> None:
             for mode in modes
         ]
         for variant, gated, mode in runs:
-            reader, sentences = variant.split("-")
+            reader, sentences = variant.rsplit("-", 1)
             name = f"{variant}{' +gate' if gated else ''}{f' {mode}' if args.modes else ''}"
             resources.settings = base.model_copy(
                 update={
-                    "reader": "packaged" if reader == "reader" else "none",
+                    "reader": reader_setting(reader),
                     "evidence_sentences": int(sentences),
                     "min_evidence": threshold if gated else -1.0,
                 }
@@ -485,10 +490,10 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
             save()
 
         for variant in args.variants.split(","):
-            reader, sentences = variant.split("-")
+            reader, sentences = variant.rsplit("-", 1)
             resources.settings = base.model_copy(
                 update={
-                    "reader": "packaged" if reader == "reader" else "none",
+                    "reader": reader_setting(reader),
                     "evidence_sentences": int(sentences),
                 }
             )

@@ -31,6 +31,7 @@ import io
 import json
 import math
 import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,13 +151,14 @@ def squad_dev(n: int) -> Suite:
 # TAT-QA ---------------------------------------------------------------------------------------
 
 
-def tat_qa(n: int) -> Suite:
+def tat_qa(n: int, split: str = "test") -> Suite:
+    """The gold test split for evaluation; `split="dev"` is the reader's training data."""
     folder = DATA / "tat-qa"
-    docs = {d["id"]: d for d in jsonl(folder / "documents.jsonl") if d["split"] == "test"}
+    docs = {d["id"]: d for d in jsonl(folder / "documents.jsonl") if d["split"] == split}
     extractive = [
         q
         for q in jsonl(folder / "questions.jsonl")
-        if q["split"] == "test"
+        if q["split"] == split
         and q["answer_type"] in ("span", "multi-span")
         and q["answers_in_text"]
     ]
@@ -173,8 +175,12 @@ def tat_qa(n: int) -> Suite:
     )
     return Suite(
         name="tat-qa",
-        split="TAT-QA gold test split (the dev split is not used; train is not in the set): "
-        "answer_type span or multi-span with the answers verbatim in the document",
+        split=(
+            "TAT-QA gold test split (the dev split trains the reader; train is not in the set)"
+            if split == "test"
+            else f"TAT-QA {split} split"
+        )
+        + ": answer_type span or multi-span with the answers verbatim in the document",
         documents=documents,
         questions=[
             Question(
@@ -193,6 +199,11 @@ def tat_qa(n: int) -> Suite:
 # WikiTableQuestions ---------------------------------------------------------------------------
 
 MAX_ROWS = 30  # a CSV row is a chunk: longer tables would blow the ingest budget
+# Counts and sums whose value happens to equal some cell ("how many ..." -> "1") are computed
+# answers, not cells: left out.
+_COMPUTED = re.compile(
+    r"\b(how many|number of|total|difference|average|sum|more than|less than|count)\b", re.I
+)
 
 
 def table_csv(table: dict) -> str:
@@ -203,7 +214,8 @@ def table_csv(table: dict) -> str:
     return out.getvalue()
 
 
-def wikitablequestions(n: int) -> Suite:
+def wikitablequestions(n: int, split: str = "test") -> Suite:
+    """The test split (unseen tables) for evaluation; `split="train"` trains the reader."""
     folder = DATA / "wikitablequestions"
     tables = {
         t["id"]: t
@@ -213,9 +225,10 @@ def wikitablequestions(n: int) -> Suite:
     test = [
         q
         for q in jsonl(folder / "questions.jsonl")
-        if q["split"] == "test"
+        if q["split"] == split
         and q["answer_is_cell"]
         and len(q["answers"]) == 1
+        and not _COMPUTED.search(q["question"])
         and q["table_id"] in tables
     ]
     chosen = by_document(test, "table_id", n, per_doc=3)
@@ -225,17 +238,22 @@ def wikitablequestions(n: int) -> Suite:
         return f"{slug(tables[table_id]['title'])}-{number}.csv"
 
     needed = sorted({q["table_id"] for q in chosen})
-    all_test = sorted({q["table_id"] for q in test})
+    all_split = sorted({q["table_id"] for q in test})
     documents = with_distractors(
         [(name(t), table_csv(tables[t])) for t in needed],
-        [(name(t), table_csv(tables[t])) for t in all_test],
+        [(name(t), table_csv(tables[t])) for t in all_split],
         max(5, len(needed) // 2),
     )
     return Suite(
         name="wikitablequestions",
-        split="WikiTableQuestions 1.0.2 test split (pristine-unseen-tables; no table shared "
-        f"with train): questions whose one answer is a cell, on tables of at most {MAX_ROWS} "
-        "rows",
+        split=(
+            "WikiTableQuestions 1.0.2 test split (pristine-unseen-tables; no table shared "
+            "with train)"
+            if split == "test"
+            else f"WikiTableQuestions 1.0.2 {split} split"
+        )
+        + f": questions whose one answer is a cell (not a count or sum), on tables of at most "
+        f"{MAX_ROWS} rows",
         documents=documents,
         questions=[
             Question(q["question"], q["answers"], source=name(q["table_id"])) for q in chosen
@@ -248,13 +266,14 @@ def wikitablequestions(n: int) -> Suite:
 # PolicyQA -------------------------------------------------------------------------------------
 
 
-def policyqa(n: int) -> Suite:
+def policyqa(n: int, split: str = "test") -> Suite:
+    """The test split for evaluation; `split="dev"` (other policies) trains the reader."""
     folder = DATA / "policyqa"
-    segments = [p for p in jsonl(folder / "paragraphs.jsonl") if p["split"] == "test"]
+    segments = [p for p in jsonl(folder / "paragraphs.jsonl") if p["split"] == split]
     policies: dict[str, list[str]] = {}
     for p in segments:  # in file order, which is the policy's own order
         policies.setdefault(p["title"], []).append(p["text"].strip())
-    questions = [q for q in jsonl(folder / "questions.jsonl") if q["split"] == "test"]
+    questions = [q for q in jsonl(folder / "questions.jsonl") if q["split"] == split]
     chosen = by_document(questions, "title", n, per_doc=12)
 
     def name(title: str) -> str:
@@ -264,7 +283,12 @@ def policyqa(n: int) -> Suite:
     documents = [(name(t), "\n\n".join(policies[t]) + "\n") for t in titles]
     return Suite(
         name="policyqa",
-        split="PolicyQA test split (20 policies; dev is not used, train is not in the set)",
+        split=(
+            "PolicyQA test split (20 policies; the dev split's 20 other policies train the "
+            "reader; train is not in the set)"
+            if split == "test"
+            else f"PolicyQA {split} split"
+        ),
         documents=documents,
         questions=[
             # Each policy alone in its collection: no `source`, as hit@k would always be 1;
@@ -456,8 +480,19 @@ def _unknown(answer: str) -> bool:
     return answer.strip().lower().startswith("i don't know")
 
 
-def follow_ups(n: int) -> Suite:
+def canard_half(dialog: str) -> str:
+    """CANARD dev, halved by dialogue: the "train" half's rewrites teach the reader to rewrite
+    follow-ups (bench/reader_data.py); the "eval" half is the follow-ups suite."""
+    return "train" if zlib.crc32(dialog.encode()) % 2 == 0 else "eval"
+
+
+def canard_rows(half: str) -> list[dict]:
     rows = jsonl(DATA / "canard-dev" / "rewrites.jsonl")
+    return [r for r in rows if canard_half(r["quac_dialog_id"]) == half]
+
+
+def follow_ups(n: int) -> Suite:
+    rows = canard_rows("eval")
     last: dict[str, dict] = {}
     for r in rows:
         if r["turn"] >= last.get(r["quac_dialog_id"], {"turn": 0})["turn"]:
@@ -486,8 +521,9 @@ def follow_ups(n: int) -> Suite:
     )
     return Suite(
         name="follow-ups",
-        split="CANARD dev (QuAC dev dialogues; evaluation only): follow-up questions (turn 2 "
-        "on) that have an answer; QuAC's 'I don't know' answers count as unanswerable",
+        split="CANARD dev, the half of its dialogues kept for evaluation (the other half's "
+        "rewrites train the reader): follow-up questions (turn 2 on) that have an answer; "
+        "QuAC's 'I don't know' answers count as unanswerable",
         documents=documents,
         questions=[
             Question(

@@ -110,9 +110,11 @@ def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
     naming the backend (with the sources, when there are any, folded inside it)."""
     if not reply.done:
         return reply.answer
+    searched = f"Searched for: *{escape_markdown(reply.searched)}*\n\n" if reply.searched else ""
     info = {
         "role": "assistant",
-        "content": _sources_markdown(reply.sources) or "Answered without retrieved sources.",
+        "content": searched
+        + (_sources_markdown(reply.sources) or "Answered without retrieved sources."),
         "metadata": {"title": _info_line(reply, backend_name), "status": "done"},
     }
     answer = reply.answer + _evidence_markdown(reply.evidence)

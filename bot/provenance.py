@@ -51,6 +51,8 @@ def answer_provenance(
                 "data_fingerprint": meta.data.fingerprint,
                 "trained_at": meta.created_at,
             }
+    if reply.searched:
+        record["searched"] = reply.searched
     if reply.sources:
         record["sources"] = [
             {"source": Path(s.get("source", "")).name, "text": s.get("text", "")}

@@ -32,6 +32,9 @@ class Reply:
     answer: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    # The question retrieval searched for, where it differs from the one asked (a follow-up
+    # rewritten to stand alone).
+    searched: str = ""
     tokens: int = 0
     prompt_tokens: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)  # set on the final reply
@@ -50,6 +53,8 @@ class Reply:
             data["sources"] = self.sources
         if self.evidence:
             data["evidence"] = self.evidence
+        if self.searched:
+            data["searched"] = self.searched
         if self.provenance:
             data["provenance"] = self.provenance
         return data
@@ -135,6 +140,8 @@ class ChatService:
                 reply.sources = chunk["sources"]
             if "evidence" in chunk:
                 reply.evidence = chunk["evidence"]
+            if chunk.get("searched", text) != text:
+                reply.searched = chunk["searched"]
             piece = chunk.get("answer")
             if piece is not None:
                 reply.answer += piece.text

@@ -5,6 +5,7 @@ reader adapter is trained on it, so both see exactly the same text."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,29 @@ READER_SYSTEM = (
     f"not answer it, reply exactly: {NOT_IN_DOCUMENTS}"
 )
 
+REWRITE_SYSTEM = (
+    "Rewrite the user's last question so that it can be understood without the conversation. "
+    "Reply with the rewritten question only."
+)
+
 # How much sharing the question's words adds to embedding similarity when choosing sentences.
 # Chosen on SQuAD train articles (gold answer among the top 2 sentences: 0.66 with
 # similarity alone, 0.74 with 0.3); the dev articles were not looked at for it.
 LEXICAL_WEIGHT = 0.3
+
+# A question after several things ("which days", "who ... and in which year", "all the
+# fees") is often answered by several list items, rows or sentences: it reads one more.
+_SEVERAL = re.compile(
+    r"\b(?:and|both|all|each|every)\b"
+    r"|\b(?:which|what)\s+(?!(?:is|was|does|has|makes|causes)\b)\w+[^\Ws]s\b",
+    re.I,
+)
+
+
+def statements_wanted(question: str, count: int) -> int:
+    """How many statements the reader reads for `question`: `count`, one more for a question
+    after several things (0, whole chunks, stays 0)."""
+    return count + 1 if count > 0 and _SEVERAL.search(question) else count
 
 
 @dataclass(frozen=True)
@@ -97,7 +117,9 @@ def select_evidence(
 ) -> list[Evidence]:
     """The `count` sentences of `hits` that best match `question`, best first: embedding
     similarity (the same model as the chunks), plus a share for the question's words they
-    hold. Each keeps its similarity as `score`. `count` 0 gives the whole chunks."""
+    hold. Each keeps its similarity as `score`. `count` 0 gives the whole chunks; a question
+    after several things gets one more (`statements_wanted`)."""
+    count = statements_wanted(question, count)
     if count <= 0:
         return [
             Evidence(hit.text, hit.source, number, hit.score, hit.location)
@@ -139,6 +161,18 @@ def select_evidence(
         if len(chosen) == count:
             break
     return chosen
+
+
+def rewrite_messages(conversation: str, question: str) -> list[dict[str, str]]:
+    """The prompt that rewrites a follow-up so that it stands alone (`conversation`: the last
+    turns as "User: ..." / "Assistant: ..." lines). The reader adapter is trained on it too."""
+    return [
+        {"role": "system", "content": REWRITE_SYSTEM},
+        {
+            "role": "user",
+            "content": f"Conversation:\n{conversation}\n\nLast question: {question.strip()}",
+        },
+    ]
 
 
 def reader_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:

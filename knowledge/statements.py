@@ -49,8 +49,10 @@ def statements(text: str, section: str = "") -> list[Statement]:
 
 
 def row_statement(text: str) -> str:
-    """A record of "name: value" lines (a CSV row) as one statement."""
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    """A record of "name: value" lines (a CSV row) as one statement; empty cells say nothing
+    and are left out."""
+    lines = (line.strip() for line in text.splitlines())
+    return "; ".join(line for line in lines if line and not line.endswith(":"))
 
 
 class _Reader:

@@ -10,7 +10,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from adapters.data import load_records
-from adapters.reader import reader_records, write_squad_paragraphs
+from adapters.reader import ReadingQuestion, reader_records, write_squad_paragraphs
 from bot.app import _evidence_markdown, escape_markdown
 from bot.service import history_messages
 from bot.settings import Settings
@@ -18,7 +18,7 @@ from knowledge.embeddings import load_embedder
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
 from knowledge.results import Hit
-from knowledge.statements import statements
+from knowledge.statements import row_statement, statements
 from knowledge.text import split_sentences
 from tests.cli import kbot
 
@@ -114,6 +114,24 @@ def test_a_list_item_or_table_row_is_evidence_with_its_heading(embedder: Embeddi
     assert row.text == "Model: Heron L; Watts: 2200; Cord length: 1 m"
     (command,) = select_evidence(embedder, "Which command resets the timer?", hits, 1)
     assert command.text.endswith("heron reset --timer")
+
+
+def test_a_question_after_several_things_reads_each_of_them(embedder: Embeddings) -> None:
+    hours = "# Opening hours\n\n- Monday: closed\n- Tuesday: 9:00-17:00\n- Sunday: closed\n"
+    hits = [Hit("library.md", hours, 0.5, location="Library")]
+    one = select_evidence(embedder, "When does the library open on Tuesday?", hits, 1)
+    several = select_evidence(embedder, "Which days is the library closed?", hits, 1)
+    assert len(one) == 1
+    assert {e.text for e in several} == {
+        "Opening hours > Monday: closed",
+        "Opening hours > Sunday: closed",
+    }
+
+
+def test_a_table_row_leaves_out_its_empty_cells() -> None:
+    assert row_statement("Horse: Bootmaker\nTrainer:\nTime: 1:52\n") == (
+        "Horse: Bootmaker; Time: 1:52"
+    )
 
 
 def test_the_answering_sentence_is_chosen_with_its_source(embedder: Embeddings) -> None:
@@ -224,6 +242,25 @@ def test_reader_records_are_the_rag_prompt_with_the_short_answer(
     assert counts["distractors_only"] == 3
     assert all(r["messages"][2]["content"] == NOT_IN_DOCUMENTS for r in without_article)
     assert "Elspeth" not in without_article[0]["messages"][1]["content"]
+
+
+def test_reader_records_take_the_answer_only_from_the_questions_own_document(
+    embedder: Embeddings, tmp_path: Path
+) -> None:
+    (tmp_path / "bakery.md").write_text("# Bakery\n\nThe bakery opens at 8:00 every day.\n")
+    (tmp_path / "museum.md").write_text("# Museum\n\nThe museum is closed on Mondays.\n")
+    knowledge = KnowledgeBase(tmp_path / "kb", embedder)
+    knowledge.ingest("notices", sorted(tmp_path.glob("*.md")))
+    asked = [
+        ReadingQuestion("Is the bakery open on Monday?", ("closed",), "bakery.md"),
+        ReadingQuestion("When is the museum closed?", ("Mondays",), "museum.md"),
+    ]
+    records, counts = reader_records(
+        knowledge, "notices", asked, k=2, sentences=2, unanswerable_share=0.0
+    )
+    # "closed" stands only in the museum's notice: no answer is taught for the bakery.
+    assert counts == {"answer": 1, "not_found": 1, "distractors_only": 0}
+    assert records[0]["messages"][2]["content"] == "Mondays"
 
 
 @pytest.mark.slow

@@ -9,20 +9,20 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.backends.backend import Backend, existing_collection
 from bot.views import ResourcesView
 from knowledge.modes import Mode
-from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages, select_evidence
-from knowledge.results import Hit
-
-CONDENSE_SYSTEM = (
-    "Rewrite the user's last question so that it can be understood without the conversation. "
-    "Reply with the rewritten question only."
+from knowledge.reading import (
+    NOT_IN_DOCUMENTS,
+    Evidence,
+    reader_messages,
+    rewrite_messages,
+    select_evidence,
 )
+from knowledge.results import Hit
 
 
 class RagOptions(BaseModel):
@@ -38,8 +38,16 @@ class RagOptions(BaseModel):
     )
 
 
+# The messages a follow-up is rewritten with: the last two exchanges.
+REWRITE_HISTORY = 4
+
+
 def history_text(history: list[Any]) -> str:
-    return "\n".join(f"{'User' if m.type == 'human' else 'Assistant'}: {m.text}" for m in history)
+    """The last messages of a conversation as the rewrite prompt shows them."""
+    return "\n".join(
+        f"{'User' if m.type == 'human' else 'Assistant'}: {m.text}"
+        for m in history[-REWRITE_HISTORY:]
+    )
 
 
 _REFERRING = frozenset(
@@ -65,7 +73,7 @@ def standalone_question(condense: Runnable) -> Runnable:
         if not history:
             return question
         rewritten = condense.invoke(
-            {"conversation": history_text(history[-4:]), "question": question}
+            {"conversation": history_text(history), "question": question}
         ).strip()
         if rewritten.endswith("?") and len(rewritten) <= 3 * len(question) + 200:
             return rewritten
@@ -118,21 +126,23 @@ class RagBackend(Backend):
     def answer_model(self, resources: ResourcesView, options: RagOptions) -> BaseChatModel:
         return resources.reader_model()
 
+    def searched_question(self, resources: ResourcesView) -> Runnable:
+        """{"question", "history"} -> the question to search for (`standalone_question`)."""
+        condense = (
+            RunnableLambda(
+                lambda x: convert_to_messages(rewrite_messages(x["conversation"], x["question"]))
+            )
+            # The reader adapter learned to rewrite follow-ups as well as to read.
+            | resources.reader_model(repetition_penalty=1.0)
+            | StrOutputParser()
+        )
+        return standalone_question(condense)
+
     def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         assert isinstance(options, RagOptions)
         settings = resources.settings
         retrieve = self.retriever(resources, options)
         llm = self.answer_model(resources, options)
-        condense = (
-            ChatPromptTemplate.from_messages(
-                [
-                    ("system", CONDENSE_SYSTEM),
-                    ("human", "Conversation:\n{conversation}\n\nLast question: {question}"),
-                ]
-            )
-            | resources.chat_model(repetition_penalty=1.0)  # rewriting is not reading
-            | StrOutputParser()
-        )
 
         def reader_prompt(inputs: dict[str, Any]) -> list[BaseMessage]:
             return convert_to_messages(reader_messages(inputs["query"], inputs["evidence"]))
@@ -150,11 +160,12 @@ class RagBackend(Backend):
             return read if supported else RunnableLambda(documents_do_not_say)
 
         return (
-            RunnablePassthrough.assign(query=standalone_question(condense))
+            RunnablePassthrough.assign(query=self.searched_question(resources))
             | RunnablePassthrough.assign(hits=lambda inputs: retrieve.invoke(inputs["query"]))
             | RunnablePassthrough.assign(evidence=evidence)
             | RunnableParallel(
                 answer=RunnableLambda(answer),
+                searched=lambda x: x["query"],
                 sources=lambda x: [hit.as_json() for hit in x["hits"]],
                 evidence=lambda x: [e.as_json() for e in x["evidence"]],
             )
