@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from adapters.data import load_records
     from common.files import write_atomically
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="the folder of the records")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--squad-articles", type=int, default=20)

@@ -47,7 +47,7 @@ def main() -> None:
     from bot.resources import Resources
     from bot.settings import load_settings
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--n", type=int, default=120)
     parser.add_argument("--readers", default="reader,plain")
     parser.add_argument("--threads", type=int, default=2)

@@ -128,10 +128,12 @@ class RagBackend(Backend):
 
     def searched_question(self, resources: ResourcesView) -> Runnable:
         """{"question", "history"} -> the question to search for (`standalone_question`)."""
+
+        def prompt(inputs: dict[str, str]) -> list[BaseMessage]:
+            return convert_to_messages(rewrite_messages(inputs["conversation"], inputs["question"]))
+
         condense = (
-            RunnableLambda(
-                lambda x: convert_to_messages(rewrite_messages(x["conversation"], x["question"]))
-            )
+            RunnableLambda(prompt)
             # The reader adapter learned to rewrite follow-ups as well as to read.
             | resources.reader_model(repetition_penalty=1.0)
             | StrOutputParser()
