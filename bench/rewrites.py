@@ -7,7 +7,8 @@ answer passage. The collection is every answer passage of those years, one file 
 counts as found when its own passage is among the top_k chunks retrieved (hit@k, the app's
 default mode and k). Follow-ups only: turns after the first whose manual rewrite differs from
 the question. The app's rewrite is `RagBackend.searched_question` (the reader adapter, or the
-plain model with --readers plain, with its fallback), given the turn's conversation.
+plain model with --readers plain: the default rewriter, setting `rewriter`), with its fallback,
+given the turn's conversation.
 
 Usage: python bench/rewrites.py [--n 120] [--readers reader,plain,FOLDER] [--threads 2]
 Writes bench/results/rewrites.json and prints the table.
@@ -85,7 +86,9 @@ def main() -> None:
         }
         examples: dict[str, list] = {}
         for reader in args.readers.split(","):
-            resources.settings = base.model_copy(update={"reader": reader_setting(reader)})
+            resources.settings = base.model_copy(
+                update={"reader": reader_setting(reader), "rewriter": "reader"}
+            )
             resources.__dict__.pop("reader", None)  # re-read the setting
             rewrite = RagBackend().searched_question(resources)
             hits, seconds, searched = [], [], []

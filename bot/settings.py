@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         description="Sentences of the retrieved chunks the model reads, best first (0: the "
         "whole chunks).",
     )
+    rewriter: Literal["model", "reader"] = Field(
+        default="model",
+        description="What rewrites a follow-up into a question that stands alone before RAG "
+        "searches: the plain model, or the reader adapter (trained on rewrites too; "
+        "bench/rewrites.py compares them).",
+    )
     summary_method: Literal["extract", "model"] = Field(
         default="extract",
         description="How summaries are written: each document's key sentences chosen by the "

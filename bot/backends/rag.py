@@ -132,12 +132,12 @@ class RagBackend(Backend):
         def prompt(inputs: dict[str, str]) -> list[BaseMessage]:
             return convert_to_messages(rewrite_messages(inputs["conversation"], inputs["question"]))
 
-        condense = (
-            RunnableLambda(prompt)
-            # The reader adapter learned to rewrite follow-ups as well as to read.
-            | resources.reader_model(repetition_penalty=1.0)
-            | StrOutputParser()
+        model = (
+            resources.reader_model()
+            if resources.settings.rewriter == "reader"
+            else resources.chat_model(repetition_penalty=1.0)  # rewriting is not reading
         )
+        condense = RunnableLambda(prompt) | model | StrOutputParser()
         return standalone_question(condense)
 
     def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
