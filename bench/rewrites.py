@@ -11,6 +11,7 @@ plain model with --readers plain: the default rewriter, setting `rewriter`), wit
 given the turn's conversation.
 
 Usage: python bench/rewrites.py [--n 120] [--readers reader,plain,FOLDER] [--threads 2]
+(--readers "": the raw and human rows only)
 Writes bench/results/rewrites.json and prints the table.
 """
 
@@ -85,7 +86,7 @@ def main() -> None:
             "human rewrite": {"hit_at_k": share([found(r["rewrite"], r) for r in chosen])},
         }
         examples: dict[str, list] = {}
-        for reader in args.readers.split(","):
+        for reader in filter(None, args.readers.split(",")):
             resources.settings = base.model_copy(
                 update={"reader": reader_setting(reader), "rewriter": "reader"}
             )
