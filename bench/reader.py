@@ -106,6 +106,19 @@ def reader_setting(reader: str) -> str:
     return {"plain": "none", "reader": "packaged"}.get(reader, reader)
 
 
+def variant_label(variant: str) -> str:
+    """A variant as results name it: a reader folder by its own name, not this machine's path."""
+    reader, sentences = variant.rsplit("-", 1)
+    return f"{Path(reader).name}-{sentences}"
+
+
+def command_line() -> str:
+    return " ".join(
+        ["python bench/reader.py"]
+        + [",".join(map(variant_label, a.split(","))) if "/" in a else a for a in sys.argv[1:]]
+    )
+
+
 def names(question: str) -> list[str]:
     """Capitalised words after the first, the names a question is about."""
     words = [w.strip("?,.;:'\"()") for w in question.split()[1:]]
@@ -262,7 +275,8 @@ def main() -> None:
         ]
         for variant, gated, mode in runs:
             reader, sentences = variant.rsplit("-", 1)
-            name = f"{variant}{' +gate' if gated else ''}{f' {mode}' if args.modes else ''}"
+            label = variant_label(variant)
+            name = f"{label}{' +gate' if gated else ''}{f' {mode}' if args.modes else ''}"
             resources.settings = base.model_copy(
                 update={
                     "reader": reader_setting(reader),
@@ -326,7 +340,7 @@ def main() -> None:
     )
     (RESULTS / name).write_text(json.dumps(result, indent=1) + "\n")
     if args.record:
-        record_scores(result, " ".join(["python bench/reader.py", *sys.argv[1:]]))
+        record_scores(result, command_line())
     print(json.dumps(result, indent=1))
 
 
@@ -427,11 +441,11 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
         resources = Resources(base).load()
         service = ChatService(resources)
         result = {
-            "command": " ".join(["python bench/reader.py", *sys.argv[1:]]),
+            "command": command_line(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
             "threads": args.threads,
             "per_suite": args.per_suite,
-            "variants": args.variants.split(","),
+            "variants": [variant_label(v) for v in args.variants.split(",")],
             "settings": {
                 "retrieval_mode": base.retrieval_mode,
                 "top_k": base.top_k,
@@ -546,10 +560,10 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
                             }
                         )
                     row = suite_row(results, latencies, time.perf_counter() - started)
-                    rows.setdefault(suite.name + label, {})[variant] = row
+                    rows.setdefault(suite.name + label, {})[variant_label(variant)] = row
                     save()
                     log(
-                        f"{suite.name}{label} {variant}: "
+                        f"{suite.name}{label} {variant_label(variant)}: "
                         f"{ {k: v for k, v in row.items() if k != 'misses'} }"
                     )
 
