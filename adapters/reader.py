@@ -90,15 +90,19 @@ def write_squad_paragraphs(folder: Path, destination: Path) -> list[ReadingQuest
             paragraph = json.loads(line)
             (destination / f"{paragraph['id']}.txt").write_text(paragraph["text"] + "\n")
     with (folder / "questions.jsonl").open(encoding="utf-8") as lines:
-        return [
-            ReadingQuestion(
-                q["question"],
-                tuple(q["answers"]),
-                f"{q['paragraph_id']}.txt",
-                family=q["paragraph_id"].rsplit("_", 1)[0] + "_",
-            )
-            for q in map(json.loads, lines)
-        ]
+        return [squad_question(q) for q in map(json.loads, lines)]
+
+
+def squad_question(record: dict[str, Any]) -> ReadingQuestion:
+    """A SQuAD question (a `questions.jsonl` record) about its paragraph's file, the other
+    paragraphs of its article (`<article>_<n>.txt`) its family."""
+    paragraph = record["paragraph_id"]
+    return ReadingQuestion(
+        record["question"],
+        tuple(record["answers"]),
+        f"{paragraph}.txt",
+        family=paragraph.rsplit("_", 1)[0] + "_",
+    )
 
 
 def join_parts(parts: Sequence[str]) -> str:

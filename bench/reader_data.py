@@ -41,7 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.reader import ReadingQuestion, join_parts, reader_records  # noqa: E402
+from adapters.reader import ReadingQuestion, reader_records, squad_question  # noqa: E402
 from bench.suites import DATA, Suite, jsonl, policyqa, spread, tat_qa, wikitablequestions  # noqa: E402
 
 # Documents generated from templates share a collection in folders of this many, as a user's
@@ -60,26 +60,20 @@ class ReadingSet:
     unanswerable_share: float = 0.2
 
 
-def squad_set(articles: int) -> ReadingSet:
+def squad_set(articles: int, unanswerable_share: float) -> ReadingSet:
     folder = DATA / "squad-v1.1-train"
     paragraphs = jsonl(folder / "paragraphs.jsonl")
     titles = spread(sorted({p["title"] for p in paragraphs}), articles)
     chosen = {p["id"]: p for p in paragraphs if p["title"] in titles}
     questions = [
-        ReadingQuestion(
-            q["question"],
-            tuple(q["answers"]),
-            f"{q['paragraph_id']}.txt",
-            family=q["paragraph_id"].rsplit("_", 1)[0] + "_",
-        )
-        for q in jsonl(folder / "questions.jsonl")
-        if q["paragraph_id"] in chosen
+        squad_question(q) for q in jsonl(folder / "questions.jsonl") if q["paragraph_id"] in chosen
     ]
     return ReadingSet(
         "squad",
         f"SQuAD v1.1 train: every paragraph of {len(titles)} articles spread over the set",
         {"squad": [(f"{i}.txt", p["text"] + "\n") for i, p in chosen.items()]},
         {"squad": questions},
+        unanswerable_share,
     )
 
 
@@ -96,7 +90,6 @@ def from_suite(name: str, suite: Suite, unanswerable_share: float) -> ReadingSet
                 tuple(q.answers),
                 q.source,
                 parts=tuple(q.parts),
-                reply=join_parts(q.parts) if q.parts else "",
                 unanswerable=q.unanswerable,
             )
         )
@@ -233,9 +226,7 @@ def reading_sets(names: Sequence[str], args: argparse.Namespace) -> Iterator[Rea
             # without its own policy, nothing would be left to read.
             yield from_suite(name, policyqa(args.policies, split="dev"), 0.0)
         elif name == "squad":
-            squad = squad_set(args.squad_articles)
-            squad.unanswerable_share = share
-            yield squad
+            yield squad_set(args.squad_articles, share)
         else:
             raise SystemExit(f"unknown set {name!r}: one of {', '.join(SETS)}")
 
