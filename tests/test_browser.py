@@ -347,6 +347,37 @@ def test_a_chat_that_cannot_run_says_why_and_keeps_the_conversation(
     page.context.close()
 
 
+def test_a_refused_form_says_why_in_one_line_and_changes_nothing_else(
+    browser: Browser, server: str, resources, tmp_path
+) -> None:
+    (tmp_path / "kept.txt").write_text("The Quorn depot keeps spare wheels.")
+    resources.knowledge.ingest("refusals", [tmp_path / "kept.txt"])
+    page = open_chat(browser, server)
+    page.get_by_role("tab", name="Knowledge").click()
+    page.locator("#kb-add").click()  # nothing chosen
+    expect(page.locator(".validation-error")).to_have_text(
+        re.compile(r"^\s*Choose a collection or type a name for a new one\.\s*$")
+    )
+    choose(page, "#kb-collection", "refusals")
+    expect(page.locator("#kb-documents")).to_contain_text("kept.txt")
+    page.locator("#kb-add").click()  # no file chosen
+    expect(page.locator(".validation-error")).to_have_text(
+        re.compile(r"^\s*Add one or more files first\.\s*$")
+    )
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-run").click()  # no backend ticked
+    expect(page.locator(".validation-error")).to_contain_text(
+        "Tick one backend or more to compare."
+    )
+    time.sleep(1)  # what a failed handler would mark, it marks at once
+    assert page.get_by_text("Error", exact=True).count() == 0
+    assert page.locator(".toast-body").count() == 0
+    page.get_by_role("tab", name="Knowledge").click()
+    expect(page.locator("#kb-collection input")).to_have_value("refusals")
+    expect(page.locator("#kb-documents")).to_contain_text("kept.txt")
+    page.context.close()
+
+
 # The chart is an SVG drawn by Vega: its axes and points carry aria-labels with their values.
 READ_PLOT = """selector => {
   const svg = document.querySelector(selector + ' .vega-embed svg');

@@ -139,3 +139,28 @@ def one_line_errors(handler: Callable) -> Callable:
 
     plain.one_line = True  # type: ignore[attr-defined]
     return plain
+
+
+# Why an input's value is refused (None when it is fine).
+Check = Callable[[Any], str | None]
+
+
+def needs(message: str) -> Check:
+    """A check that refuses an empty value with `message`."""
+    return lambda value: None if value else message
+
+
+def checked(*checks: Check | None) -> Callable[..., list[dict[str, Any]]]:
+    """A Gradio validator for an event whose inputs are checked in order by `checks` (None:
+    any value). A refused form shows why beside the input, and the handler does not run, so
+    nothing else on the page changes (an error raised by the handler would mark each of its
+    outputs instead). Over HTTP the call fails with the same message."""
+
+    def validate(*values: Any) -> list[dict[str, Any]]:
+        pairs = zip(checks, values, strict=True)
+        found = [check(value) if check else None for check, value in pairs]
+        first = next((i for i, why in enumerate(found) if why), None)
+        # One line, beside the first input refused.
+        return [gr.validate(i != first, found[i] or "") for i in range(len(values))]
+
+    return validate

@@ -27,7 +27,9 @@ from bot.sessions import Sessions
 from bot.training import question_set_path, question_sets
 from bot.ui.common import (
     caller_view,
+    checked,
     download_folder,
+    needs,
     one_line_errors,
     progress_callback,
 )
@@ -61,6 +63,14 @@ def questions_from_frame(frame: pd.DataFrame | None) -> list[Question]:
     if not questions:
         raise QuestionFileError("The question table is empty: upload, choose or generate a set.")
     return questions
+
+
+def _question_problem(frame: pd.DataFrame | None) -> str | None:
+    try:
+        questions_from_frame(frame)
+    except QuestionFileError as error:
+        return str(error)
+    return None
 
 
 def _report_name() -> str:
@@ -307,6 +317,7 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions, jobs: 
         [specs, modes, frame],
         [status, results, scores_plot, costs_plot, report, best, adopt],
         api_visibility="private",
+        validator=checked(needs("Tick one backend or more to compare."), None, _question_problem),
         concurrency_limit=1,
         concurrency_id="batch",
     )

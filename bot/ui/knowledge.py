@@ -12,13 +12,17 @@ from gradio.components import Component
 
 from bot.access import Access, page_scope
 from bot.scoped import scoped
-from bot.ui.common import caller_view, one_line_errors, progress_callback
+from bot.ui.common import caller_view, checked, needs, one_line_errors, progress_callback
 from bot.uploads import own_uploads
 from bot.views import ResourcesView
 from common.errors import BadInput, NotFound
 from knowledge.modes import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
+
+
+NO_COLLECTION = "Choose a collection or type a name for a new one."
+NO_FILES = "Add one or more files first."
 
 
 def _listing(resources: ResourcesView, name: str | None) -> tuple[Any, Any]:
@@ -107,9 +111,9 @@ class KnowledgeHandlers:
     ) -> tuple:
         view = self._view(request)
         if not name:
-            raise BadInput("Choose a collection or type a name for a new one.")
+            raise BadInput(NO_COLLECTION)
         if not paths:
-            raise BadInput("Add one or more files first.")
+            raise BadInput(NO_FILES)
         files = own_uploads(self.resources.uploads, self.access, request, paths)
         result = view.knowledge.ingest(
             name, [(path, path.name) for path in files], progress_callback(progress)
@@ -249,6 +253,7 @@ def knowledge_tab(
         [collection, mode],
         status,
         api_visibility="private",
+        validator=checked(needs("Choose a collection."), needs("Choose a retrieval mode.")),
         concurrency_limit=1,
         concurrency_id="batch",
     )
@@ -257,6 +262,7 @@ def knowledge_tab(
         [collection, embedder],
         status,
         api_visibility="private",
+        validator=checked(needs("Choose a collection."), needs("Choose an embedder.")),
         concurrency_limit=1,
         concurrency_id="batch",
     )
@@ -265,6 +271,7 @@ def knowledge_tab(
         [collection, files],
         [status, collection, files, table, document, *linked, mode, embedder],
         api_visibility="private",
+        validator=checked(needs(NO_COLLECTION), needs(NO_FILES)),
         # A click while files are being added queues these files (in turn) instead of being
         # ignored, and the box then cleared by the earlier addition.
         trigger_mode="multiple",
@@ -274,4 +281,5 @@ def knowledge_tab(
         [collection, document],
         [status, table, document],
         api_visibility="private",
+        validator=checked(needs("Choose a collection."), needs("Choose a document to remove.")),
     )
