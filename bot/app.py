@@ -171,6 +171,18 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
         except KbotError as error:
             yield cannot_answer(str(error))
 
+    limit = service.resources.settings.max_message_chars
+
+    def message_problem(message: str | None) -> dict[str, Any]:
+        text = (message or "").strip()
+        if len(text) > limit:
+            return gr.validate(
+                False,
+                f"Your message is {len(text):,} characters long; the limit is {limit:,}. "
+                "Shorten it, or add long texts to a knowledge collection.",
+            )
+        return gr.validate(bool(text), "")
+
     # Per browser session: the provenance of its answers (for exports), a running training's
     # or comparison's cancel switch; gone when the page closes.
     sessions = Sessions(access)
@@ -216,11 +228,15 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 textbox=gr.Textbox(
                     elem_id="message",
                     placeholder="Ask something…",
+                    label="Message",  # named beside a refused message
                     show_label=False,
                     submit_btn=True,
                     stop_btn=True,
                 ),
                 api_name="chat",
+                # In the browser, an empty send does nothing and a refused message stays in
+                # the box, said why beside it (the API still answers either with a reply).
+                validator=message_problem,
                 # Requests pass straight to `chat`, whose admission turns a caller past their
                 # share away at once; Gradio's queue would hold them in one line, where one
                 # caller's flood keeps everyone else waiting or refused.

@@ -355,18 +355,18 @@ def test_a_refused_form_says_why_in_one_line_and_changes_nothing_else(
     page = open_chat(browser, server)
     page.get_by_role("tab", name="Knowledge").click()
     page.locator("#kb-add").click()  # nothing chosen
-    expect(page.locator(".validation-error")).to_have_text(
+    expect(page.locator("div.validation-error")).to_have_text(
         re.compile(r"^\s*Choose a collection or type a name for a new one\.\s*$")
     )
     choose(page, "#kb-collection", "refusals")
     expect(page.locator("#kb-documents")).to_contain_text("kept.txt")
     page.locator("#kb-add").click()  # no file chosen
-    expect(page.locator(".validation-error")).to_have_text(
+    expect(page.locator("div.validation-error")).to_have_text(
         re.compile(r"^\s*Add one or more files first\.\s*$")
     )
     page.get_by_role("tab", name="Compare").click()
     page.locator("#compare-run").click()  # no backend ticked
-    expect(page.locator(".validation-error")).to_contain_text(
+    expect(page.locator("div.validation-error")).to_contain_text(
         "Tick one backend or more to compare."
     )
     time.sleep(1)  # what a failed handler would mark, it marks at once
@@ -375,6 +375,27 @@ def test_a_refused_form_says_why_in_one_line_and_changes_nothing_else(
     page.get_by_role("tab", name="Knowledge").click()
     expect(page.locator("#kb-collection input")).to_have_value("refusals")
     expect(page.locator("#kb-documents")).to_contain_text("kept.txt")
+    page.context.close()
+
+
+def test_an_empty_send_adds_nothing_and_a_refused_message_stays_in_the_box(
+    browser: Browser, server: str, resources
+) -> None:
+    page = open_chat(browser, server)
+    box = page.locator("#message textarea")
+    box.press("Enter")  # nothing typed
+    box.fill("   ")
+    box.press("Enter")
+    too_long = "Tell me more. " * (resources.settings.max_message_chars // 10)
+    box.fill(too_long)
+    box.press("Enter")
+    expect(page.locator("#message div.validation-error")).to_contain_text(
+        "characters long; the limit is"
+    )
+    expect(box).to_have_value(too_long)
+    time.sleep(1)
+    page.screenshot(path="/tmp/kbot-refused-message.png")
+    assert page.locator("#chatbot .message").count() == 0, "no bubble for a refused send"
     page.context.close()
 
 
