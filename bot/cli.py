@@ -671,7 +671,10 @@ COMMANDS: tuple[Command, ...] = (
             argument("--out", type=Path, required=True, metavar="FILE.jsonl"),
             argument("--limit", type=int, help="questions to use, drawn at random"),
             argument(
-                "--unanswerable", type=float, default=0.2, help="share asked without their article"
+                "--unanswerable",
+                type=float,
+                default=0.2,
+                help="share of the answered questions asked without their article",
             ),
             argument("--seed", type=int, default=42),
         ),
@@ -709,13 +712,32 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def _shared_parsers() -> dict[Shared, argparse.ArgumentParser]:
+class _HelpSettings(argparse.Action):
+    """`kbot COMMAND --help-settings`: the command's help with every setting listed (plain
+    `--help` shows the command's own flags only)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **options: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **options)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **options: Any) -> None:
+        command = parser.prog.split()[-1]
+        build_parser(show_settings=True).parse_args([command, "--help"])
+
+
+def _shared_parsers(show_settings: bool = False) -> dict[Shared, argparse.ArgumentParser]:
     """The flags several commands share, each set as a parent parser (`Command.shared`)."""
     settings = argparse.ArgumentParser(add_help=False)
+    settings.add_argument(
+        "--help-settings",
+        action=_HelpSettings,
+        help="list the settings too (model, retrieval, limits, folders...): flags that "
+        "override KBOT_* environment variables",
+    )
     add_model_flags(
         settings.add_argument_group("settings (override KBOT_* environment variables)"),
         Settings,
         exclude=SERVER_FIELDS,
+        hidden=not show_settings,
     )
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print one JSON document")
@@ -724,7 +746,9 @@ def _shared_parsers() -> dict[Shared, argparse.ArgumentParser]:
     return {"settings": settings, "json": output, "quiet": quiet}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(show_settings: bool = False) -> argparse.ArgumentParser:
+    """`kbot` and its commands; each command's help lists its own flags, and the settings
+    only with `show_settings` (`--help-settings`)."""
     parser = argparse.ArgumentParser(prog="kbot", description="Knowledge Bot")
     parser.add_argument(
         "--debug",
@@ -732,7 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log at debug level and show every error with its traceback (kbot --debug COMMAND)",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    shared = _shared_parsers()
+    shared = _shared_parsers(show_settings)
     for command in COMMANDS:
         sub = subparsers.add_parser(
             command.name, parents=[shared[name] for name in command.shared], help=command.help

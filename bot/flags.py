@@ -36,10 +36,12 @@ def add_model_flags(
     exclude: Iterable[str] = (),
     required: Iterable[str] = (),
     defaults_from_model: bool = False,
+    hidden: bool = False,
 ) -> None:
     """One flag per field of `model`: `--field-name` (or the field's own `flag`), typed, with
     its description as help. Unset flags stay None, so the model (or the environment) keeps
-    its default; `defaults_from_model` only shows that default in the help."""
+    its default; `defaults_from_model` only shows that default in the help; `hidden` flags
+    work but are left out of the help."""
     wanted = set(only) if only is not None else None
     for name, field in model.model_fields.items():
         if name in set(exclude) or (wanted is not None and name not in wanted):
@@ -48,7 +50,8 @@ def add_model_flags(
         help_text = field.description or ""
         if defaults_from_model and field.default not in (None, False, PydanticUndefined):
             help_text += f" (default: {field.default})"
-        options: dict[str, Any] = {"dest": name, "help": help_text or None}
+        shown = argparse.SUPPRESS if hidden else help_text or None
+        options: dict[str, Any] = {"dest": name, "help": shown}
         if kind is bool:
             options.update(action="store_true", default=None)
         elif typing.get_origin(kind) is Literal:

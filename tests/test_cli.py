@@ -103,3 +103,17 @@ def test_quiet_hides_the_progress_bar(resources: Resources, tmp_path: Path) -> N
     assert loud.returncode == quiet.returncode == 0
     assert "question 1 of 1" in loud.stderr and "question 1 of 1" not in quiet.stderr
     assert json.loads(quiet.stdout)["questions"] == 1
+
+
+def test_a_commands_help_lists_its_own_flags_and_the_settings_on_request(tmp_path: Path) -> None:
+    helped = kbot("users", "--help", home=tmp_path)
+    assert helped.returncode == 0 and "--role" in helped.stdout
+    for setting in ("--model ", "--chunk-size", "--top-k", "--embedder"):
+        assert setting not in helped.stdout
+    assert "--help-settings" in helped.stdout
+    everything = kbot("users", "--help-settings", home=tmp_path)
+    assert everything.returncode == 0 and "--role" in everything.stdout
+    assert "--chunk-size" in everything.stdout and "--model MODEL" in everything.stdout
+    # Hidden from the help, a setting still works.
+    listed = kbot("users", "list", "--json", "--top-k", "3", home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
