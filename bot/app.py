@@ -25,6 +25,7 @@ from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
 from bot.uploads import UploadGuard, Uploads
 from common.errors import KbotError
+from common.text import counted
 
 DEFAULT_BACKEND = "base"
 LOCAL = Access("local")
@@ -69,7 +70,7 @@ def server_options(access: Access, uploads: Uploads) -> dict[str, Any]:
 
 
 def _info_line(reply: Reply, backend_name: str) -> str:
-    return f"{backend_name} · {reply.tokens} tokens · {reply.latency_s:.1f} s"
+    return f"{backend_name} · {counted(reply.tokens, 'token')} · {reply.latency_s:.1f} s"
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")

@@ -22,6 +22,7 @@ from bot.flags import add_model_flags, model_values
 from bot.settings import Settings, load_settings
 from common.errors import BadInput, KbotError, NotFound
 from common.files import write_atomically
+from common.text import counted
 from knowledge.modes import MODES, modes_help
 
 SERVER_FIELDS = ("host", "port", "share", "unsafe_public", "queue_size")
@@ -122,8 +123,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         _say(
             args,
-            f"{result.collection}: {result.files} files, {result.chunks_added} chunks added, "
-            f"{result.chunks_unchanged} unchanged, {result.chunks_removed} removed",
+            f"{result.collection}: {counted(result.files, 'file')}, "
+            f"{counted(result.chunks_added, 'chunk')} added, {result.chunks_unchanged} unchanged, "
+            f"{result.chunks_removed} removed",
         )
         for error in result.errors:
             print(f"  error: {error['error']}", file=sys.stderr)

@@ -22,3 +22,8 @@ def literal_markdown(text: str) -> str:
     """`text` shown as it is where Markdown is rendered: a document's or a user's words may
     hold markup (links, images, emphasis) that must not act on the page."""
     return _MARKUP.sub(r"\\\1", text)
+
+
+def counted(number: int, noun: str) -> str:
+    """`number` with `noun` in the right form: "1 chunk", "3 chunks", "0 tokens"."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"

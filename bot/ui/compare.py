@@ -34,6 +34,7 @@ from bot.ui.common import (
     progress_callback,
 )
 from bot.uploads import own_uploads
+from common.text import counted
 from knowledge.modes import MODES
 
 COLUMNS = ["question", "answers", "source"]
@@ -82,7 +83,7 @@ def _report_name() -> str:
 def side_by_side(replies: list[Reply]) -> str:
     cards = []
     for reply in replies:
-        state = f"{reply.tokens} tokens · {reply.latency_s:.1f} s" if reply.done else "…"
+        state = f"{counted(reply.tokens, 'token')} · {reply.latency_s:.1f} s" if reply.done else "…"
         sources = ", ".join(dict.fromkeys(Path(s["source"]).name for s in reply.sources))
         cards.append(
             f'<div class="ask-all-card" data-backend="{html.escape(reply.backend)}" '

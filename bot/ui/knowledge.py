@@ -16,6 +16,7 @@ from bot.ui.common import caller_view, checked, needs, one_line_errors, progress
 from bot.uploads import own_uploads
 from bot.views import ResourcesView
 from common.errors import BadInput, NotFound
+from common.text import counted
 from knowledge.modes import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
@@ -118,12 +119,13 @@ class KnowledgeHandlers:
         result = view.knowledge.ingest(
             name, [(path, path.name) for path in files], progress_callback(progress)
         )
-        named = ", ".join(Path(p).name for p in paths[:3])
-        named += f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        failed = {Path(error["path"]).name for error in result.errors}
+        read = [path.name for path in files if path.name not in failed]
+        named = f" ({', '.join(read[:3])}{f' and {len(read) - 3} more' if len(read) > 3 else ''})"
         lines = [
-            f"**{result.collection}**: {result.files} file(s) read ({named}), "
-            f"{result.chunks_added} chunks added, {result.chunks_unchanged} unchanged, "
-            f"{result.chunks_removed} removed."
+            f"**{result.collection}**: {counted(len(read), 'file')} read{named if read else ''}, "
+            f"{counted(result.chunks_added, 'chunk')} added, {result.chunks_unchanged} "
+            f"unchanged, {result.chunks_removed} removed."
         ]
         lines += [f"- ⚠️ {error['error']}" for error in result.errors]
         return (
