@@ -25,7 +25,8 @@ from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
 from bot.uploads import UploadGuard, Uploads
 from common.errors import KbotError
-from common.text import counted
+from common.text import counted, plain_snippet
+from knowledge.reading import NOT_IN_DOCUMENTS
 
 DEFAULT_BACKEND = "base"
 LOCAL = Access("local")
@@ -89,10 +90,10 @@ def _where(item: dict[str, Any]) -> str:
 
 def _sources_markdown(sources: list[dict[str, Any]]) -> str:
     lines = []
+    # Ranked, without scores: a reranker's score (-2.64) means nothing to a reader.
     for number, source in enumerate(sources, start=1):
-        score = f" (score {source['score']:.2f})" if "score" in source else ""
-        snippet = escape_markdown(str(source.get("text", "")))[:300]
-        lines.append(f"**[{number}]** {escape_markdown(_where(source))}{score}  \n{snippet}")
+        snippet = escape_markdown(plain_snippet(str(source.get("text", ""))))
+        lines.append(f"**[{number}]** {escape_markdown(_where(source))}  \n{snippet}")
     return "\n\n".join(lines)
 
 
@@ -118,7 +119,9 @@ def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
         + (_sources_markdown(reply.sources) or "Answered without retrieved sources."),
         "metadata": {"title": _info_line(reply, backend_name), "status": "done"},
     }
-    answer = reply.answer + _evidence_markdown(reply.evidence)
+    # A refusal rests on nothing: the statements read are not shown as if they supported it.
+    declined = reply.answer.strip() == NOT_IN_DOCUMENTS
+    answer = reply.answer + ("" if declined else _evidence_markdown(reply.evidence))
     return [{"role": "assistant", "content": answer}, info]
 
 

@@ -27,3 +27,29 @@ def literal_markdown(text: str) -> str:
 def counted(number: int, noun: str) -> str:
     """`number` with `noun` in the right form: "1 chunk", "3 chunks", "0 tokens"."""
     return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
+# Markup that reads as noise in a plain-text snippet: heading marks, list bullets, quote marks,
+# emphasis, code fences and table rules.
+_LINE_MARKUP = re.compile(
+    r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|```\w*|\|?[\s:|-]*-{3,}[\s:|-]*\|?\s*$)", re.M
+)
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+def plain_snippet(text: str, limit: int = 300) -> str:
+    """A passage of a document (often Markdown) as one line of plain text, cut at a word
+    with "…" when longer than `limit`."""
+    text = _EMPHASIS.sub(r"\2", _LINK.sub(r"\1", _LINE_MARKUP.sub("", text)))
+    lines = [" ".join(line.replace("|", " ").split()) for line in text.splitlines()]
+    # A line with no closing mark (a heading, a table row) is kept apart from the next.
+    text = (
+        "".join(line + (" " if line[-1] in ".!?:;," else " · ") for line in lines if line)
+        .removesuffix(" · ")
+        .strip()
+    )
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"

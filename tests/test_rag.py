@@ -76,3 +76,34 @@ def test_unknown_or_missing_collection_is_a_clear_error(resources: Resources, fa
         ask(resources, "hi", collection="nope")
     with pytest.raises(BackendError, match="needs a collection"):
         ask(resources, "hi")
+
+
+def test_the_chat_shows_sources_as_plain_text_and_no_evidence_under_a_refusal(
+    resources: Resources, facts: str
+) -> None:
+    from bot.app import render_reply
+    from bot.service import EVIDENCE_HEADING
+
+    declined = list(
+        ChatService(resources).reply(
+            "What is the phone number of the lighthouse keeper?", [], "rag", {"collection": facts}
+        )
+    )[-1]
+    assert declined.answer == NOT_IN_DOCUMENTS and declined.sources and declined.evidence
+    answer, info = render_reply(declined, "RAG")
+    assert EVIDENCE_HEADING not in answer["content"]
+    assert "score" not in info["content"]
+
+    declined.sources = [
+        {
+            "source": "/data/centre.md",
+            "score": -2.64,
+            "text": "# Centre\n\n- **Monday**: closed " + "and the pool is being repainted " * 20,
+        }
+    ]
+    _, info = render_reply(declined, "RAG")
+    shown = info["content"]
+    assert "centre\\.md" in shown and "Centre · Monday: closed" in shown
+    snippet = shown.split("\n", 1)[1]
+    assert "score" not in shown and "#" not in snippet and "*" not in snippet
+    assert shown.endswith("…") and shown[:-1].split()[-1] in "and the pool is being repainted"
