@@ -139,6 +139,14 @@ def cannot_answer(
     ]
 
 
+# On a phone the open sidebar covers the whole chat: it starts closed there (its toggle stays).
+CLOSE_SIDEBAR_ON_PHONES = """() => {
+  if (!window.matchMedia('(max-width: 768px)').matches) return;
+  const toggle = document.querySelector('.sidebar.open .toggle-button');
+  if (toggle) toggle.click();
+}"""
+
+
 def unwrap_single(values: list[Any]) -> Any:
     """Gradio takes a bare value, not a one-item list, for an event with one output."""
     return values[0] if len(values) == 1 else values
@@ -256,6 +264,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 exported = gr.File(file_count="multiple", label="Files", elem_id="export-files")
             exporting.click(one_line_errors(export), chatbot, exported, api_visibility="private")
             app.unload(one_line_errors(forget_session))
+        app.load(None, None, None, js=CLOSE_SIDEBAR_ON_PHONES)
 
         if access.tools:
             jobs = Jobs(service.resources, access)

@@ -399,6 +399,27 @@ def test_an_empty_send_adds_nothing_and_a_refused_message_stays_in_the_box(
     page.context.close()
 
 
+def test_a_phone_opens_on_the_chat_and_a_desktop_with_the_sidebar(
+    browser: Browser, server: str
+) -> None:
+    for width, sidebar_open in ((390, False), (1280, True)):
+        page = browser.new_context(viewport={"width": width, "height": 844}).new_page()
+        page.goto(server)
+        box = page.locator("#message textarea")
+        box.wait_for()
+        sidebar = page.locator(".sidebar").first
+        if sidebar_open:
+            expect(sidebar).to_have_class(re.compile(r"\bopen\b"))
+        else:
+            expect(sidebar).not_to_have_class(re.compile(r"\bopen\b"))
+            box.click()  # nothing covers the message box
+            box.fill("Hello")
+            expect(box).to_have_value("Hello")
+            page.get_by_role("button", name="Toggle Sidebar").click()
+            expect(sidebar).to_have_class(re.compile(r"\bopen\b"))
+        page.context.close()
+
+
 # The chart is an SVG drawn by Vega: its axes and points carry aria-labels with their values.
 READ_PLOT = """selector => {
   const svg = document.querySelector(selector + ' .vega-embed svg');
