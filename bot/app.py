@@ -25,7 +25,7 @@ from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
 from bot.uploads import UploadGuard, Uploads
 from common.errors import KbotError
-from common.text import counted, plain_snippet
+from common.text import counted, literal_markdown, plain_snippet
 from knowledge.reading import NOT_IN_DOCUMENTS
 
 DEFAULT_BACKEND = "base"
@@ -139,6 +139,33 @@ def cannot_answer(
     ]
 
 
+def welcome(collections: list[str], tools: bool) -> str:
+    """What an empty chat shows: what the bot does and the next step, for this caller."""
+    lines = ["### Ask your own documents", ""]
+    if collections:
+        listed = ", ".join(f"**{literal_markdown(name)}**" for name in collections[:8])
+        more = f" and {len(collections) - 8} more" if len(collections) > 8 else ""
+        lines.append(
+            f"Your collections: {listed}{more}. Choose **RAG (retrieval)** and a collection in "
+            "the sidebar, then ask: answers quote the sentences they rest on and cite sources."
+        )
+    elif tools:
+        lines.append(
+            "1. Add documents (PDF, Markdown, text, HTML, Word, CSV) in the **Knowledge** tab.\n"
+            "2. Choose **RAG (retrieval)** and the collection in the sidebar, then ask: answers "
+            "quote the sentences they rest on and cite sources."
+        )
+    else:
+        lines.append("No document collections are shared on this server yet.")
+    if tools:
+        lines += [
+            "",
+            "Or teach the model with a LoRA adapter in **Train**, and measure which way answers "
+            "best in **Compare**. The **Base model** answers from what it already knows.",
+        ]
+    return "\n".join(lines)
+
+
 # On a phone the open sidebar covers the whole chat: it starts closed there (its toggle stays).
 CLOSE_SIDEBAR_ON_PHONES = """() => {
   if (!window.matchMedia('(max-width: 768px)').matches) return;
@@ -232,7 +259,12 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             options = gr.JSON(value={}, visible=False, label="options")
 
         with gr.Tab("Chat"):
-            chatbot = gr.Chatbot(elem_id="chatbot", label="Conversation", height="65vh")
+            chatbot = gr.Chatbot(
+                elem_id="chatbot",
+                label="Conversation",
+                height="65vh",
+                placeholder=welcome(shared.resources.knowledge.collections(), access.tools),
+            )
             gr.ChatInterface(
                 one_line_errors(chat),
                 additional_inputs=[backend, options],
@@ -299,6 +331,12 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 options,
                 api_visibility="private",
             )
+
+        def greet(request: gr.Request) -> Any:
+            view = caller_view(service.resources, access, request)
+            return gr.Chatbot(placeholder=welcome(view.knowledge.collections(), access.tools))
+
+        app.load(one_line_errors(greet), None, chatbot, api_visibility="private")
         if controls.dropdowns:
 
             def fill_choices(request: gr.Request) -> Any:

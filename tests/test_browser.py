@@ -420,6 +420,24 @@ def test_a_phone_opens_on_the_chat_and_a_desktop_with_the_sidebar(
         page.context.close()
 
 
+def test_an_empty_chat_says_what_to_do_first_and_offers_the_collections(
+    browser: Browser, server: str, resources, tmp_path
+) -> None:
+    page = open_chat(browser, server)
+    chat = page.locator("#chatbot")
+    expect(chat).to_contain_text("Ask your own documents")
+    expect(chat).to_contain_text(re.compile(r"Knowledge|Your collections"))
+    (tmp_path / "welcome.txt").write_text("The Quorn depot opens at six.")
+    resources.knowledge.ingest("welcome-docs", [tmp_path / "welcome.txt"])
+    page.reload()
+    expect(chat).to_contain_text("Your collections:")
+    expect(chat).to_contain_text("welcome-docs")
+    send(page, "Hello")
+    wait_for_answer(page, 1)
+    expect(chat).not_to_contain_text("Ask your own documents")
+    page.context.close()
+
+
 # The chart is an SVG drawn by Vega: its axes and points carry aria-labels with their values.
 READ_PLOT = """selector => {
   const svg = document.querySelector(selector + ' .vega-embed svg');

@@ -92,12 +92,15 @@ class Backend(ABC):
         """The runnable that answers one message of a conversation using this backend."""
 
 
-def existing_collection(resources: ResourcesView, backend_id: str, name: str) -> str:
+def existing_collection(resources: ResourcesView, backend_name: str, name: str) -> str:
     """`name` if it is a collection the caller may use; otherwise a clear `BackendError`."""
     from common.names import InvalidNameError, validate_name
 
     if not name:
-        raise BackendError(f"The {backend_id} backend needs a collection: choose or create one.")
+        raise BackendError(
+            f"{backend_name} needs a collection: choose one in the sidebar, or add documents "
+            "to a new one in the Knowledge tab (or with `kbot ingest`)."
+        )
     try:
         validate_name(name)
     except InvalidNameError as error:

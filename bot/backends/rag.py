@@ -109,7 +109,7 @@ class RagBackend(Backend):
 
     def retriever(self, resources: ResourcesView, options: RagOptions) -> Runnable:
         knowledge = resources.knowledge
-        existing_collection(resources, self.id, options.collection)
+        existing_collection(resources, self.name, options.collection)
         k = options.k or resources.settings.top_k
         mode = options.mode or None
 

@@ -57,7 +57,7 @@ class SummaryBackend(Backend):
 
     def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         assert isinstance(options, SummaryOptions)
-        collection = existing_collection(resources, self.id, options.collection)
+        collection = existing_collection(resources, self.name, options.collection)
         source = _stored_source(resources, collection, options.source) if options.source else ""
 
         def answer(inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
