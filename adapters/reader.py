@@ -169,15 +169,18 @@ def reader_records(
         if progress:
             progress(min(1.0, (start + 1024) / len(unique)), f"embedding {len(unique)} texts")
     for number, (question, hits) in enumerate(zip(questions, results, strict=True), start=1):
-        distractors_only = not question.unanswerable and chooser.random() < unanswerable_share
-        if distractors_only:
-            hits = [h for h in hits if _not_its_own(h, question)]
-        hits = hits[:k]
-        evidence = select_evidence(embedder, question.question, hits, sentences)
+        evidence = select_evidence(embedder, question.question, hits[:k], sentences)
         # Only its own documents' statements count: a short answer ("closed", "2019") found
         # in another document's would teach the reader to answer from the wrong one.
         own = [e.text for e in evidence if not question.source or not _not_its_own(e, question)]
-        answer = None if distractors_only or question.unanswerable else _holds_answer(own, question)
+        answer = None if question.unanswerable else _holds_answer(own, question)
+        # The share is of the questions that teach an answer, so that a set whose answers
+        # retrieval often misses (tables) does not teach mostly declining.
+        distractors_only = bool(answer) and chooser.random() < unanswerable_share
+        if distractors_only:
+            others = [h for h in hits if _not_its_own(h, question)][:k]
+            evidence = select_evidence(embedder, question.question, others, sentences)
+            answer = None
         kind = (
             "distractors_only"
             if distractors_only
