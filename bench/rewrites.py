@@ -96,7 +96,7 @@ def main() -> None:
             for r in chosen:
                 history = convert_to_messages([(t["role"], t["text"]) for t in r["history"]])
                 asked = time.perf_counter()
-                query = rewrite.invoke({"question": r["question"], "history": history})
+                query = rewrite.invoke({"question": r["question"], "history": history}).search
                 seconds.append(time.perf_counter() - asked)
                 hits.append(found(query, r))
                 searched.append(query)

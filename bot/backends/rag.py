@@ -4,6 +4,7 @@ a short answer with its evidence, or "The documents do not say."."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -61,26 +62,36 @@ def refers_back(question: str) -> bool:
     return any(word.strip("?,.!'\"").lower() in _REFERRING for word in question.split())
 
 
+@dataclass(frozen=True)
+class Standalone:
+    """A message as RAG uses it: what retrieval searches for, and the question the reader
+    answers (they differ where a follow-up's rewrite failed)."""
+
+    search: str
+    read: str
+
+
 def standalone_question(condense: Runnable) -> Runnable:
     """The question as retrieval and the reader should see it: follow-ups are rewritten with
     the history. A small model often answers instead of rewriting ("The mayor is ..."), so a
-    rewrite counts only if it is a question of sensible length; otherwise a question that
-    refers back is asked after the user's previous message, and any other as it is."""
+    rewrite counts only if it is a question of sensible length. Otherwise a question that
+    refers back is searched for after the user's previous message (which finds the document
+    talked about), but read as asked: two questions in one would be answered with the first."""
 
-    def rewrite(inputs: dict[str, Any]) -> str:
+    def rewrite(inputs: dict[str, Any]) -> Standalone:
         question = inputs["question"]
         history = inputs["history"]
         if not history:
-            return question
+            return Standalone(question, question)
         rewritten = condense.invoke(
             {"conversation": history_text(history), "question": question}
         ).strip()
         if rewritten.endswith("?") and len(rewritten) <= 3 * len(question) + 200:
-            return rewritten
+            return Standalone(rewritten, rewritten)
         if refers_back(question):
             previous = next((m.text for m in reversed(history) if m.type == "human"), "")
-            return f"{previous} {question}".strip()
-        return question
+            return Standalone(f"{previous} {question}".strip(), question)
+        return Standalone(question, question)
 
     return RunnableLambda(rewrite)
 
@@ -127,7 +138,8 @@ class RagBackend(Backend):
         return resources.reader_model()
 
     def searched_question(self, resources: ResourcesView) -> Runnable:
-        """{"question", "history"} -> the question to search for (`standalone_question`)."""
+        """{"question", "history"} -> what to search for and the question to read
+        (`standalone_question`)."""
 
         def prompt(inputs: dict[str, str]) -> list[BaseMessage]:
             return convert_to_messages(rewrite_messages(inputs["conversation"], inputs["question"]))
@@ -147,13 +159,15 @@ class RagBackend(Backend):
         llm = self.answer_model(resources, options)
 
         def reader_prompt(inputs: dict[str, Any]) -> list[BaseMessage]:
-            return convert_to_messages(reader_messages(inputs["query"], inputs["evidence"]))
+            asked = inputs["standalone"].read
+            return convert_to_messages(reader_messages(asked, inputs["evidence"]))
 
         read = RunnableLambda(reader_prompt) | llm
 
         def evidence(inputs: dict[str, Any]) -> list[Evidence]:
+            asked = inputs["standalone"].read
             return select_evidence(
-                resources.embedder, inputs["query"], inputs["hits"], settings.evidence_sentences
+                resources.embedder, asked, inputs["hits"], settings.evidence_sentences
             )
 
         def answer(inputs: dict[str, Any]) -> Runnable:
@@ -162,12 +176,12 @@ class RagBackend(Backend):
             return read if supported else RunnableLambda(documents_do_not_say)
 
         return (
-            RunnablePassthrough.assign(query=self.searched_question(resources))
-            | RunnablePassthrough.assign(hits=lambda inputs: retrieve.invoke(inputs["query"]))
+            RunnablePassthrough.assign(standalone=self.searched_question(resources))
+            | RunnablePassthrough.assign(hits=lambda x: retrieve.invoke(x["standalone"].search))
             | RunnablePassthrough.assign(evidence=evidence)
             | RunnableParallel(
                 answer=RunnableLambda(answer),
-                searched=lambda x: x["query"],
+                searched=lambda x: x["standalone"].search,
                 sources=lambda x: [hit.as_json() for hit in x["hits"]],
                 evidence=lambda x: [e.as_json() for e in x["evidence"]],
             )
