@@ -174,6 +174,19 @@ CLOSE_SIDEBAR_ON_PHONES = """() => {
 }"""
 
 
+STOPPED = "⏹️ Stopped: the answer above is incomplete"
+
+
+def mark_stopped(history: list[dict[str, Any]]) -> Any:
+    """An answer stopped while it was written gets an info line saying so (the model never
+    sees info lines, so the next answer is not told about it)."""
+    last = history[-1] if history else {}
+    if last.get("role") != "assistant" or (last.get("metadata") or {}).get("title"):
+        return gr.skip()  # finished (its info line came) or not started
+    line = {"role": "assistant", "content": "", "metadata": {"title": STOPPED, "status": "done"}}
+    return [*history, line]
+
+
 def unwrap_single(values: list[Any]) -> Any:
     """Gradio takes a bare value, not a one-item list, for an event with one output."""
     return values[0] if len(values) == 1 else values
@@ -269,13 +282,15 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 one_line_errors(chat),
                 additional_inputs=[backend, options],
                 chatbot=chatbot,
-                textbox=gr.Textbox(
-                    elem_id="message",
-                    placeholder="Ask something…",
-                    label="Message",  # named beside a refused message
-                    show_label=False,
-                    submit_btn=True,
-                    stop_btn=True,
+                textbox=(
+                    message_box := gr.Textbox(
+                        elem_id="message",
+                        placeholder="Ask something…",
+                        label="Message",  # named beside a refused message
+                        show_label=False,
+                        submit_btn=True,
+                        stop_btn=True,
+                    )
                 ),
                 api_name="chat",
                 # In the browser, an empty send does nothing and a refused message stays in
@@ -286,6 +301,9 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 # caller's flood keeps everyone else waiting or refused.
                 concurrency_limit=service.resources.settings.queue_size,
                 fill_height=True,
+            )
+            message_box.stop(
+                one_line_errors(mark_stopped), chatbot, chatbot, api_visibility="private"
             )
             with gr.Accordion("Export this conversation", open=False):
                 gr.Markdown(

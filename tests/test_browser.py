@@ -438,6 +438,23 @@ def test_an_empty_chat_says_what_to_do_first_and_offers_the_collections(
     page.context.close()
 
 
+def test_a_stopped_answer_is_marked_as_stopped(browser: Browser, server: str) -> None:
+    page = open_chat(browser, server)
+    send(page, "Write a long story about a lighthouse keeper and her cat.")
+    expect(page.locator("#chatbot [data-testid='bot']").first).not_to_have_text(
+        "", timeout=60_000
+    )
+    page.locator("#message .stop-button").click()
+    expect(page.locator("#chatbot")).to_contain_text("Stopped", timeout=10_000)
+    time.sleep(2)  # whatever was still on its way does not wipe the mark
+    assert any("Stopped" in line for line in info_lines(page)), info_lines(page)
+    send(page, "Name a colour.")
+    wait_for_answer(page, 2)
+    lines = info_lines(page)
+    assert "Stopped" in lines[0] and "Stopped" not in lines[1], lines
+    page.context.close()
+
+
 # The chart is an SVG drawn by Vega: its axes and points carry aria-labels with their values.
 READ_PLOT = """selector => {
   const svg = document.querySelector(selector + ' .vega-embed svg');
