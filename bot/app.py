@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
 from bot.uploads import UploadGuard, Uploads
 from common.errors import KbotError
-from common.text import counted, literal_markdown, plain_snippet
+from common.text import counted, literal_markdown, one_line, plain_snippet
 from knowledge.reading import NOT_IN_DOCUMENTS
 
 DEFAULT_BACKEND = "base"
@@ -58,13 +59,54 @@ class ContentPolicyHeader:
         await self.app(scope, receive, with_policy)
 
 
+_OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>")
+
+
+class PlainJoinErrors:
+    """ASGI middleware: Gradio refuses a malformed call of an event that has a validator (too
+    few inputs, a server path as a file) at the queue's door with the exception's own text,
+    component reprs and server paths included, whatever `show_error` says. That refusal (400)
+    keeps its words, as one line without them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/queue/join"):
+            return await self.app(scope, receive, send)
+        refused: dict[str, Any] = {}
+        body = bytearray()
+
+        async def plain(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                refused.update(message)
+                return
+            if not refused:
+                return await send(message)
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            try:
+                detail = str(json.loads(body).get("detail", ""))
+            except (ValueError, AttributeError):
+                detail = ""
+            said = one_line(_OBJECT_REPR.sub("…", detail)) or "Malformed request."
+            text = json.dumps({"detail": said}).encode()
+            headers = [(k, v) for k, v in refused["headers"] if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(text)).encode()))
+            await send(refused | {"headers": headers})
+            await send({"type": "http.response.body", "body": text})
+
+        await self.app(scope, receive, plain)
+
+
 def server_options(access: Access, uploads: Uploads) -> dict[str, Any]:
     """FastAPI options of the served app (Gradio's `app_kwargs`): the content policy header,
     each signed-in user's uploads their own, and no schema or docs pages, which would list
     every route to anyone."""
     from starlette.middleware import Middleware
 
-    middleware = [Middleware(ContentPolicyHeader)]
+    middleware = [Middleware(ContentPolicyHeader), Middleware(PlainJoinErrors)]
     if access.mode == "signed-in":
         middleware.append(Middleware(UploadGuard, access=access, uploads=uploads))
     return {"middleware": middleware, "openapi_url": None, "docs_url": None, "redoc_url": None}
@@ -174,6 +216,11 @@ CLOSE_SIDEBAR_ON_PHONES = """() => {
 }"""
 
 
+def waiting(state: str) -> list[dict[str, Any]]:
+    """What an answer not begun is waiting for, shown where it will appear (ends with "…")."""
+    return [{"role": "assistant", "content": "", "metadata": {"title": state, "status": "pending"}}]
+
+
 STOPPED = "⏹️ Stopped: the answer above is incomplete"
 
 
@@ -181,10 +228,12 @@ def mark_stopped(history: list[dict[str, Any]]) -> Any:
     """An answer stopped while it was written gets an info line saying so (the model never
     sees info lines, so the next answer is not told about it)."""
     last = history[-1] if history else {}
-    if last.get("role") != "assistant" or (last.get("metadata") or {}).get("title"):
+    meta = last.get("metadata") or {}
+    waited = meta.get("status") == "pending"  # stopped before its first word
+    if last.get("role") != "assistant" or (meta.get("title") and not waited):
         return gr.skip()  # finished (its info line came) or not started
     line = {"role": "assistant", "content": "", "metadata": {"title": STOPPED, "status": "done"}}
-    return [*history, line]
+    return [*(history[:-1] if waited else history), line]
 
 
 def unwrap_single(values: list[Any]) -> Any:
@@ -212,7 +261,16 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
         answering = ChatService(view, service.registry)
         try:
             with admission.admit(access.caller_key(request)):
+                others = admission.in_flight() - 1
+                if others:
+                    yield waiting(f"Waiting: {counted(others, 'other answer')} being written…")
+                read = False
                 for reply in answering.reply(message, history, backend, options):
+                    if not reply.done and not reply.answer:
+                        if reply.sources and not read:  # retrieved; the model reads now
+                            read = True
+                            yield waiting(f"Reading {counted(len(reply.sources), 'passage')}…")
+                        continue
                     shown = render_reply(reply, names[reply.backend])
                     if reply.done and isinstance(shown, list):
                         kept = sessions.setdefault(request, "answered", lambda: deque(maxlen=500))

@@ -83,6 +83,8 @@ def call(
             "event_data": None,
         },
     )
+    if joined.status_code in (400, 422):  # refused before it queued: malformed, or a validator
+        return {"msg": "process_completed", "success": False, "output": {"error": joined.text}}
     assert joined.status_code == 200, joined.text
     with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session_hash}) as s:
         for line in s.iter_lines():

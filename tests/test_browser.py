@@ -104,7 +104,10 @@ def bot_answers(page: Page) -> list[str]:
 
 
 def info_lines(page: Page) -> list[str]:
-    return page.locator("#chatbot .thought .title").all_inner_texts()
+    """The info lines of finished answers (a line saying what an answer waits for ends with
+    "…" and gives way to the answer)."""
+    lines = page.locator("#chatbot .thought .title").all_inner_texts()
+    return [line for line in lines if not line.strip().endswith("…")]
 
 
 def wait_for_answer(page: Page, count: int, timeout_s: float = 120) -> list[str]:
@@ -441,9 +444,7 @@ def test_an_empty_chat_says_what_to_do_first_and_offers_the_collections(
 def test_a_stopped_answer_is_marked_as_stopped(browser: Browser, server: str) -> None:
     page = open_chat(browser, server)
     send(page, "Write a long story about a lighthouse keeper and her cat.")
-    expect(page.locator("#chatbot [data-testid='bot']").first).not_to_have_text(
-        "", timeout=60_000
-    )
+    expect(page.locator("#chatbot [data-testid='bot']").first).not_to_have_text("", timeout=60_000)
     page.locator("#message .stop-button").click()
     expect(page.locator("#chatbot")).to_contain_text("Stopped", timeout=10_000)
     time.sleep(2)  # whatever was still on its way does not wipe the mark

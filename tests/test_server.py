@@ -124,12 +124,16 @@ def test_launch_with_share_offline_says_why_and_keeps_serving(settings: Settings
         for schema in ("/openapi.json", "/docs"):  # no route list for anyone who asks
             with pytest.raises(urllib.error.HTTPError, match="404"):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{schema}", timeout=10)
-        # A handler called with too few inputs: an error, without the server's object reprs.
-        from tests.test_access import call
+        # Handlers called with too few inputs: an error, without the server's object reprs.
+        from tests.test_access import call, handler_of
 
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            refused = call(client, 0, None, [])
-        assert not refused["success"] and " object at 0x" not in json.dumps(refused)
+            refused = call(client, *handler_of(config, "export"), [])
+            assert not refused["success"] and " object at 0x" not in json.dumps(refused)
+            # The message box's send is checked before it queues: refused at the door.
+            refused = call(client, *handler_of(config, "message"), [])
+        assert not refused["success"] and "object at" not in json.dumps(refused), refused
+        assert "didn't receive enough input values" in refused["output"]["error"]
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
@@ -137,3 +141,22 @@ def test_launch_with_share_offline_says_why_and_keeps_serving(settings: Settings
     share_lines = [line for line in output.splitlines() if "share link" in line.lower()]
     assert len(share_lines) == 1, output
     assert share_lines[0].startswith("No share link:") and "serving locally" in share_lines[0]
+
+
+def test_an_answer_not_yet_begun_says_what_it_waits_for(
+    client: Client, resources, tmp_path: Path
+) -> None:
+    (tmp_path / "depot.txt").write_text("The Quorn depot opens at six in the morning.")
+    resources.knowledge.ingest("waiting", [tmp_path / "depot.txt"])
+    job = client.submit(
+        "When does the Quorn depot open?", "rag", {"collection": "waiting"}, api_name="/chat"
+    )
+    outputs = list(job)
+    states = [
+        o[0]["metadata"]["title"]
+        for o in outputs
+        if isinstance(o, list) and o and (o[0].get("metadata") or {}).get("status") == "pending"
+    ]
+    assert states == ["Reading 1 passage…"], outputs[:3]
+    answer, info = answer_and_info(outputs[-1])
+    assert "six" in answer and info.startswith("RAG")
