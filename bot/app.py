@@ -181,10 +181,16 @@ def cannot_answer(
     ]
 
 
-def welcome(collections: list[str], tools: bool) -> str:
-    """What an empty chat shows: what the bot does and the next step, for this caller."""
+def welcome(collections: list[str] | None, tools: bool) -> str:
+    """What an empty chat shows: what the bot does and the next step, for this caller (whose
+    `collections` are None until the page knows who it is)."""
     lines = ["### Ask your own documents", ""]
-    if collections:
+    if collections is None:
+        lines.append(
+            "Choose a backend in the sidebar: **RAG (retrieval)** answers from a collection "
+            "of documents, quoting the sentences it rests on."
+        )
+    elif collections:
         listed = ", ".join(f"**{literal_markdown(name)}**" for name in collections[:8])
         more = f" and {len(collections) - 8} more" if len(collections) > 8 else ""
         lines.append(
@@ -334,7 +340,8 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 elem_id="chatbot",
                 label="Conversation",
                 height="65vh",
-                placeholder=welcome(shared.resources.knowledge.collections(), access.tools),
+                # The caller's own collections come on load (`greet`), never in the page.
+                placeholder=welcome(None, access.tools),
             )
             gr.ChatInterface(
                 one_line_errors(chat),

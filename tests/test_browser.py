@@ -431,10 +431,10 @@ def test_an_empty_chat_says_what_to_do_first_and_offers_the_collections(
     expect(chat).to_contain_text("Ask your own documents")
     expect(chat).to_contain_text(re.compile(r"Knowledge|Your collections"))
     (tmp_path / "welcome.txt").write_text("The Quorn depot opens at six.")
-    resources.knowledge.ingest("welcome-docs", [tmp_path / "welcome.txt"])
+    resources.knowledge.ingest("aa-welcome", [tmp_path / "welcome.txt"])  # listed first
     page.reload()
     expect(chat).to_contain_text("Your collections:")
-    expect(chat).to_contain_text("welcome-docs")
+    expect(chat).to_contain_text("aa-welcome")
     send(page, "Hello")
     wait_for_answer(page, 1)
     expect(chat).not_to_contain_text("Ask your own documents")

@@ -198,6 +198,7 @@ def knowledge_tab(
         )
         collection = gr.Dropdown(
             choices=shown.knowledge.collections(),
+            value=None,  # not the first one: files go where their user chose
             label="Collection",
             info="Choose one, or type a new name to create it.",
             allow_custom_value=True,
