@@ -17,7 +17,7 @@ from bot.jobs import Jobs
 from bot.model import ModelBusy
 from bot.provenance import conversation_json, conversation_markdown, conversation_turns
 from bot.scoped import scoped
-from bot.service import EVIDENCE_HEADING, ChatService, Reply
+from bot.service import EVIDENCE_HEADING, ChatService, Reply, too_long
 from bot.sessions import Sessions
 from bot.ui.common import caller_view, download_folder, one_line_errors
 from bot.ui.compare import compare_tab
@@ -291,12 +291,9 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
 
     def message_problem(message: str | None) -> dict[str, Any]:
         text = (message or "").strip()
-        if len(text) > limit:
-            return gr.validate(
-                False,
-                f"Your message is {len(text):,} characters long; the limit is {limit:,}. "
-                "Shorten it, or add long texts to a knowledge collection.",
-            )
+        refusal = too_long(text, limit)
+        if refusal:
+            return gr.validate(False, refusal)
         return gr.validate(bool(text), "")
 
     # Per browser session: the provenance of its answers (for exports), a running training's

@@ -99,6 +99,17 @@ def history_messages(
     return messages[::-1]
 
 
+def too_long(message: str, limit: int) -> str | None:
+    """Why `message` (stripped) is refused for its length, or None."""
+    if len(message) <= limit:
+        return None
+    return (
+        f"Your message is {len(message):,} characters long; the limit is {limit:,} "
+        "(setting KBOT_MAX_MESSAGE_CHARS). Please shorten it, or add long documents "
+        "to a knowledge collection instead."
+    )
+
+
 class ChatService:
     def __init__(self, resources: ResourcesView, registry: BackendRegistry | None = None) -> None:
         self.resources = resources
@@ -121,13 +132,9 @@ class ChatService:
             reply.answer, reply.done = EMPTY_MESSAGE_REPLY, True
             yield reply
             return
-        limit = self.resources.settings.max_message_chars
-        if len(text) > limit:
-            reply.answer = (
-                f"Your message is {len(text):,} characters long; the limit is {limit:,} "
-                "(setting KBOT_MAX_MESSAGE_CHARS). Please shorten it, or add long documents "
-                "to a knowledge collection instead."
-            )
+        refusal = too_long(text, self.resources.settings.max_message_chars)
+        if refusal:
+            reply.answer = refusal
             reply.done = True
             yield reply
             return
