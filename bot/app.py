@@ -15,12 +15,19 @@ from bot.access import Access, page_scope
 from bot.admission import Busy
 from bot.jobs import Jobs
 from bot.model import ModelBusy
-from bot.provenance import conversation_json, conversation_markdown, conversation_turns
+from bot.provenance import (
+    answer_provenance,
+    conversation_json,
+    conversation_markdown,
+    conversation_turns,
+    message_text,
+)
 from bot.scoped import scoped
 from bot.service import EVIDENCE_HEADING, ChatService, Reply, too_long
 from bot.sessions import Sessions
 from bot.ui.common import caller_view, download_folder, one_line_errors
 from bot.ui.compare import compare_tab
+from bot.ui.conversations import ANSWERED, ConversationList
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
@@ -230,14 +237,15 @@ def waiting(state: str) -> list[dict[str, Any]]:
 STOPPED = "⏹️ Stopped: the answer above is incomplete"
 
 
-def mark_stopped(history: list[dict[str, Any]]) -> Any:
-    """An answer stopped while it was written gets an info line saying so (the model never
-    sees info lines, so the next answer is not told about it)."""
+def stopped_history(history: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The history of an answer stopped while it was written, with an info line saying so
+    (the model never sees info lines, so the next answer is not told about it); None when
+    no answer was being written."""
     last = history[-1] if history else {}
     meta = last.get("metadata") or {}
     waited = meta.get("status") == "pending"  # stopped before its first word
     if last.get("role") != "assistant" or (meta.get("title") and not waited):
-        return gr.skip()  # finished (its info line came) or not started
+        return None  # finished (its info line came) or not started
     line = {"role": "assistant", "content": "", "metadata": {"title": STOPPED, "status": "done"}}
     return [*(history[:-1] if waited else history), line]
 
@@ -279,7 +287,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                         continue
                     shown = render_reply(reply, names[reply.backend])
                     if reply.done and isinstance(shown, list):
-                        kept = sessions.setdefault(request, "answered", lambda: deque(maxlen=500))
+                        kept = sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
                         kept.append((shown[0]["content"], reply.answer, reply.provenance))
                     yield shown
         except (Busy, ModelBusy) as error:
@@ -300,11 +308,32 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
     # or comparison's cancel switch; gone when the page closes.
     sessions = Sessions(access)
 
+    def mark_stopped(
+        history: list[dict[str, Any]],
+        backend_id: str,
+        chosen: dict[str, Any] | None,
+        request: gr.Request,
+    ) -> Any:
+        """A stopped answer is marked, and exported with where it came from."""
+        marked = stopped_history(history)
+        if marked is None:
+            return gr.skip()
+        partial = message_text(marked[-2].get("content")) if len(marked) > 1 else ""
+        if partial and marked[-2].get("role") == "assistant":
+            view = caller_view(service.resources, access, request)
+            chosen_backend = service.registry.get(backend_id)
+            parsed = chosen_backend.parse_options(chosen).model_dump()
+            reply = Reply(backend=chosen_backend.id, answer=partial)
+            origin = answer_provenance(view, chosen_backend.id, parsed, reply) | {"stopped": True}
+            kept = sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
+            kept.append((partial, partial, origin))
+        return marked
+
     def forget_session(request: gr.Request) -> None:
         sessions.forget(request)
 
     def export(history: list[dict[str, Any]], request: gr.Request) -> list[str]:
-        turns = conversation_turns(history or [], list(sessions.get(request, "answered") or ()))
+        turns = conversation_turns(history or [], list(sessions.get(request, ANSWERED) or ()))
         if not turns:
             raise gr.Error("Nothing to export yet: ask something first.")
         folder = download_folder(kept_s)
@@ -319,6 +348,9 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             gr.Markdown("## Knowledge Bot")
             if access.hf_sign_in:
                 gr.LoginButton(elem_id="hf-sign-in")  # Gradio adds the OAuth routes for it
+            conversations = ConversationList(
+                service.resources.settings, access, sessions, service.registry
+            )
             backend = gr.Dropdown(
                 choices=[(b.name, b.id) for b in backends],
                 value=DEFAULT_BACKEND,
@@ -340,7 +372,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 # The caller's own collections come on load (`greet`), never in the page.
                 placeholder=welcome(None, access.tools),
             )
-            gr.ChatInterface(
+            chat_ui = gr.ChatInterface(
                 one_line_errors(chat),
                 additional_inputs=[backend, options],
                 chatbot=chatbot,
@@ -364,8 +396,11 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 concurrency_limit=service.resources.settings.queue_size,
                 fill_height=True,
             )
-            message_box.stop(
-                one_line_errors(mark_stopped), chatbot, chatbot, api_visibility="private"
+            stopped = message_box.stop(
+                one_line_errors(mark_stopped),
+                [chatbot, backend, options],
+                chatbot,
+                api_visibility="private",
             )
             with gr.Accordion("Export this conversation", open=False):
                 gr.Markdown(
@@ -417,15 +452,30 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             return gr.Chatbot(placeholder=welcome(view.knowledge.collections(), access.tools))
 
         app.load(one_line_errors(greet), None, chatbot, api_visibility="private")
+        # Gradio fires a State's change only after queued events (6.x), and the chat syncs its
+        # state unqueued: queued here, so that each settled conversation is saved.
+        for handler in app.fns.values():
+            if chat_ui.chatbot_state in handler.outputs:
+                handler.queue = True
+        conversations.wire(chatbot, chat_ui.chatbot_state, backend, options, controls, [stopped])
+        restoring = {
+            "fn": conversations.restore,
+            "inputs": [conversations.open_id, conversations.saved],
+            "outputs": conversations.restore_outputs,
+            "api_visibility": "private",
+        }
         if controls.dropdowns:
 
             def fill_choices(request: gr.Request) -> Any:
                 view = caller_view(service.resources, access, request)
                 return unwrap_single(controls.refreshed_choices(view, page_opened=True))
 
+            # The open conversation's options are set once the choices are the caller's.
             app.load(
                 one_line_errors(fill_choices), None, controls.dropdowns, api_visibility="private"
-            )
+            ).then(**restoring)
+        else:
+            app.load(**restoring)
     unguarded = [
         getattr(handler.fn, "__qualname__", "?")
         for handler in app.fns.values()

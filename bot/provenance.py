@@ -127,6 +127,8 @@ def conversation_markdown(turns: list[dict[str, Any]]) -> str:
                 a = origin[option]
                 used.append(f"{option} `{a['name']}` (data {a['data_fingerprint']})")
         timing = f"{origin['latency_s']} s, {origin['tokens']} tokens"
+        if origin.get("stopped"):
+            timing = "stopped: the answer is incomplete"
         lines += [f"> {', '.join(used)}; {timing}; {origin['answered_at']}", ">"]
         for number, source in enumerate(origin.get("sources", []), start=1):
             text = " ".join(source["text"].split())

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     repetition_penalty: float = Field(
         default=1.1, ge=1.0, le=2.0, description="Small models loop without a mild penalty."
     )
+    max_conversations: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Conversations kept per user under KBOT_HOME (the most recently used).",
+    )
     max_message_chars: int = Field(
         default=8000, ge=1, description="Longer messages are refused with a clear reply."
     )
@@ -235,6 +241,10 @@ class Settings(BaseSettings):
     @property
     def adapters_dir(self) -> Path:
         return self.home / "adapters"
+
+    @property
+    def conversations_dir(self) -> Path:
+        return self.home / "conversations"
 
     @property
     def runs_dir(self) -> Path:

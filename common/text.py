@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 # An absolute path in a message: only its last part is shown, after "…/" so that it is not
 # taken for a plain name, and the server's folders are not shown.
@@ -53,3 +54,14 @@ def plain_snippet(text: str, limit: int = 300) -> str:
         return text
     cut = text[: limit - 1]
     return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+
+
+def friendly_time(iso: str) -> str:
+    """An ISO timestamp as people read it: "6 Dec 2026, 06:10 UTC" (the text as it is when it
+    is not one)."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    zone = " UTC" if moment.utcoffset() is not None and not moment.utcoffset() else ""
+    return f"{moment.day} {moment:%b %Y, %H:%M}{zone}"

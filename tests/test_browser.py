@@ -62,9 +62,9 @@ class ImageServer:
         self.server.shutdown()
 
 
-def export_conversation(page: Page) -> dict:
+def export_conversation(page: Page, asked: str = "Who is the keeper") -> dict:
     """Export the chat from its accordion; returns the JSON file's content (the Markdown file
-    is checked to be there too)."""
+    is checked to hold the question `asked` too)."""
     page.get_by_text("Export this conversation").click()
     page.locator("#export").click()
     links = page.locator("#export-files a")
@@ -75,7 +75,7 @@ def export_conversation(page: Page) -> dict:
     hrefs = {name: links.nth(i).get_attribute("href") for i, name in enumerate(["a", "b"])}
     files = {href.rsplit("/", 1)[-1]: page.request.get(href) for href in hrefs.values()}
     assert {"conversation.json", "conversation.md"} == set(files)
-    assert "**You:** Who is the keeper" in files["conversation.md"].text()
+    assert f"**You:** {asked}" in files["conversation.md"].text()
     return files["conversation.json"].json()
 
 
@@ -453,6 +453,12 @@ def test_a_stopped_answer_is_marked_as_stopped(browser: Browser, server: str) ->
     wait_for_answer(page, 2)
     lines = info_lines(page)
     assert "Stopped" in lines[0] and "Stopped" not in lines[1], lines
+    # The export says so too, and where the stopped answer came from.
+    turns = export_conversation(page, "Write a long story")["turns"]
+    stopped, finished = turns[1], turns[3]
+    assert stopped["content"] and stopped["provenance"]["stopped"] is True
+    assert stopped["provenance"]["backend"] == "base"
+    assert "stopped" not in finished["provenance"]
     page.context.close()
 
 
@@ -569,3 +575,124 @@ def test_two_signed_in_users_each_keep_their_documents_and_adapters(
     assert "atlas" not in choices_of(cy, "#kb-collection")
     bo.context.close()
     cy.context.close()
+
+
+def launch_chat(resources, port: int | None = None, access=None) -> tuple[object, str]:
+    """A fresh app on `resources` (with the echo backend), as a restarted server would be."""
+    from bot.app import LOCAL, build_app
+    from bot.backends import default_registry
+    from bot.service import ChatService
+    from tests.conftest import free_port
+    from tests.test_registry import Echo
+
+    registry = default_registry()
+    registry.register(Echo())
+    app = build_app(ChatService(resources, registry), access or LOCAL).queue()
+    port = port or free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return app, f"http://127.0.0.1:{port}/"
+
+
+def listed_conversations(page: Page) -> list[str]:
+    return page.locator("#conversations label").all_inner_texts()
+
+
+def user_messages(page: Page) -> list[str]:
+    return page.locator("#chatbot [data-testid='user']").all_inner_texts()
+
+
+def test_a_conversation_survives_a_reload_and_a_restart_and_reopens_from_the_list(
+    browser: Browser, resources
+) -> None:
+    app, url = launch_chat(resources)
+    page = open_chat(browser, url)
+    choose_backend(page, "Echo")
+    page.locator("#option-echo-prefix textarea").fill("echo: ")
+    page.locator("#option-echo-prefix textarea").blur()
+    send(page, "Who is the keeper of the lighthouse on Skerry Point?")
+    wait_for_answer(page, 1)
+    send(page, "And since when?")
+    wait_for_answer(page, 2)
+    assert bot_answers(page) == [
+        "echo: Who is the keeper of the lighthouse on Skerry Point?",
+        "echo: And since when?",
+    ]
+    expect(page.locator("#conversations")).to_contain_text("Who is the keeper")
+
+    # A reload brings back the open conversation, its backend and its options.
+    page.reload()
+    expect(page.locator("#chatbot")).to_contain_text("And since when?", timeout=30_000)
+    expect(page.locator("#backend input")).to_have_value("Echo")
+    expect(page.locator("#option-echo-prefix textarea")).to_have_value("echo: ")
+    send(page, "Still there?")
+    wait_for_answer(page, 3)
+
+    # A second conversation, then the first reopened from the list.
+    page.locator("#new-conversation").click()
+    expect(page.locator("#chatbot [data-testid='user']")).to_have_count(0)
+    send(page, "A second conversation about tides.")
+    wait_for_answer(page, 1)
+    expect(page.locator("#conversations")).to_contain_text("A second conversation")
+    page.locator("#conversations label", has_text="Who is the keeper").click()
+    expect(page.locator("#chatbot")).to_contain_text("Still there?", timeout=30_000)
+    assert len(user_messages(page)) == 3
+
+    page.locator("#conversation-title textarea").fill("Lighthouse notes")
+    page.locator("#rename").click()
+    expect(page.locator("#conversations")).to_contain_text("Lighthouse notes")
+
+    # The server restarts (same address, same data folder): the list and the open one stay.
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    app.close()
+    app, url = launch_chat(resources, port)
+    page.reload()
+    expect(page.locator("#chatbot")).to_contain_text("Still there?", timeout=30_000)
+    names = listed_conversations(page)
+    assert any("Lighthouse notes" in n for n in names), names
+    assert any("A second conversation" in n for n in names), names
+    exported = export_conversation(page)
+    assert [t["role"] for t in exported["turns"]] == ["user", "assistant"] * 3
+    assert all(t["provenance"]["backend"] == "echo" for t in exported["turns"][1::2])
+
+    # Deleting asks first; "Keep" keeps it, "Delete" removes it for good.
+    page.locator("#delete-conversation").click()
+    expect(page.get_by_text("Delete “Lighthouse notes”?")).to_be_visible()
+    page.locator("#keep-conversation").click()
+    expect(page.locator("#conversations")).to_contain_text("Lighthouse notes")
+    page.locator("#delete-conversation").click()
+    page.locator("#confirm-delete").click()
+    expect(page.locator("#conversations")).not_to_contain_text("Lighthouse notes")
+    expect(page.locator("#chatbot [data-testid='user']")).to_have_count(0)
+    page.reload()
+    page.locator("#message textarea").wait_for()
+    expect(page.locator("#conversations")).to_contain_text("A second conversation")
+    expect(page.locator("#conversations")).not_to_contain_text("Lighthouse notes")
+    page.context.close()
+    app.close()
+
+
+def test_an_anonymous_visitors_conversations_stay_in_their_own_browser(
+    browser: Browser, resources
+) -> None:
+    from bot.access import Access
+
+    app, url = launch_chat(resources, access=Access("chat-only"))
+    page = open_chat(browser, url)
+    choose_backend(page, "Echo")
+    send(page, "Is the harbour ferry running on Sundays?")
+    wait_for_answer(page, 1)
+    expect(page.locator("#conversations")).to_contain_text("Is the harbour ferry running")
+    page.reload()
+    expect(page.locator("#chatbot")).to_contain_text("Is the harbour ferry", timeout=30_000)
+    expect(page.locator("#conversations")).to_contain_text("Is the harbour ferry running")
+
+    # Another visitor (another browser) sees none of it, and the server keeps none of it.
+    stranger = open_chat(browser, url)
+    time.sleep(2)  # the list is filled on load
+    assert listed_conversations(stranger) == []
+    assert user_messages(stranger) == []
+    stored = resources.settings.conversations_dir
+    assert not any("harbour ferry" in p.read_text() for p in stored.rglob("*.json"))
+    for open_page in (page, stranger):
+        open_page.context.close()
+    app.close()

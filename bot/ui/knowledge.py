@@ -16,7 +16,7 @@ from bot.ui.common import caller_view, checked, needs, one_line_errors, progress
 from bot.uploads import own_uploads
 from bot.views import ResourcesView
 from common.errors import BadInput, NotFound
-from common.text import counted
+from common.text import counted, friendly_time
 from knowledge.modes import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
@@ -39,7 +39,7 @@ def _table(resources: ResourcesView, name: str | None) -> list[list[Any]]:
             Path(d["source"]).name,
             d["chunks"],
             round(d["bytes"] / 1000, 1),
-            d["ingested_at"],
+            friendly_time(d["ingested_at"]),
         ]
         for d in resources.knowledge.documents(name)
     ]

@@ -49,6 +49,24 @@ class OptionControls:
             if owner == backend_id and value not in (None, "")
         }
 
+    def restored(self, backend_id: str | None, options: dict[str, Any]) -> list[Any]:
+        """Each control's value as a saved conversation had it: its backend's options that
+        still exist (a deleted collection is left unchosen), every other control unchanged."""
+        values: list[Any] = []
+        by_id = {backend.id: backend for backend in self.backends}
+        for owner, name, control in self.controls:
+            value = options.get(name)
+            if owner != backend_id or value in (None, ""):
+                values.append(gr.skip())
+                continue
+            if isinstance(control, gr.Dropdown):
+                choices = by_id[owner].option_choices(self.resources, name)
+                if choices is not None and value not in choices:
+                    values.append(gr.skip())
+                    continue
+            values.append(value)
+        return values
+
     def visibility(self, backend_id: str) -> list[Any]:
         return [
             gr.Group(visible=backend.id == backend_id and bool(backend.Options.model_fields))

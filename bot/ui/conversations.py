@@ -1,0 +1,279 @@
+"""The sidebar's conversation list: every conversation is saved as it settles (after each
+answer, a Stop, an undo or a retry), can be reopened with its backend and options, renamed and
+deleted, and the open one comes back on reload. Known users' conversations are kept under
+KBOT_HOME (`bot/conversations.py`), anonymous visitors' in their own browser."""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from bot.access import Access
+from bot.backends import BackendRegistry
+from bot.conversations import (
+    Conversation,
+    ConversationFolder,
+    Conversations,
+    owner_folder,
+    title_of,
+)
+from bot.provenance import message_text
+from bot.sessions import Sessions
+from bot.settings import Settings
+from bot.ui.common import checked, needs, one_line_errors
+from bot.ui.options import OptionControls
+from common.errors import NotFound
+from common.files import write_atomically
+from common.text import friendly_time
+
+# Browser storage holds a few megabytes: anonymous visitors keep their newest conversations.
+BROWSER_CONVERSATIONS = 20
+ANSWERED = "answered"  # the session's (shown, answer, provenance) list, as the export reads it
+
+
+def conversation_owner(access: Access, request: Any) -> str | None:
+    """Whose conversations the server keeps: the local user's or a signed-in user's; None for
+    an anonymous visitor, whose conversations stay in their browser."""
+    if access.mode == "local":
+        return "local"
+    caller = access.caller(request) if access.mode == "signed-in" else None
+    return caller[0] if caller else None
+
+
+def browser_secret(home: Path) -> str:
+    """The key browser storage is encrypted with, the same after a restart (Gradio picks a new
+    one per start otherwise, and visitors' saved conversations would be lost)."""
+    path = home / "browser-secret"
+    if not path.is_file():
+        write_atomically(path, secrets.token_hex(16))
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def first_question(messages: list[dict[str, Any]]) -> str:
+    for message in messages:
+        text = message_text(message.get("content")) if message.get("role") == "user" else ""
+        if text.strip():
+            return text
+    return ""
+
+
+class ConversationList:
+    """The controls (built in the sidebar) and their events (wired once the chat exists)."""
+
+    def __init__(
+        self, settings: Settings, access: Access, sessions: Sessions, registry: BackendRegistry
+    ) -> None:
+        self.root = settings.conversations_dir
+        self.limit = settings.max_conversations
+        self.access = access
+        self.sessions = sessions
+        self.registry = registry
+        secret = browser_secret(settings.home)
+        self.open_id = gr.BrowserState(None, storage_key="kbot-open-conversation", secret=secret)
+        self.saved = gr.BrowserState({}, storage_key="kbot-conversations", secret=secret)
+        with gr.Accordion("Conversations", open=True, elem_id="conversation-list"):
+            self.new = gr.Button("＋ New conversation", size="sm", elem_id="new-conversation")
+            self.listing = gr.Radio(
+                choices=[], value=None, show_label=False, elem_id="conversations"
+            )
+            with gr.Row(visible=False) as self.edit_row:
+                self.title = gr.Textbox(
+                    label="Title", scale=3, max_length=200, elem_id="conversation-title"
+                )
+                self.rename = gr.Button("Rename", size="sm", scale=1, elem_id="rename")
+            self.delete = gr.Button(
+                "Delete conversation", size="sm", visible=False, elem_id="delete-conversation"
+            )
+            with gr.Group(visible=False) as self.confirm_group:
+                self.confirm_text = gr.Markdown()
+                with gr.Row():
+                    self.confirm = gr.Button(
+                        "Delete", variant="stop", size="sm", elem_id="confirm-delete"
+                    )
+                    self.keep = gr.Button("Keep", size="sm", elem_id="keep-conversation")
+
+    def store(self, request: Any, browser: Any) -> tuple[Conversations, bool]:
+        """The caller's conversations, and whether they live in the browser."""
+        owner = conversation_owner(self.access, request)
+        if owner is not None:
+            folder = ConversationFolder(owner_folder(self.root, owner))
+            return Conversations(folder, self.limit), False
+        records = browser if isinstance(browser, dict) else {}
+        return Conversations(records, BROWSER_CONVERSATIONS), True
+
+    def listed(self, store: Conversations, open_id: str | None) -> Any:
+        choices = [(f"{c.title} · {friendly_time(c.updated_at)}", c.id) for c in store.listing()]
+        value = open_id if any(i == open_id for _, i in choices) else None
+        return gr.Radio(choices=choices, value=value)
+
+    def shown(self, conversation: Conversation | None) -> list[Any]:
+        """The title, rename and delete controls for the open conversation (none: hidden)."""
+        title = conversation.title if conversation else ""
+        return [
+            gr.Textbox(value=title),
+            gr.Row(visible=conversation is not None),
+            gr.Button(visible=conversation is not None),
+            gr.Group(visible=False),
+        ]
+
+    def wire(
+        self,
+        chatbot: gr.Chatbot,
+        chat_state: gr.State,
+        backend: gr.Dropdown,
+        options: gr.JSON,
+        controls: OptionControls,
+        settled: list[Any],
+    ) -> None:
+        """`settled`: events of ours after which the chat holds a conversation to save."""
+        edits = [self.title, self.edit_row, self.delete, self.confirm_group]
+
+        def save(
+            history: list[dict[str, Any]] | None,
+            backend_id: str,
+            chosen: dict[str, Any] | None,
+            open_id: str | None,
+            browser: Any,
+            request: gr.Request,
+        ) -> list[Any]:
+            store, in_browser = self.store(request, browser)
+            history = [m for m in history or [] if isinstance(m, dict)]
+            question = first_question(history)
+            if not question:  # cleared: the next message starts a new conversation
+                return [None, gr.skip(), self.listed(store, None), *self.shown(None)]
+            try:
+                conversation = store.get(open_id)
+            except NotFound:
+                conversation = Conversation(title=title_of(question))
+            if conversation.messages == history and conversation.backend == backend_id:
+                return [gr.skip()] * (3 + len(edits))  # reopened as it was: nothing changed
+            answered = list(self.sessions.get(request, ANSWERED) or ())
+            known = {a[0] for a in conversation.answered}
+            conversation.answered += [a for a in answered if a[0] not in known]
+            conversation.messages, conversation.backend = history, backend_id
+            conversation.options = chosen or {}
+            store.save(conversation)
+            return [
+                conversation.id,
+                store.records if in_browser else gr.skip(),
+                self.listed(store, conversation.id),
+                *self.shown(conversation),
+            ]
+
+        saving = {
+            "fn": one_line_errors(save),
+            "inputs": [chatbot, backend, options, self.open_id, self.saved],
+            "outputs": [self.open_id, self.saved, self.listing, *edits],
+            "api_visibility": "private",
+        }
+        # The chat's own state settles after each answer, undo, retry and clear.
+        chat_state.change(**saving)
+        for event in settled:
+            event.then(**saving)
+
+        def opened(conversation: Conversation, request: Any) -> list[Any]:
+            answered = self.sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
+            answered.extend(conversation.answered)
+            known = conversation.backend in self.registry.ids()
+            backend_id = conversation.backend if known else None
+            return [
+                conversation.messages,
+                conversation.messages,
+                backend_id if backend_id else gr.skip(),
+                *controls.restored(backend_id, conversation.options),
+                conversation.id,
+                *self.shown(conversation),
+            ]
+
+        chat_outputs = [chatbot, chat_state, backend, *controls.components, self.open_id]
+
+        def reopen(chosen: str | None, browser: Any, request: gr.Request) -> list[Any]:
+            store, _ = self.store(request, browser)
+            return opened(store.get(chosen), request)
+
+        self.listing.input(
+            one_line_errors(reopen),
+            [self.listing, self.saved],
+            [*chat_outputs, *edits],
+            api_visibility="private",
+        )
+
+        def restore(open_id: str | None, browser: Any, request: gr.Request) -> list[Any]:
+            """On page load: the list, and the conversation open before the reload."""
+            store, _ = self.store(request, browser)
+            try:
+                return [self.listed(store, open_id), *opened(store.get(open_id), request)]
+            except NotFound:
+                skipped = [gr.skip()] * (len(chat_outputs) - 1)
+                return [self.listed(store, None), *skipped, None, *self.shown(None)]
+
+        self.restore_outputs = [self.listing, *chat_outputs, *edits]
+        self.restore = one_line_errors(restore)
+
+        def start_new() -> list[Any]:
+            return [[], [], None, gr.Radio(value=None), *self.shown(None)]
+
+        self.new.click(
+            one_line_errors(start_new),
+            None,
+            [chatbot, chat_state, self.open_id, self.listing, *edits],
+            api_visibility="private",
+        )
+
+        def rename(open_id: str | None, title: str, browser: Any, request: gr.Request) -> list[Any]:
+            store, in_browser = self.store(request, browser)
+            conversation = store.rename(open_id, title)
+            return [
+                store.records if in_browser else gr.skip(),
+                self.listed(store, conversation.id),
+                gr.Textbox(value=conversation.title),
+            ]
+
+        self.rename.click(
+            one_line_errors(rename),
+            [self.open_id, self.title, self.saved],
+            [self.saved, self.listing, self.title],
+            api_visibility="private",
+            validator=checked(needs("Open a conversation first."), needs("Type a title."), None),
+        )
+
+        def ask_delete(title: str) -> list[Any]:
+            said = f"Delete “{title}”? Its messages cannot be brought back."
+            return [gr.Markdown(said), gr.Group(visible=True)]
+
+        self.delete.click(
+            one_line_errors(ask_delete),
+            self.title,
+            [self.confirm_text, self.confirm_group],
+            api_visibility="private",
+        )
+        self.keep.click(
+            one_line_errors(lambda: gr.Group(visible=False)),
+            None,
+            self.confirm_group,
+            api_visibility="private",
+        )
+
+        def delete(open_id: str | None, browser: Any, request: gr.Request) -> list[Any]:
+            store, in_browser = self.store(request, browser)
+            store.delete(open_id)
+            return [
+                [],
+                [],
+                None,
+                store.records if in_browser else gr.skip(),
+                self.listed(store, None),
+                *self.shown(None),
+            ]
+
+        self.confirm.click(
+            one_line_errors(delete),
+            [self.open_id, self.saved],
+            [chatbot, chat_state, self.open_id, self.saved, self.listing, *edits],
+            api_visibility="private",
+        )
