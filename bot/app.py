@@ -447,6 +447,18 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 api_visibility="private",
             )
 
+        def follow(request: gr.Request, *values: Any) -> Any:
+            view = caller_view(service.resources, access, request)
+            return unwrap_single(controls.dependent_choices(view, *values))
+
+        for parent in controls.parents:
+            parent.change(
+                one_line_errors(follow),
+                controls.components,
+                controls.dependents,
+                api_visibility="private",
+            )
+
         def greet(request: gr.Request) -> Any:
             view = caller_view(service.resources, access, request)
             return gr.Chatbot(placeholder=welcome(view.knowledge.collections(), access.tools))

@@ -201,6 +201,25 @@ def test_a_document_added_while_another_is_being_added_is_kept_too(
     listed = page.locator("#kb-documents")
     expect(listed).to_contain_text("almanac.txt")
     expect(listed).to_contain_text("ferry.txt")
+
+    # The summary's Source lists the chosen collection's documents, to pick one from.
+    page.get_by_role("tab", name="Chat").click()
+    choose(page, "#backend", "Summary (whole collection)")
+    choose(page, "#option-summary-collection", "browser-queue")
+    source = page.locator("#option-summary-source input")
+    deadline = time.monotonic() + 30
+    while True:  # the choices come once the collection's change is handled
+        source.click()
+        listed = sorted(page.get_by_role("option").all_inner_texts())
+        if listed == ["almanac.txt", "ferry.txt"] or time.monotonic() > deadline:
+            break
+        source.blur()
+        time.sleep(0.5)
+    assert listed == ["almanac.txt", "ferry.txt"]
+    page.get_by_role("option", name="ferry.txt").click()
+    send(page, "Summarise it.")
+    wait_for_answer(page, 1)
+    assert "Tallow ferry" in bot_answers(page)[0] and "almanac" not in bot_answers(page)[0]
     page.context.close()
 
 

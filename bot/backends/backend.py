@@ -8,6 +8,7 @@ so adding a backend never touches them (only one line in `bot/backends/__init__.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.runnables import Runnable
@@ -55,8 +56,15 @@ class Backend(ABC):
     # Whether the model writes every reply (a summary may be the documents' own sentences).
     generates: ClassVar[bool] = True
 
-    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
-        """Allowed values of a text option (collections, adapters...), or None for free input."""
+    # Options whose choices depend on another's value: {"source": "collection"}.
+    option_depends: ClassVar[dict[str, str]] = {}
+
+    def option_choices(
+        self, resources: ResourcesView, field: str, chosen: Mapping[str, Any] | None = None
+    ) -> list[str] | None:
+        """Allowed values of a text option (collections, adapters...), or None for free input.
+        `chosen`: the other options chosen so far, for a list that depends on them (the
+        documents of the chosen collection); see `option_depends`."""
         return None
 
     def option_defaults(self, resources: ResourcesView) -> dict[str, Any]:

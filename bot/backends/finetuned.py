@@ -3,6 +3,7 @@ fine-tuned checkpoint. Both answer like the base backend, with the trained weigh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
@@ -48,7 +49,9 @@ class ArtifactBackend(Backend):
         """The model that answers with artifact `name` (its option names which kind)."""
         return resources.chat_model(**{self.option: name})
 
-    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
+    def option_choices(
+        self, resources: ResourcesView, field: str, chosen: Mapping[str, Any] | None = None
+    ) -> list[str] | None:
         return resources.artifacts.names_of(self.method) if field == self.option else None
 
     def costs(self, resources: ResourcesView, options: BaseModel) -> dict[str, Any]:

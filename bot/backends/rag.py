@@ -4,6 +4,7 @@ a short answer with its evidence, or "The documents do not say."."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -112,7 +113,9 @@ class RagBackend(Backend):
     optional_positional = ("mode",)  # "rag:manuals:bm25": retrieval modes side by side
     retrieves = True
 
-    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
+    def option_choices(
+        self, resources: ResourcesView, field: str, chosen: Mapping[str, Any] | None = None
+    ) -> list[str] | None:
         return resources.knowledge.collections() if field == "collection" else None
 
     def option_defaults(self, resources: ResourcesView) -> dict[str, Any]:

@@ -3,6 +3,7 @@ adapter switched on. Shows whether training and retrieval add up."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -27,10 +28,12 @@ class RagLoraBackend(RagBackend):
     Options = RagLoraOptions
     positional = ("collection", "adapter")
 
-    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
+    def option_choices(
+        self, resources: ResourcesView, field: str, chosen: Mapping[str, Any] | None = None
+    ) -> list[str] | None:
         if field == "adapter":
             return resources.artifacts.names_of("lora")
-        return super().option_choices(resources, field)
+        return super().option_choices(resources, field, chosen)
 
     def costs(self, resources: ResourcesView, options: Any) -> dict[str, Any]:
         meta = checked_artifact(resources, options.adapter, "lora", "adapter")

@@ -4,9 +4,9 @@ this collection about?", "Summarise the documents about tides")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -50,10 +50,18 @@ class SummaryBackend(Backend):
     )
     Options = SummaryOptions
     positional = ("collection",)
+    option_depends: ClassVar[dict[str, str]] = {"source": "collection"}
     generates = False
 
-    def option_choices(self, resources: ResourcesView, field: str) -> list[str] | None:
-        return resources.knowledge.collections() if field == "collection" else None
+    def option_choices(
+        self, resources: ResourcesView, field: str, chosen: Mapping[str, Any] | None = None
+    ) -> list[str] | None:
+        if field == "collection":
+            return resources.knowledge.collections()
+        collection = (chosen or {}).get("collection")
+        if field != "source" or collection not in resources.knowledge.collections():
+            return [] if field == "source" else None
+        return sorted({Path(d["source"]).name for d in resources.knowledge.documents(collection)})
 
     def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:
         assert isinstance(options, SummaryOptions)

@@ -60,7 +60,7 @@ class OptionControls:
                 values.append(gr.skip())
                 continue
             if isinstance(control, gr.Dropdown):
-                choices = by_id[owner].option_choices(self.resources, name)
+                choices = by_id[owner].option_choices(self.resources, name, options)
                 if choices is not None and value not in choices:
                     values.append(gr.skip())
                     continue
@@ -77,6 +77,36 @@ class OptionControls:
     def dropdowns(self) -> list[gr.Dropdown]:
         return [c for _, _, c in self.controls if isinstance(c, gr.Dropdown)]
 
+    def _depends_on(self, owner: str, name: str) -> str | None:
+        return next(b.option_depends.get(name) for b in self.backends if b.id == owner)
+
+    @property
+    def dependents(self) -> list[Control]:
+        """Controls whose choices follow another option's value (a collection's documents)."""
+        return [c for owner, name, c in self.controls if self._depends_on(owner, name)]
+
+    @property
+    def parents(self) -> list[Control]:
+        """The controls that `dependents` follow."""
+        wanted = {(o, self._depends_on(o, n)) for o, n, _ in self.controls}
+        return [c for owner, name, c in self.controls if (owner, name) in wanted]
+
+    def dependent_choices(self, resources: ResourcesView, *values: Any) -> list[Any]:
+        """The choices of each of `dependents` for the options chosen now (`values`: one per
+        component), as `resources` (the caller's view) hold them."""
+        by_id = {backend.id: backend for backend in self.backends}
+        chosen: dict[str, dict[str, Any]] = {}
+        for (owner, name, _), value in zip(self.controls, values, strict=True):
+            chosen.setdefault(owner, {})[name] = value
+        updates = []
+        for owner, name, _ in self.controls:
+            if self._depends_on(owner, name):
+                choices = by_id[owner].option_choices(resources, name, chosen[owner]) or []
+                # Kept while still a choice; never the first one picked for the user.
+                value = chosen[owner][name] if chosen[owner][name] in choices else None
+                updates.append(gr.Dropdown(choices=choices, value=value))
+        return updates
+
     def refreshed_choices(self, resources: ResourcesView, page_opened: bool = False) -> list[Any]:
         """Fresh dropdown choices as `resources` (the caller's view) hold them: collections
         and adapters change while the app runs. One update per component of `dropdowns`. The
@@ -85,7 +115,10 @@ class OptionControls:
         by_id = {backend.id: backend for backend in self.backends}
         updates = []
         for owner, name, control in self.controls:
-            if isinstance(control, gr.Dropdown):
+            if isinstance(control, gr.Dropdown) and self._depends_on(owner, name):
+                # Its choices follow the chosen collection (`dependent_choices`).
+                updates.append(gr.Dropdown(choices=[], value=None) if page_opened else gr.skip())
+            elif isinstance(control, gr.Dropdown):
                 choices = by_id[owner].option_choices(resources, name) or []
                 chosen: dict[str, Any] = {}
                 if len(choices) == 1:
