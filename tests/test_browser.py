@@ -16,6 +16,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.documents import squad_train_paragraphs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# Each server round trip waits its turn on a busy shared machine: seconds, not milliseconds.
+expect.set_options(timeout=20_000)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these flags Chromium keeps dialling Google's services, which this machine refuses.
@@ -416,7 +418,6 @@ def test_an_empty_send_adds_nothing_and_a_refused_message_stays_in_the_box(
     )
     expect(box).to_have_value(too_long)
     time.sleep(1)
-    page.screenshot(path="/tmp/kbot-refused-message.png")
     assert page.locator("#chatbot .message").count() == 0, "no bubble for a refused send"
     page.context.close()
 
