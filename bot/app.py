@@ -413,9 +413,12 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             app.unload(one_line_errors(forget_session))
         app.load(None, None, None, js=CLOSE_SIDEBAR_ON_PHONES)
 
+        documents_changed: list[Any] = []
         if access.tools:
             jobs = Jobs(service.resources, access)
-            knowledge_tab(service.resources, access, controls.dropdowns, controls.refreshed_choices)
+            documents_changed = knowledge_tab(
+                service.resources, access, controls.dropdowns, controls.refreshed_choices
+            )
             train_tab(
                 service.resources,
                 access,
@@ -451,13 +454,16 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             view = caller_view(service.resources, access, request)
             return unwrap_single(controls.dependent_choices(view, *values))
 
+        following = {
+            "fn": one_line_errors(follow),
+            "inputs": controls.components,
+            "outputs": controls.dependents,
+            "api_visibility": "private",
+        }
         for parent in controls.parents:
-            parent.change(
-                one_line_errors(follow),
-                controls.components,
-                controls.dependents,
-                api_visibility="private",
-            )
+            parent.change(**following)
+        for event in documents_changed if controls.dependents else ():
+            event.then(**following)
 
         def greet(request: gr.Request) -> Any:
             view = caller_view(service.resources, access, request)
@@ -482,10 +488,13 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                 view = caller_view(service.resources, access, request)
                 return unwrap_single(controls.refreshed_choices(view, page_opened=True))
 
-            # The open conversation's options are set once the choices are the caller's.
-            app.load(
+            # The open conversation's options are set once the choices are the caller's, and
+            # lists that follow an option (a collection's documents) once those are set.
+            loaded = app.load(
                 one_line_errors(fill_choices), None, controls.dropdowns, api_visibility="private"
             ).then(**restoring)
+            if controls.dependents:
+                loaded.then(**following)
         else:
             app.load(**restoring)
     unguarded = [

@@ -40,6 +40,13 @@ def scores_figure(comparison: Comparison) -> Figure:
     return figure
 
 
+def bar_value(value: float) -> str:
+    """A bar's label with the digits that tell bars apart: 0.008, 0.25, 12.3, 1,234."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value else "0"
+
+
 def costs_figure(comparison: Comparison) -> Figure:
     rows = comparison.rows()
     names = [row["backend"] for row in rows]
@@ -59,7 +66,7 @@ def costs_figure(comparison: Comparison) -> Figure:
     )
     for ax, (title, values) in zip(axes, panels, strict=True):
         bars = ax.bar(names, values, color="#6b8fc7")
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.bar_label(bars, labels=[bar_value(v) for v in values], fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     return figure

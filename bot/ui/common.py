@@ -40,7 +40,8 @@ def field_control(
     elem_id: str | None = None,
 ) -> Control:
     """A form control for one typed field: a dropdown where the values are known, otherwise a
-    checkbox, number or text box by the field's type, with its description as help."""
+    checkbox, number or text box by the field's type (an optional number: a text box left
+    empty for its default), with its description as help."""
     label = field.title or name.replace("_", " ").capitalize()
     info = field.description
     if default is None and not field.is_required():
@@ -54,6 +55,10 @@ def field_control(
         return gr.Dropdown(choices=choices, value=value, label=label, info=info, elem_id=elem_id)
     if kind is bool:
         return gr.Checkbox(value=bool(default), label=label, info=info, elem_id=elem_id)
+    if kind in (int, float) and default is None:
+        # A number box cannot be empty (it shows and sends 0): a text box whose emptiness
+        # means "the default", as its placeholder says.
+        return gr.Textbox(value="", label=label, info=info, placeholder="default", elem_id=elem_id)
     if kind in (int, float):
         return gr.Number(
             value=default,
@@ -164,3 +169,13 @@ def checked(*checks: Check | None) -> Callable[..., list[dict[str, Any]]]:
         return [gr.validate(i != first, found[i] or "") for i in range(len(values))]
 
     return validate
+
+
+def cancel_live(*_: Any) -> gr.Button:
+    """A Cancel button while its work runs (the form's values, if given, are not needed)."""
+    return gr.Button(interactive=True)
+
+
+def cancel_idle() -> gr.Button:
+    """A Cancel button when nothing runs: shown, but not as live as the Start beside it."""
+    return gr.Button(interactive=False)

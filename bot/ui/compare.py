@@ -27,6 +27,8 @@ from bot.sessions import Sessions
 from bot.training import question_set_path, question_sets
 from bot.ui.common import (
     caller_view,
+    cancel_idle,
+    cancel_live,
     checked,
     download_folder,
     needs,
@@ -280,13 +282,14 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions, jobs: 
         )
         with gr.Row():
             run = gr.Button("Run comparison", variant="primary", elem_id="compare-run")
-            stop = gr.Button("Cancel", variant="stop")
+            stop = gr.Button("Cancel", variant="stop", interactive=False)
         status = gr.Markdown(elem_id="compare-status")
         best = gr.State({})  # collection -> the mode that answered best (kept on the server)
         adopt = gr.Button(
             "Make the best modes the collections' own", visible=False, elem_id="compare-adopt"
         )
-        results = gr.Dataframe(label="Scores and costs", elem_id="compare-results", wrap=True)
+        # Unwrapped: narrow columns wrapped their headers letter by letter; it scrolls instead.
+        results = gr.Dataframe(label="Scores and costs", elem_id="compare-results")
         scores_plot = gr.Plot(label="Answer quality")
         costs_plot = gr.Plot(label="Costs")
         report = gr.File(label="Report (self-contained HTML)", elem_id="compare-report")
@@ -313,15 +316,25 @@ def compare_tab(service: ChatService, access: Access, sessions: Sessions, jobs: 
         concurrency_limit=1,
         concurrency_id="batch",
     )
-    run.click(
+    form_check = checked(needs("Tick one backend or more to compare."), None, _question_problem)
+    running = run.click(
         one_line_errors(handlers.evaluate),
         [specs, modes, frame],
         [status, results, scores_plot, costs_plot, report, best, adopt],
         api_visibility="private",
-        validator=checked(needs("Tick one backend or more to compare."), None, _question_problem),
+        validator=form_check,
         concurrency_limit=1,
         concurrency_id="batch",
     )
+    # Cancel is live only while a comparison runs (or waits for its turn).
+    run.click(
+        one_line_errors(cancel_live),
+        [specs, modes, frame],
+        stop,
+        api_visibility="private",
+        validator=form_check,
+    )
+    running.then(one_line_errors(cancel_idle), None, stop, api_visibility="private")
     stop.click(one_line_errors(handlers.cancel), None, status, api_visibility="private")
     adopt.click(one_line_errors(handlers.adopt_modes), best, status, api_visibility="private")
     for trigger in (ask.click, question.submit):

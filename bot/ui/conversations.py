@@ -77,25 +77,26 @@ class ConversationList:
         self.open_id = gr.BrowserState(None, storage_key="kbot-open-conversation", secret=secret)
         self.saved = gr.BrowserState({}, storage_key="kbot-conversations", secret=secret)
         with gr.Accordion("Conversations", open=True, elem_id="conversation-list"):
-            self.new = gr.Button("＋ New conversation", size="sm", elem_id="new-conversation")
+            self.new = gr.Button("New conversation", size="sm", elem_id="new-conversation")
             self.listing = gr.Radio(
-                choices=[], value=None, show_label=False, elem_id="conversations"
+                choices=[], value=None, show_label=False, visible=False, elem_id="conversations"
             )
-            with gr.Row(visible=False) as self.edit_row:
-                self.title = gr.Textbox(
-                    label="Title", scale=3, max_length=200, elem_id="conversation-title"
-                )
-                self.rename = gr.Button("Rename", size="sm", scale=1, elem_id="rename")
-            self.delete = gr.Button(
-                "Delete conversation", size="sm", visible=False, elem_id="delete-conversation"
-            )
-            with gr.Group(visible=False) as self.confirm_group:
-                self.confirm_text = gr.Markdown()
+            with gr.Accordion(
+                "Rename or delete", open=False, visible=False, elem_id="conversation-edit"
+            ) as self.edit_box:
+                self.title = gr.Textbox(label="Title", max_length=200, elem_id="conversation-title")
                 with gr.Row():
-                    self.confirm = gr.Button(
-                        "Delete", variant="stop", size="sm", elem_id="confirm-delete"
+                    self.rename = gr.Button("Rename", size="sm", elem_id="rename")
+                    self.delete = gr.Button(
+                        "Delete", size="sm", variant="stop", elem_id="delete-conversation"
                     )
-                    self.keep = gr.Button("Keep", size="sm", elem_id="keep-conversation")
+                with gr.Group(visible=False) as self.confirm_group:
+                    self.confirm_text = gr.Markdown()
+                    with gr.Row():
+                        self.confirm = gr.Button(
+                            "Delete it", variant="stop", size="sm", elem_id="confirm-delete"
+                        )
+                        self.keep = gr.Button("Keep it", size="sm", elem_id="keep-conversation")
 
     def store(self, request: Any, browser: Any) -> tuple[Conversations, bool]:
         """The caller's conversations, and whether they live in the browser."""
@@ -109,15 +110,14 @@ class ConversationList:
     def listed(self, store: Conversations, open_id: str | None) -> Any:
         choices = [(f"{c.title} · {friendly_time(c.updated_at)}", c.id) for c in store.listing()]
         value = open_id if any(i == open_id for _, i in choices) else None
-        return gr.Radio(choices=choices, value=value)
+        return gr.Radio(choices=choices, value=value, visible=bool(choices))
 
     def shown(self, conversation: Conversation | None) -> list[Any]:
         """The title, rename and delete controls for the open conversation (none: hidden)."""
         title = conversation.title if conversation else ""
         return [
             gr.Textbox(value=title),
-            gr.Row(visible=conversation is not None),
-            gr.Button(visible=conversation is not None),
+            gr.Accordion(visible=conversation is not None),
             gr.Group(visible=False),
         ]
 
@@ -131,7 +131,7 @@ class ConversationList:
         settled: list[Any],
     ) -> None:
         """`settled`: events of ours after which the chat holds a conversation to save."""
-        edits = [self.title, self.edit_row, self.delete, self.confirm_group]
+        edits = [self.title, self.edit_box, self.confirm_group]
 
         def save(
             history: list[dict[str, Any]] | None,

@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.components import Component
+from gradio.events import Dependency
 
 from bot.access import Access, page_scope
 from bot.scoped import scoped
@@ -185,9 +186,10 @@ def knowledge_tab(
     access: Access,
     linked: Sequence[Component],
     linked_update: Callable[[ResourcesView], list[Any]],
-) -> None:
+) -> list[Dependency]:
     """The tab's layout, wired to `KnowledgeHandlers`; `linked` are the components that
-    `linked_update` refreshes."""
+    `linked_update` refreshes. Returns the events after which a collection's documents may
+    have changed."""
     shown = scoped(resources, page_scope(access))
     handlers = KnowledgeHandlers(resources, access, linked_update)
 
@@ -269,7 +271,7 @@ def knowledge_tab(
         concurrency_limit=1,
         concurrency_id="batch",
     )
-    add.click(
+    added = add.click(
         one_line_errors(handlers.ingest),
         [collection, files],
         [status, collection, files, table, document, *linked, mode, embedder],
@@ -279,10 +281,11 @@ def knowledge_tab(
         # ignored, and the box then cleared by the earlier addition.
         trigger_mode="multiple",
     )
-    delete.click(
+    deleted = delete.click(
         one_line_errors(handlers.forget),
         [collection, document],
         [status, table, document],
         api_visibility="private",
         validator=checked(needs("Choose a collection."), needs("Choose a document to remove.")),
     )
+    return [added, deleted]

@@ -26,6 +26,8 @@ from bot.training import question_sets
 from bot.ui.common import (
     Control,
     caller_view,
+    cancel_idle,
+    cancel_live,
     field_control,
     one_line_errors,
     progress_callback,
@@ -71,6 +73,15 @@ def _loss_frame(history: list[dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(rows).astype({"step": "float64", "loss": "float64", "series": "str"})
 
 
+LOSS_COLOURS = {"train": "#2f6fba", "eval": "#e0782b"}
+MIN_STEPS_SHOWN = 10  # the step axis starts this long, so early ticks are whole steps
+
+
+def _loss_plot(history: list[dict[str, float]]) -> gr.LinePlot:
+    steps = [h["step"] for h in history]
+    return gr.LinePlot(_loss_frame(history), x_lim=[0, max([MIN_STEPS_SHOWN, *steps])])
+
+
 # Recipe fields shown at once; the others sit under "More settings". Defaults and help come
 # from `TrainConfig`, like the CLI's flags.
 _MAIN_FIELDS = ("max_steps", "epochs", "learning_rate", "lora_r", "batch_size")
@@ -83,10 +94,8 @@ def _recipe_controls(names: tuple[str, ...]) -> dict[str, Control]:
 
 
 def _unset(name: str, value: Any) -> bool:
-    """An empty field, or 0 in a number field whose default is "none" (a cleared number box
-    sends 0): the recipe's default applies."""
-    optional = TrainConfig.model_fields[name].default is None
-    return value is None or value == "" or (optional and value == 0)
+    """An empty field: the recipe's default applies."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
@@ -171,7 +180,7 @@ class TrainHandlers:
             while worker.is_alive():
                 worker.join(timeout=1.0)
                 status = f"Training **{config.name}** · {state['label']}"
-                yield status, _loss_frame(list(history)), "", *unchanged
+                yield status, _loss_plot(list(history)), "", *unchanged
         finally:
             # Gradio closes this generator when its client goes away: stop the run too.
             if worker.is_alive():
@@ -194,7 +203,7 @@ class TrainHandlers:
         )
         yield (
             f"Done: **{config.name}** is ready; {where}",
-            _loss_frame(meta.loss_history),
+            _loss_plot(meta.loss_history),
             _result_card(meta),
             *self.linked_update(job.view),
         )
@@ -283,13 +292,16 @@ def train_tab(
             recipe |= _recipe_controls(others)
         with gr.Row():
             start = gr.Button("Start training", variant="primary", elem_id="train-start")
-            stop = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+            stop = gr.Button("Cancel", variant="stop", elem_id="train-cancel", interactive=False)
         status = gr.Markdown(elem_id="train-status")
         plot = gr.LinePlot(
             _loss_frame([]),
             x="step",
             y="loss",
             color="series",
+            color_title="loss on",
+            color_map=LOSS_COLOURS,
+            x_lim=[0, MIN_STEPS_SHOWN],
             label="Loss",
             height=300,
             elem_id="train-plot",
@@ -302,7 +314,7 @@ def train_tab(
         "overwrite": overwrite,
     }
     handlers.form = TrainForm(fields | recipe, files, collection, qa_set)
-    start.click(
+    training = start.click(
         one_line_errors(handlers.start),
         handlers.form.inputs(),
         [status, plot, card, *linked],
@@ -311,6 +323,9 @@ def train_tab(
         concurrency_limit=1,
         concurrency_id="training",
     )
+    # Cancel is live only while a training runs (or waits for its turn).
+    start.click(one_line_errors(cancel_live), None, stop, api_visibility="private")
+    training.then(one_line_errors(cancel_idle), None, stop, api_visibility="private")
     stop.click(one_line_errors(handlers.cancel), None, status, api_visibility="private")
     tab.select(
         one_line_errors(handlers.refresh), None, [collection, qa_set], api_visibility="private"
