@@ -27,7 +27,7 @@ from bot.service import EVIDENCE_HEADING, ChatService, Reply, too_long
 from bot.sessions import Sessions
 from bot.ui.common import caller_view, download_folder, one_line_errors
 from bot.ui.compare import compare_tab
-from bot.ui.conversations import ANSWERED, ConversationList
+from bot.ui.conversations import ANSWERED, ConversationList, after_each_call
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
@@ -470,12 +470,12 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             return gr.Chatbot(placeholder=welcome(view.knowledge.collections(), access.tools))
 
         app.load(one_line_errors(greet), None, chatbot, api_visibility="private")
-        # Gradio fires a State's change only after queued events (6.x), and the chat syncs its
-        # state unqueued: queued here, so that each settled conversation is saved.
-        for handler in app.fns.values():
-            if chat_ui.chatbot_state in handler.outputs:
-                handler.queue = True
-        conversations.wire(chatbot, chat_ui.chatbot_state, backend, options, controls, [stopped])
+        # Saved when the chat settles: after the chat's own save step (each answer, retry,
+        # undo, edit and clear) and after a Stop.
+        settled = [stopped.then]
+        for step in (chat_ui._save_conversation, chat_ui._delete_conversation):
+            settled += after_each_call(app, step, chatbot)
+        conversations.wire(chatbot, chat_ui.chatbot_state, backend, options, controls, settled)
         restoring = {
             "fn": conversations.restore,
             "inputs": [conversations.open_id, conversations.saved],

@@ -112,6 +112,15 @@ def info_lines(page: Page) -> list[str]:
     return [line for line in lines if not line.strip().endswith("…")]
 
 
+def wait_for_texts(locator, timeout_s: float = 30) -> list[str]:
+    """The texts of `locator` once there are any (polled: Playwright's own wait with a long
+    timeout missed Gradio's validation messages)."""
+    deadline = time.monotonic() + timeout_s
+    while not (texts := locator.all_inner_texts()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return texts
+
+
 def wait_for_answer(page: Page, count: int, timeout_s: float = 120) -> list[str]:
     """Wait for the `count`-th answer to finish; return the texts it showed while streaming."""
     seen: list[str] = []
@@ -407,9 +416,8 @@ def test_an_empty_send_adds_nothing_and_a_refused_message_stays_in_the_box(
     too_long = "Tell me more. " * (resources.settings.max_message_chars // 10)
     box.fill(too_long)
     box.press("Enter")
-    expect(page.locator("#message div.validation-error")).to_contain_text(
-        "characters long; the limit is", timeout=SERVER_S
-    )
+    said = wait_for_texts(page.locator("#message div.validation-error"))
+    assert "characters long; the limit is" in " ".join(said), said
     expect(box).to_have_value(too_long)
     time.sleep(1)
     assert page.locator("#chatbot .message").count() == 0, "no bubble for a refused send"

@@ -5,12 +5,15 @@ KBOT_HOME (`bot/conversations.py`), anonymous visitors' in their own browser."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.events import EventListener
 
 from bot.access import Access
 from bot.backends import BackendRegistry
@@ -60,6 +63,26 @@ def first_question(messages: list[dict[str, Any]]) -> str:
         if text.strip():
             return text
     return ""
+
+
+def after_each_call(app: gr.Blocks, step: Callable[..., Any], block: Any) -> list[Callable]:
+    """A `.then` listener after each event of `app` that runs `step`. The chat interface
+    builds its events itself and hands none back; chaining after its own steps keeps ours in
+    order with them (its state is synced unqueued, and Gradio fires a State's change only
+    after queued events)."""
+    listeners = []
+    for handler in app.fns.values():
+        if handler.fn == step:
+            after = EventListener(
+                "then",
+                trigger_after=handler._id,
+                trigger_only_on_success=False,
+                trigger_only_on_failure=False,
+                has_trigger=False,
+            )
+            listeners.append(functools.partial(after.listener, block))
+    assert listeners, f"no event runs {step}"
+    return listeners
 
 
 class ConversationList:
@@ -130,7 +153,8 @@ class ConversationList:
         controls: OptionControls,
         settled: list[Any],
     ) -> None:
-        """`settled`: events of ours after which the chat holds a conversation to save."""
+        """`settled`: `.then` listeners of the events after which the chat holds a
+        conversation to save."""
         edits = [self.title, self.edit_box, self.confirm_group]
 
         def save(
@@ -171,10 +195,8 @@ class ConversationList:
             "outputs": [self.open_id, self.saved, self.listing, *edits],
             "api_visibility": "private",
         }
-        # The chat's own state settles after each answer, undo, retry and clear.
-        chat_state.change(**saving)
-        for event in settled:
-            event.then(**saving)
+        for listen in settled:
+            listen(**saving)
 
         def opened(conversation: Conversation, request: Any) -> list[Any]:
             answered = self.sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
