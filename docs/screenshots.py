@@ -1,7 +1,8 @@
 """The screenshots in docs/screenshots/, taken in Chromium from a real server on the packaged
 models: the first-run page, a RAG answer with its evidence, the conversation list and the
-phone layout. Run `python docs/screenshots.py` (about two minutes); the documents are the
-notices of bench/data/notices (written for this project)."""
+phone layout. Run `python docs/screenshots.py [TAB ...]` (about two minutes; named tabs are
+shot into the temp folder for a look); the documents are the notices of bench/data/notices
+(written for this project)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def main() -> None:
                 executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                 args=CHROMIUM_ARGS,
             )
-            desktop = browser.new_context(viewport={"width": 1280, "height": 860})
+            desktop = browser.new_context(viewport={"width": 1280, "height": 1200})
             page = desktop.new_page()
             page.goto(url)
             page.locator("#message textarea").wait_for()
@@ -77,9 +78,8 @@ def main() -> None:
             choose(page, "#option-rag-collection", "town-notices")
             ask(page, "On which days is the library closed?", 1)
             ask(page, "And what time does it open on Saturday?", 2)
-            page.locator("#chatbot .thought .title").first.click()
             time.sleep(1)
-            page.screenshot(path=SHOTS / "rag-answer.png", full_page=True)
+            page.screenshot(path=SHOTS / "rag-answer.png")
 
             page.locator("#new-conversation").click()
             ask(page, "How much does parking cost for three hours?", 1)
@@ -91,7 +91,6 @@ def main() -> None:
             expect(page.locator("#chatbot")).to_contain_text("parking")
             time.sleep(1)
             page.locator("#conversation-list").screenshot(path=SHOTS / "conversations.png")
-            page.screenshot(path=SHOTS / "conversation-reopened.png")
 
             phone = browser.new_context(
                 viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
@@ -100,10 +99,10 @@ def main() -> None:
             phone.locator("#message textarea").wait_for()
             time.sleep(2)
             phone.screenshot(path=SHOTS / "phone.png")
-            for tab in ("Knowledge", "Train", "Compare"):
+            for tab in sys.argv[1:]:  # any tab named on the command line, for a look
                 page.get_by_role("tab", name=tab).click()
                 time.sleep(1)
-                page.screenshot(path=SHOTS / f"{tab.lower()}-tab.png", full_page=True)
+                page.screenshot(path=Path(tempfile.gettempdir()) / f"kbot-{tab.lower()}.png")
             browser.close()
         app.close()
     finally:

@@ -605,8 +605,15 @@ def test_two_signed_in_users_each_keep_their_documents_and_adapters(
     assert "atlas" not in choices_of(cy, "#option-rag-collection")
     cy.get_by_role("tab", name="Knowledge").click()
     assert "atlas" not in choices_of(cy, "#kb-collection")
-    bo.context.close()
-    cy.context.close()
+
+    # Bo's conversation is kept for Bo, in another browser too, and never listed for Cy.
+    asked = "Who drew the Orrin atlas"
+    expect(bo.locator("#conversations")).to_contain_text(asked, timeout=SERVER_S)
+    assert not any(asked in name for name in listed_conversations(cy))
+    elsewhere = sign_in(browser, signed_in_server, "bo")
+    expect(elsewhere.locator("#conversations")).to_contain_text(asked, timeout=SERVER_S)
+    for page in (bo, cy, elsewhere):
+        page.context.close()
 
 
 def launch_chat(resources, port: int | None = None, access=None) -> tuple[object, str]:
