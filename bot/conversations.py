@@ -11,6 +11,7 @@ named by a hash, so no client value ever becomes part of a path.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import secrets
 from collections.abc import Iterator, MutableMapping
@@ -108,8 +109,12 @@ class Conversations:
 
     def listing(self) -> list[Conversation]:
         """The conversations, the most recently updated first (unreadable ones left out)."""
+        return self._newest_first()[: self.limit]
+
+    def _newest_first(self) -> list[Conversation]:
         found = []
-        for conversation_id in list(self.records):
+        # A client's browser store may hold anything: at most twice the limit is read.
+        for conversation_id in list(itertools.islice(self.records, 2 * self.limit)):
             try:
                 found.append(Conversation(**self.records[conversation_id]))
             except (KeyError, TypeError, ValidationError):
@@ -129,7 +134,7 @@ class Conversations:
         conversation.answered = [a for a in conversation.answered if a[0] in shown]
         conversation.updated_at = now()
         self.records[conversation.id] = conversation.model_dump()
-        for old in self.listing()[self.limit :]:
+        for old in self._newest_first()[self.limit :]:
             del self.records[old.id]
         return conversation
 

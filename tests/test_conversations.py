@@ -115,3 +115,9 @@ def test_answers_no_longer_shown_lose_their_provenance(tmp_path: Path) -> None:
     saved = conversation("q")
     saved.answered.append(("an answer undone since", "x", {}))
     assert len(store.save(saved).answered) == 1
+
+
+def test_a_flooded_browser_store_is_read_only_up_to_its_bound() -> None:
+    records = {f"{n:032x}": conversation(f"q{n}").model_dump() for n in range(5_000)}
+    store = Conversations(records, 20)
+    assert len(store.listing()) == 20
