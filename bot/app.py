@@ -120,7 +120,9 @@ def server_options(access: Access, uploads: Uploads) -> dict[str, Any]:
 
 
 def _info_line(reply: Reply, backend_name: str) -> str:
-    return f"{backend_name} · {counted(reply.tokens, 'token')} · {reply.latency_s:.1f} s"
+    # A reply the model did not write (a summary of stored sentences) has no token count.
+    tokens = f" · {counted(reply.tokens, 'token')}" if reply.tokens else ""
+    return f"{backend_name}{tokens} · {reply.latency_s:.1f} s"
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
