@@ -40,12 +40,12 @@ from common.errors import BadInput
 from common.files import write_atomically
 from common.text import literal_markdown
 from knowledge.chunking import PlacedChunk, join_chunks
-from knowledge.statements import needs_previous
-from knowledge.text import STOPWORDS, WORD, split_sentences, terms
+from knowledge.statements import Statement, needs_previous, statements
+from knowledge.text import STOPWORDS, WORD, terms
 
 Method = Literal["extract", "model"]
 # Bump when a method changes, so summaries cached by an older one are written again.
-_VERSION = 4
+_VERSION = 5
 # Maximal marginal relevance: weight of centrality against similarity to sentences chosen.
 _MMR_LAMBDA = 0.7
 # The same weight for a document's later key sentences, which are to state what the first
@@ -217,7 +217,9 @@ class Summarizer:
             return DocumentSummary(source, stored["text"], cached.stem, 0.0, True, topics)
         started = time.perf_counter()
         if self.method == "extract":
-            sentences = split_sentences(join_chunks(chunks))
+            # Statements, as the reader reads them: a heading is never one on its own (it was
+            # run into the next sentence), and a table row comes with its column names.
+            sentences = [_sentence(s) for s in statements(join_chunks(chunks))]
             text = self._key_sentences(sentences, self.sentences, _title_terms(source))
         else:
             text = self._written([chunk.text for chunk in chunks])
@@ -406,6 +408,15 @@ def _shortest(phrase: str, row: dict[str, int], nearness: np.ndarray) -> str:
     if shorter in row and nearness[row[shorter]] >= nearness[row[phrase]] - _SHORTER_BY:
         return shorter
     return phrase
+
+
+def _sentence(statement: Statement) -> str:
+    """A statement as a summary's sentence: without the headings the summary's label already
+    gives, and closed, so that a table row does not run into the next sentence."""
+    text = statement.text
+    if statement.section:
+        text = text.removeprefix(f"{statement.section} > ")
+    return text if text[-1:] in ".!?" else f"{text}."
 
 
 def _digest(text: str) -> str:

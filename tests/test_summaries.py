@@ -289,3 +289,32 @@ def test_a_documents_markup_and_the_users_topic_are_shown_as_text(
     assert "pixel" in answer and not unescaped.search(answer)
     missing = chat(resources, "What about *[evil](http://x.invalid)*?", collection=name)
     assert "evil" in missing and not unescaped.search(missing)
+
+
+NOTICE = """# Hostel Linden: house rules
+
+## Arrival
+- Check-in is from 15:00 to 22:00.
+- Check-out is by 11:00.
+
+## Prices
+| Room | Per night |
+|---|---|
+| Dormitory bed | 28 euros |
+| Private room | 74 euros |
+
+Dogs under 10 kg are welcome for 15 euros per night.
+"""
+
+
+def test_a_structured_documents_summary_has_no_bare_headings_and_rows_keep_their_columns(
+    resources: Resources, tmp_path: Path
+) -> None:
+    name = ingest_texts(resources.knowledge, tmp_path / "docs", {"rules.md": NOTICE}, "rules")
+    summary = summarizer(resources).summarise(name).documents[0].text
+    sentences = split_sentences(summary)
+    assert "house rules" not in summary  # the title is not run into a sentence
+    assert not {"Arrival.", "Prices.", "Arrival", "Prices"} & set(sentences), sentences
+    assert "|" not in summary
+    rows = [s for s in sentences if "euros" in s and "Room" in s]
+    assert all("Per night:" in row for row in rows), summary
