@@ -107,3 +107,19 @@ def test_the_chat_shows_sources_as_plain_text_and_no_evidence_under_a_refusal(
     snippet = shown.split("\n", 1)[1]
     assert "score" not in shown and "#" not in snippet and "*" not in snippet
     assert shown.endswith("…") and shown[:-1].split()[-1] in "and the pool is being repainted"
+
+
+@pytest.mark.parametrize(
+    ("output", "kept"),
+    [
+        ("What does an extra hour of meeting room cost?", True),
+        ("User: 4\n\nLast question: And what does an extra hour cost?", False),  # echoed
+        ("Assistant: What does it cost?", False),
+        ("An extra hour costs 12 euros.", False),  # an answer, not a question
+        ("Why? " * 200, False),
+    ],
+)
+def test_a_follow_ups_rewrite_counts_only_as_one_question(output: str, kept: bool) -> None:
+    from bot.backends.rag import is_rewrite
+
+    assert is_rewrite(output.strip(), "And what does an extra hour cost?") is kept

@@ -4,6 +4,7 @@ a short answer with its evidence, or "The documents do not say."."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -72,6 +73,22 @@ class Standalone:
     read: str
 
 
+# The labels of the rewrite prompt (`history_text`, `knowledge/reading.py`): a small model
+# sometimes echoes the prompt ("User: 4\n\nLast question: ...?") instead of rewriting it.
+_PROMPT_ECHO = re.compile(r"^(?:User|Assistant|Conversation|Last question):", re.M)
+
+
+def is_rewrite(rewritten: str, question: str) -> bool:
+    """Whether the model's output is a rewritten question: one question of sensible length,
+    not an answer and not the prompt echoed back."""
+    return (
+        rewritten.endswith("?")
+        and "\n" not in rewritten
+        and not _PROMPT_ECHO.search(rewritten)
+        and len(rewritten) <= 3 * len(question) + 200
+    )
+
+
 def standalone_question(condense: Runnable) -> Runnable:
     """The question as retrieval and the reader should see it: follow-ups are rewritten with
     the history. A small model often answers instead of rewriting ("The mayor is ..."), so a
@@ -87,7 +104,7 @@ def standalone_question(condense: Runnable) -> Runnable:
         rewritten = condense.invoke(
             {"conversation": history_text(history), "question": question}
         ).strip()
-        if rewritten.endswith("?") and len(rewritten) <= 3 * len(question) + 200:
+        if is_rewrite(rewritten, question):
             return Standalone(rewritten, rewritten)
         if refers_back(question):
             previous = next((m.text for m in reversed(history) if m.type == "human"), "")
