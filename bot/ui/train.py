@@ -324,7 +324,7 @@ def train_tab(
         concurrency_id="training",
     )
     # Cancel is live only while a training runs (or waits for its turn).
-    start.click(one_line_errors(cancel_live), None, stop, api_visibility="private")
+    start.click(one_line_errors(cancel_live), None, stop, api_visibility="private", queue=False)
     training.then(one_line_errors(cancel_idle), None, stop, api_visibility="private")
     stop.click(one_line_errors(handlers.cancel), None, status, api_visibility="private")
     tab.select(
