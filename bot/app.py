@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from bot.service import EVIDENCE_HEADING, ChatService, Reply, too_long
 from bot.sessions import Sessions
 from bot.ui.common import caller_view, download_folder, one_line_errors
 from bot.ui.compare import compare_tab
-from bot.ui.conversations import ANSWERED, ConversationList, after_each_call
+from bot.ui.conversations import ANSWERED, ConversationList, after_each_call, answered_of
 from bot.ui.knowledge import knowledge_tab
 from bot.ui.options import OptionControls
 from bot.ui.train import train_tab
@@ -289,8 +288,8 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
                         continue
                     shown = render_reply(reply, names[reply.backend])
                     if reply.done and isinstance(shown, list):
-                        kept = sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
-                        kept.append((shown[0]["content"], reply.answer, reply.provenance))
+                        answered = (shown[0]["content"], reply.answer, reply.provenance)
+                        answered_of(sessions, request).append(answered)
                     yield shown
         except (Busy, ModelBusy) as error:
             yield cannot_answer(str(error), "Not answered: the server is busy. Send it later.")
@@ -320,15 +319,14 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
         marked = stopped_history(history)
         if marked is None:
             return gr.skip()
-        partial = message_text(marked[-2].get("content")) if len(marked) > 1 else ""
-        if partial and marked[-2].get("role") == "assistant":
+        partial = message_text(history[-1].get("content"))  # empty if stopped while waiting
+        if partial:
             view = caller_view(service.resources, access, request)
             chosen_backend = service.registry.get(backend_id)
             parsed = chosen_backend.parse_options(chosen).model_dump()
             reply = Reply(backend=chosen_backend.id, answer=partial)
             origin = answer_provenance(view, chosen_backend.id, parsed, reply) | {"stopped": True}
-            kept = sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
-            kept.append((partial, partial, origin))
+            answered_of(sessions, request).append((partial, partial, origin))
         return marked
 
     def forget_session(request: gr.Request) -> None:

@@ -134,8 +134,9 @@ class Conversations:
         conversation.answered = [a for a in conversation.answered if a[0] in shown]
         conversation.updated_at = now()
         self.records[conversation.id] = conversation.model_dump()
-        for old in self._newest_first()[self.limit :]:
-            del self.records[old.id]
+        if len(self.records) > self.limit:  # reading every conversation only when one must go
+            for old in self._newest_first()[self.limit :]:
+                del self.records[old.id]
         return conversation
 
     def rename(self, conversation_id: Any, title: str) -> Conversation:

@@ -13,6 +13,7 @@ from bot.conversations import (
     Conversations,
     owner_folder,
 )
+from bot.ui.conversations import continued
 from common.errors import BadInput, NotFound
 
 
@@ -121,3 +122,13 @@ def test_a_flooded_browser_store_is_read_only_up_to_its_bound() -> None:
     records = {f"{n:032x}": conversation(f"q{n}").model_dump() for n in range(5_000)}
     store = Conversations(records, 20)
     assert len(store.listing()) == 20
+
+
+def test_a_save_for_another_chat_never_writes_over_the_open_conversation(tmp_path: Path) -> None:
+    store = folder_store(tmp_path)
+    open_one = store.save(conversation("Who keeps the lighthouse?"))
+    assert continued(store, open_one.id, "Who keeps the lighthouse?").id == open_one.id
+    # A late save carries the old id while the chat holds a new conversation.
+    other = continued(store, open_one.id, "A second conversation about tides.")
+    assert other.id != open_one.id and other.title == "A second conversation about tides."
+    assert continued(store, None, "Anything?").messages == []

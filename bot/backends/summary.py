@@ -56,11 +56,14 @@ class SummaryBackend(Backend):
     def option_choices(
         self, resources: ResourcesView, field: str, chosen: Mapping[str, Any] | None = None
     ) -> list[str] | None:
+        collections = resources.knowledge.collections()
         if field == "collection":
-            return resources.knowledge.collections()
+            return collections
+        if field != "source":
+            return None
         collection = (chosen or {}).get("collection")
-        if field != "source" or collection not in resources.knowledge.collections():
-            return [] if field == "source" else None
+        if collection not in collections:
+            return []
         return sorted({Path(d["source"]).name for d in resources.knowledge.documents(collection)})
 
     def build_chain(self, resources: ResourcesView, options: BaseModel) -> Runnable:

@@ -38,6 +38,11 @@ BROWSER_CONVERSATIONS = 20
 ANSWERED = "answered"  # the session's (shown, answer, provenance) list, as the export reads it
 
 
+def answered_of(sessions: Sessions, request: Any) -> deque:
+    """The session's (shown, answer, provenance) of its answers, newest last (bounded)."""
+    return sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
+
+
 def conversation_owner(access: Access, request: Any) -> str | None:
     """Whose conversations the server keeps: the local user's or a signed-in user's; None for
     an anonymous visitor, whose conversations stay in their browser."""
@@ -63,6 +68,19 @@ def first_question(messages: list[dict[str, Any]]) -> str:
         if text.strip():
             return text
     return ""
+
+
+def continued(store: Conversations, open_id: str | None, question: str) -> Conversation:
+    """The conversation a chat that began with `question` continues: the open one, unless that
+    began otherwise (a save that comes late, after "New conversation", must not write one
+    conversation over another), else a new one."""
+    try:
+        conversation = store.get(open_id)
+    except NotFound:
+        return Conversation(title=title_of(question))
+    if first_question(conversation.messages) != question:
+        return Conversation(title=title_of(question))
+    return conversation
 
 
 def after_each_call(app: gr.Blocks, step: Callable[..., Any], block: Any) -> list[Callable]:
@@ -157,6 +175,30 @@ class ConversationList:
         conversation to save."""
         edits = [self.title, self.edit_box, self.confirm_group]
 
+        def kept(
+            history: list[dict[str, Any]] | None,
+            backend_id: str,
+            chosen: dict[str, Any] | None,
+            open_id: str | None,
+            browser: Any,
+            request: gr.Request,
+        ) -> tuple[Conversations, bool, Conversation | None]:
+            """The chat as it shows now, saved (none when it is empty)."""
+            store, in_browser = self.store(request, browser)
+            history = [m for m in history or [] if isinstance(m, dict)]
+            question = first_question(history)
+            if not question:
+                return store, in_browser, None
+            conversation = continued(store, open_id, question)
+            if conversation.messages == history and conversation.backend == backend_id:
+                return store, in_browser, conversation  # reopened as it was: nothing changed
+            answered = list(self.sessions.get(request, ANSWERED) or ())
+            known = {a[0] for a in conversation.answered}
+            conversation.answered += [a for a in answered if a[0] not in known]
+            conversation.messages, conversation.backend = history, backend_id
+            conversation.options = chosen or {}
+            return store, in_browser, store.save(conversation)
+
         def save(
             history: list[dict[str, Any]] | None,
             backend_id: str,
@@ -165,42 +207,32 @@ class ConversationList:
             browser: Any,
             request: gr.Request,
         ) -> list[Any]:
-            store, in_browser = self.store(request, browser)
-            history = [m for m in history or [] if isinstance(m, dict)]
-            question = first_question(history)
-            if not question:  # cleared: the next message starts a new conversation
-                return [None, gr.skip(), self.listed(store, None), *self.shown(None)]
-            try:
-                conversation = store.get(open_id)
-            except NotFound:
-                conversation = Conversation(title=title_of(question))
-            if conversation.messages == history and conversation.backend == backend_id:
-                return [gr.skip()] * (3 + len(edits))  # reopened as it was: nothing changed
-            answered = list(self.sessions.get(request, ANSWERED) or ())
-            known = {a[0] for a in conversation.answered}
-            conversation.answered += [a for a in answered if a[0] not in known]
-            conversation.messages, conversation.backend = history, backend_id
-            conversation.options = chosen or {}
-            store.save(conversation)
+            store, in_browser, conversation = kept(
+                history, backend_id, chosen, open_id, browser, request
+            )
+            saved_id = conversation.id if conversation else None  # cleared: the next one is new
             return [
-                conversation.id,
+                saved_id,
                 store.records if in_browser else gr.skip(),
-                self.listed(store, conversation.id),
+                self.listed(store, saved_id),
                 *self.shown(conversation),
             ]
 
+        chat_now = [chatbot, backend, options, self.open_id, self.saved]
         saving = {
             "fn": one_line_errors(save),
-            "inputs": [chatbot, backend, options, self.open_id, self.saved],
+            "inputs": chat_now,
             "outputs": [self.open_id, self.saved, self.listing, *edits],
             "api_visibility": "private",
+            # At once, as the chat's own steps before it run: a save waiting in a busy queue
+            # would land after a "New conversation" clicked meanwhile.
+            "queue": False,
         }
         for listen in settled:
             listen(**saving)
 
         def opened(conversation: Conversation, request: Any) -> list[Any]:
-            answered = self.sessions.setdefault(request, ANSWERED, lambda: deque(maxlen=500))
-            answered.extend(conversation.answered)
+            answered_of(self.sessions, request).extend(conversation.answered)
             known = conversation.backend in self.registry.ids()
             backend_id = conversation.backend if known else None
             return [
@@ -214,14 +246,27 @@ class ConversationList:
 
         chat_outputs = [chatbot, chat_state, backend, *controls.components, self.open_id]
 
-        def reopen(chosen: str | None, browser: Any, request: gr.Request) -> list[Any]:
-            store, _ = self.store(request, browser)
-            return opened(store.get(chosen), request)
+        def reopen(
+            listed: str | None,
+            history: list[dict[str, Any]] | None,
+            backend_id: str,
+            chosen: dict[str, Any] | None,
+            open_id: str | None,
+            browser: Any,
+            request: gr.Request,
+        ) -> list[Any]:
+            # The chat left is saved first: a click just after an answer may come before the
+            # save that follows the answer.
+            store, in_browser, _ = kept(history, backend_id, chosen, open_id, browser, request)
+            return [
+                store.records if in_browser else gr.skip(),
+                *opened(store.get(listed), request),
+            ]
 
         self.listing.input(
             one_line_errors(reopen),
-            [self.listing, self.saved],
-            [*chat_outputs, *edits],
+            [self.listing, *chat_now],
+            [self.saved, *chat_outputs, *edits],
             api_visibility="private",
         )
 
@@ -237,14 +282,31 @@ class ConversationList:
         self.restore_outputs = [self.listing, *chat_outputs, *edits]
         self.restore = one_line_errors(restore)
 
-        def start_new() -> list[Any]:
-            return [[], [], None, gr.Radio(value=None), *self.shown(None)]
+        def start_new(
+            history: list[dict[str, Any]] | None,
+            backend_id: str,
+            chosen: dict[str, Any] | None,
+            open_id: str | None,
+            browser: Any,
+            request: gr.Request,
+        ) -> list[Any]:
+            # As `reopen`: the chat left is saved first.
+            store, in_browser, _ = kept(history, backend_id, chosen, open_id, browser, request)
+            return [
+                [],
+                [],
+                None,
+                store.records if in_browser else gr.skip(),
+                self.listed(store, None),
+                *self.shown(None),
+            ]
 
         self.new.click(
             one_line_errors(start_new),
-            None,
-            [chatbot, chat_state, self.open_id, self.listing, *edits],
+            chat_now,
+            [chatbot, chat_state, self.open_id, self.saved, self.listing, *edits],
             api_visibility="private",
+            queue=False,
         )
 
         def rename(open_id: str | None, title: str, browser: Any, request: gr.Request) -> list[Any]:

@@ -27,6 +27,7 @@ class OptionControls:
 
     def __init__(self, backends: list[Backend], resources: ResourcesView, selected: str) -> None:
         self.backends = backends
+        self.by_id = {backend.id: backend for backend in backends}
         self.resources = resources
         self.groups: dict[str, gr.Group] = {}
         self.controls: list[tuple[str, str, Control]] = []
@@ -53,14 +54,13 @@ class OptionControls:
         """Each control's value as a saved conversation had it: its backend's options that
         still exist (a deleted collection is left unchosen), every other control unchanged."""
         values: list[Any] = []
-        by_id = {backend.id: backend for backend in self.backends}
         for owner, name, control in self.controls:
             value = options.get(name)
             if owner != backend_id or value in (None, ""):
                 values.append(gr.skip())
                 continue
             if isinstance(control, gr.Dropdown):
-                choices = by_id[owner].option_choices(self.resources, name, options)
+                choices = self.by_id[owner].option_choices(self.resources, name, options)
                 if choices is not None and value not in choices:
                     values.append(gr.skip())
                     continue
@@ -78,7 +78,7 @@ class OptionControls:
         return [c for _, _, c in self.controls if isinstance(c, gr.Dropdown)]
 
     def _depends_on(self, owner: str, name: str) -> str | None:
-        return next(b.option_depends.get(name) for b in self.backends if b.id == owner)
+        return self.by_id[owner].option_depends.get(name)
 
     @property
     def dependents(self) -> list[Control]:
@@ -94,14 +94,13 @@ class OptionControls:
     def dependent_choices(self, resources: ResourcesView, *values: Any) -> list[Any]:
         """The choices of each of `dependents` for the options chosen now (`values`: one per
         component), as `resources` (the caller's view) hold them."""
-        by_id = {backend.id: backend for backend in self.backends}
         chosen: dict[str, dict[str, Any]] = {}
         for (owner, name, _), value in zip(self.controls, values, strict=True):
             chosen.setdefault(owner, {})[name] = value
         updates = []
         for owner, name, _ in self.controls:
             if self._depends_on(owner, name):
-                choices = by_id[owner].option_choices(resources, name, chosen[owner]) or []
+                choices = self.by_id[owner].option_choices(resources, name, chosen[owner]) or []
                 # Kept while still a choice; never the first one picked for the user.
                 value = chosen[owner][name] if chosen[owner][name] in choices else None
                 updates.append(gr.Dropdown(choices=choices, value=value))
@@ -112,14 +111,13 @@ class OptionControls:
         and adapters change while the app runs. One update per component of `dropdowns`. The
         only choice is chosen for the user; when a page opens with several, none is (a
         default from when the app started may be stale)."""
-        by_id = {backend.id: backend for backend in self.backends}
         updates = []
         for owner, name, control in self.controls:
             if isinstance(control, gr.Dropdown) and self._depends_on(owner, name):
                 # Its choices follow the chosen collection (`dependent_choices`).
                 updates.append(gr.Dropdown(choices=[], value=None) if page_opened else gr.skip())
             elif isinstance(control, gr.Dropdown):
-                choices = by_id[owner].option_choices(resources, name) or []
+                choices = self.by_id[owner].option_choices(resources, name) or []
                 chosen: dict[str, Any] = {}
                 if len(choices) == 1:
                     chosen = {"value": choices[0]}

@@ -93,14 +93,14 @@ def _recipe_controls(names: tuple[str, ...]) -> dict[str, Control]:
     return {name: field_control(name, fields[name], elem_id=f"train-{name}") for name in names}
 
 
-def _unset(name: str, value: Any) -> bool:
+def _unset(value: Any) -> bool:
     """An empty field: the recipe's default applies."""
     return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _config(values: dict[str, Any]) -> TrainConfig:
     """The recipe from the form: empty fields keep their defaults."""
-    given = {k: v for k, v in values.items() if not _unset(k, v)}
+    given = {k: v for k, v in values.items() if not _unset(v)}
     if isinstance(given.get("name"), str):
         given["name"] = given["name"].strip()
     return TrainConfig(**given)
