@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.components.chatbot import ExampleMessage
 
 from bot.access import Access, page_scope
 from bot.admission import Busy
+from bot.backends.summary import SummaryBackend
 from bot.jobs import Jobs
 from bot.model import ModelBusy
 from bot.provenance import (
@@ -222,6 +224,20 @@ def welcome(collections: list[str] | None, tools: bool) -> str:
     return "\n".join(lines)
 
 
+EXAMPLE_COLLECTIONS = 3
+ABOUT_COLLECTION = "What is this collection about?"
+
+
+def example_questions(collections: list[str]) -> list[ExampleMessage] | None:
+    """What an empty chat offers to ask: what each of the caller's first collections is about,
+    which the Summary backend answers from the whole collection (retrieval would see only the
+    few passages nearest the words of the question)."""
+    shown = collections[:EXAMPLE_COLLECTIONS]
+    return [
+        {"text": ABOUT_COLLECTION, "display_text": f"What is {n} about?"} for n in shown
+    ] or None
+
+
 # On a phone the open sidebar covers the whole chat: it starts closed there (its toggle stays).
 CLOSE_SIDEBAR_ON_PHONES = """() => {
   if (!window.matchMedia('(max-width: 768px)').matches) return;
@@ -348,9 +364,7 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             gr.Markdown("## Knowledge Bot")
             if access.hf_sign_in:
                 gr.LoginButton(elem_id="hf-sign-in")  # Gradio adds the OAuth routes for it
-            conversations = ConversationList(
-                service.resources.settings, access, sessions, service.registry
-            )
+            conversations = ConversationList(service.resources, access, sessions, service.registry)
             backend = gr.Dropdown(
                 choices=[(b.name, b.id) for b in backends],
                 value=DEFAULT_BACKEND,
@@ -466,10 +480,32 @@ def build_app(service: ChatService, access: Access = LOCAL) -> gr.Blocks:
             event.then(**following)
 
         def greet(request: gr.Request) -> Any:
-            view = caller_view(service.resources, access, request)
-            return gr.Chatbot(placeholder=welcome(view.knowledge.collections(), access.tools))
+            collections = caller_view(service.resources, access, request).knowledge.collections()
+            return gr.Chatbot(
+                placeholder=welcome(collections, access.tools),
+                examples=example_questions(collections),
+            )
 
         app.load(one_line_errors(greet), None, chatbot, api_visibility="private")
+
+        def try_example(selected: gr.SelectData, request: gr.Request) -> list[Any]:
+            """An example sets up its backend and collection and puts its question in the box,
+            to be sent (or changed first)."""
+            view = caller_view(service.resources, access, request)
+            names = view.knowledge.collections()[:EXAMPLE_COLLECTIONS]
+            index = selected.index
+            if not isinstance(index, int) or not 0 <= index < len(names):
+                return [gr.skip()] * (2 + len(controls.components))
+            chosen = {"collection": names[index]}
+            summary = SummaryBackend.id
+            return [summary, *controls.restored(view, summary, chosen), ABOUT_COLLECTION]
+
+        chatbot.example_select(
+            one_line_errors(try_example),
+            None,
+            [backend, *controls.components, message_box],
+            api_visibility="private",
+        )
         # Saved when the chat settles: after the chat's own save step (each answer, retry,
         # undo, edit and clear) and after a Stop.
         settled = [stopped.then]

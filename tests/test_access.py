@@ -312,7 +312,7 @@ def test_users_keep_their_collections_private(
     answer, _ = ask(signed_in, "cy", "Where does Cy keep a spare umbrella?", "notes")
     assert "desk" in answer and "4471" not in answer
     # Shared collections are read-only to users.
-    fn_index, trigger = handler_of(cy.get("/config").json(), "kb-delete")
+    fn_index, trigger = handler_of(cy.get("/config").json(), "kb-confirm-delete")
     ids = [choice[1] for choice in documents_of(cy, "handbook", page="cy-page")]
     assert ids and not any("/" in i for i in ids)  # no server path reaches the browser
     refused = call(cy, fn_index, trigger, ["handbook", ids[0]], "cy-page")

@@ -464,9 +464,45 @@ def test_an_empty_chat_says_what_to_do_first_and_offers_the_collections(
     page.reload()
     expect(chat).to_contain_text("Your collections:")
     expect(chat).to_contain_text("aa-welcome")
-    send(page, "Hello")
+    # An example sets up the backend and collection that answer it; the question waits in the
+    # box, to be sent or changed.
+    chat.get_by_text("What is aa-welcome about?").click()
+    expect(page.locator("#backend input")).to_have_value("Summary (whole collection)")
+    expect(page.locator("#option-summary-collection input")).to_have_value("aa-welcome")
+    expect(page.locator("#message textarea")).to_have_value("What is this collection about?")
+    page.locator("#message textarea").press("Enter")
     wait_for_answer(page, 1)
+    assert "Quorn depot opens at six" in bot_answers(page)[0]
     expect(chat).not_to_contain_text("Ask your own documents")
+    page.context.close()
+
+
+def test_a_document_is_removed_only_once_its_removal_is_confirmed(
+    browser: Browser, server: str, resources, tmp_path
+) -> None:
+    for name, text in (("keep.txt", "The Orrin mill grinds oats."), ("drop.txt", "Tolls rise.")):
+        (tmp_path / name).write_text(text)
+    resources.knowledge.ingest("removals", [tmp_path / "keep.txt", tmp_path / "drop.txt"])
+    page = open_chat(browser, server)
+    page.get_by_role("tab", name="Knowledge").click()
+    choose(page, "#kb-collection", "removals")
+    choose(page, "#kb-document", "drop.txt")
+    page.locator("#kb-delete").click()
+    asked = page.get_by_text("Remove drop.txt from removals?")
+    expect(asked).to_be_visible(timeout=SERVER_S)
+    page.locator("#kb-keep-document").click()
+    expect(asked).to_be_hidden(timeout=SERVER_S)
+    assert len(resources.knowledge.documents("removals")) == 2, "kept: nothing removed"
+
+    page.locator("#kb-delete").click()
+    page.locator("#kb-confirm-delete").click()
+    expect(page.locator("#kb-status")).to_contain_text("Removed drop.txt", timeout=SERVER_S)
+    expect(page.locator("#kb-documents")).not_to_contain_text("drop.txt")
+    expect(page.locator("#kb-documents")).to_contain_text("keep.txt")
+    expect(asked).to_be_hidden()
+    assert [Path(d["source"]).name for d in resources.knowledge.documents("removals")] == [
+        "keep.txt"
+    ]
     page.context.close()
 
 

@@ -179,3 +179,39 @@ def cancel_live(*_: Any) -> gr.Button:
 def cancel_idle() -> gr.Button:
     """A Cancel button when nothing runs: shown, but not as live as the Start beside it."""
     return gr.Button(interactive=False)
+
+
+class Confirmation:
+    """A question asked before what cannot be undone, under the button that asks it: "Delete
+    it" goes on, "Keep it" puts the question away."""
+
+    def __init__(self, confirm_id: str, keep_id: str) -> None:
+        with gr.Group(visible=False) as self.group:
+            self.text = gr.Markdown()
+            with gr.Row():
+                self.confirm = gr.Button("Delete it", variant="stop", size="sm", elem_id=confirm_id)
+                self.keep = gr.Button("Keep it", size="sm", elem_id=keep_id)
+
+    def asked_by(
+        self, button: gr.Button, question: Callable[..., str], inputs: Any, **event: Any
+    ) -> None:
+        """`button` asks `question(*inputs)`; `event`: more of the click's settings (a
+        validator that refuses before anything is asked)."""
+
+        @functools.wraps(question)  # Gradio reads its signature (a `gr.Request` it fills in)
+        def ask(*values: Any) -> list[Any]:
+            return [gr.Markdown(question(*values)), gr.Group(visible=True)]
+
+        button.click(
+            one_line_errors(ask),
+            inputs,
+            [self.text, self.group],
+            api_visibility="private",
+            **event,
+        )
+        self.keep.click(hidden, None, self.group, api_visibility="private", queue=False)
+
+
+@one_line_errors
+def hidden() -> Any:
+    return gr.Group(visible=False)

@@ -26,9 +26,9 @@ from bot.conversations import (
 )
 from bot.provenance import message_text
 from bot.sessions import Sessions
-from bot.settings import Settings
-from bot.ui.common import checked, needs, one_line_errors
+from bot.ui.common import Confirmation, caller_view, checked, needs, one_line_errors
 from bot.ui.options import OptionControls
+from bot.views import ResourcesView
 from common.errors import NotFound
 from common.files import write_atomically
 from common.text import friendly_time
@@ -107,10 +107,16 @@ class ConversationList:
     """The controls (built in the sidebar) and their events (wired once the chat exists)."""
 
     def __init__(
-        self, settings: Settings, access: Access, sessions: Sessions, registry: BackendRegistry
+        self,
+        resources: ResourcesView,
+        access: Access,
+        sessions: Sessions,
+        registry: BackendRegistry,
     ) -> None:
+        settings = resources.settings
         self.root = settings.conversations_dir
         self.limit = settings.max_conversations
+        self.resources = resources
         self.access = access
         self.sessions = sessions
         self.registry = registry
@@ -131,13 +137,7 @@ class ConversationList:
                     self.delete = gr.Button(
                         "Delete", size="sm", variant="stop", elem_id="delete-conversation"
                     )
-                with gr.Group(visible=False) as self.confirm_group:
-                    self.confirm_text = gr.Markdown()
-                    with gr.Row():
-                        self.confirm = gr.Button(
-                            "Delete it", variant="stop", size="sm", elem_id="confirm-delete"
-                        )
-                        self.keep = gr.Button("Keep it", size="sm", elem_id="keep-conversation")
+                self.confirmation = Confirmation("confirm-delete", "keep-conversation")
 
     def store(self, request: Any, browser: Any) -> tuple[Conversations, bool]:
         """The caller's conversations, and whether they live in the browser."""
@@ -173,7 +173,7 @@ class ConversationList:
     ) -> None:
         """`settled`: `.then` listeners of the events after which the chat holds a
         conversation to save."""
-        edits = [self.title, self.edit_box, self.confirm_group]
+        edits = [self.title, self.edit_box, self.confirmation.group]
 
         def kept(
             history: list[dict[str, Any]] | None,
@@ -233,13 +233,14 @@ class ConversationList:
 
         def opened(conversation: Conversation, request: Any) -> list[Any]:
             answered_of(self.sessions, request).extend(conversation.answered)
+            view = caller_view(self.resources, self.access, request)
             known = conversation.backend in self.registry.ids()
             backend_id = conversation.backend if known else None
             return [
                 conversation.messages,
                 conversation.messages,
                 backend_id if backend_id else gr.skip(),
-                *controls.restored(backend_id, conversation.options),
+                *controls.restored(view, backend_id, conversation.options),
                 conversation.id,
                 *self.shown(conversation),
             ]
@@ -326,22 +327,10 @@ class ConversationList:
             validator=checked(needs("Open a conversation first."), needs("Type a title."), None),
         )
 
-        def ask_delete(title: str) -> list[Any]:
-            said = f"Delete “{title}”? Its messages cannot be brought back."
-            return [gr.Markdown(said), gr.Group(visible=True)]
+        def ask_delete(title: str) -> str:
+            return f"Delete “{title}”? Its messages cannot be brought back."
 
-        self.delete.click(
-            one_line_errors(ask_delete),
-            self.title,
-            [self.confirm_text, self.confirm_group],
-            api_visibility="private",
-        )
-        self.keep.click(
-            one_line_errors(lambda: gr.Group(visible=False)),
-            None,
-            self.confirm_group,
-            api_visibility="private",
-        )
+        self.confirmation.asked_by(self.delete, ask_delete, self.title)
 
         def delete(open_id: str | None, browser: Any, request: gr.Request) -> list[Any]:
             store, in_browser = self.store(request, browser)
@@ -355,7 +344,7 @@ class ConversationList:
                 *self.shown(None),
             ]
 
-        self.confirm.click(
+        self.confirmation.confirm.click(
             one_line_errors(delete),
             [self.open_id, self.saved],
             [chatbot, chat_state, self.open_id, self.saved, self.listing, *edits],

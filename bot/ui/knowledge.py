@@ -13,11 +13,19 @@ from gradio.events import Dependency
 
 from bot.access import Access, page_scope
 from bot.scoped import scoped
-from bot.ui.common import caller_view, checked, needs, one_line_errors, progress_callback
+from bot.ui.common import (
+    Confirmation,
+    caller_view,
+    checked,
+    hidden,
+    needs,
+    one_line_errors,
+    progress_callback,
+)
 from bot.uploads import own_uploads
 from bot.views import ResourcesView
 from common.errors import BadInput, NotFound
-from common.text import counted, friendly_time
+from common.text import counted, friendly_time, literal_markdown
 from knowledge.modes import MODES
 
 COLUMNS = ["document", "chunks", "size (kB)", "ingested"]
@@ -146,6 +154,15 @@ class KnowledgeHandlers:
         removed = view.knowledge.forget(name, stored)
         return f"Removed {Path(stored).name} ({removed} chunks).", *_listing(view, name)
 
+    def ask_forget(self, name: str, source_id: str, request: gr.Request) -> str:
+        view = self._view(request)
+        stored = _source_of(view, name, source_id)
+        return (
+            f"Remove **{literal_markdown(Path(stored).name)}** from "
+            f"**{literal_markdown(name)}**? Answers stop using it; adding the file again "
+            "brings it back."
+        )
+
     def change_mode(
         self,
         name: str | None,
@@ -224,6 +241,7 @@ def knowledge_tab(
         with gr.Row():
             document = gr.Dropdown(label="Document", choices=[], scale=3, elem_id="kb-document")
             delete = gr.Button("Delete document", variant="stop", scale=1, elem_id="kb-delete")
+        removal = Confirmation("kb-confirm-delete", "kb-keep-document")
         with gr.Accordion("Retrieval and embedder", open=False):
             gr.Markdown(
                 "How the collection is searched (a conversation may choose another mode), and "
@@ -281,11 +299,16 @@ def knowledge_tab(
         # ignored, and the box then cleared by the earlier addition.
         trigger_mode="multiple",
     )
-    deleted = delete.click(
+    chosen_document = checked(needs("Choose a collection."), needs("Choose a document to remove."))
+    removal.asked_by(delete, handlers.ask_forget, [collection, document], validator=chosen_document)
+    # The question names one document: another chosen puts it away.
+    document.change(hidden, None, removal.group, api_visibility="private", queue=False)
+    deleted = removal.confirm.click(
         one_line_errors(handlers.forget),
         [collection, document],
         [status, table, document],
         api_visibility="private",
-        validator=checked(needs("Choose a collection."), needs("Choose a document to remove.")),
+        validator=chosen_document,
     )
+    removal.confirm.click(hidden, None, removal.group, api_visibility="private", queue=False)
     return [added, deleted]

@@ -50,9 +50,12 @@ class OptionControls:
             if owner == backend_id and value not in (None, "")
         }
 
-    def restored(self, backend_id: str | None, options: dict[str, Any]) -> list[Any]:
+    def restored(
+        self, resources: ResourcesView, backend_id: str | None, options: dict[str, Any]
+    ) -> list[Any]:
         """Each control's value as a saved conversation had it: its backend's options that
-        still exist (a deleted collection is left unchosen), every other control unchanged."""
+        still exist in `resources` (the caller's view; a deleted collection is left unchosen),
+        every other control unchanged."""
         values: list[Any] = []
         for owner, name, control in self.controls:
             value = options.get(name)
@@ -60,7 +63,7 @@ class OptionControls:
                 values.append(gr.skip())
                 continue
             if isinstance(control, gr.Dropdown):
-                choices = self.by_id[owner].option_choices(self.resources, name, options)
+                choices = self.by_id[owner].option_choices(resources, name, options)
                 if choices is not None and value not in choices:
                     values.append(gr.skip())
                     continue
