@@ -45,6 +45,7 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -418,6 +419,48 @@ def print_suite_table(result: dict) -> None:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
 
 
+def ingest_suites(
+    resources: Any, suites: list, tmp: Path, info: dict[str, dict], save: Any = None
+) -> dict[str, dict[str, str]]:
+    """Each suite's documents ingested into its collections (one per group): the collection
+    of each suite's groups, by suite name; `info` gets each suite's figures."""
+    collections: dict[str, dict[str, str]] = {}
+    for suite in suites:
+        started = time.perf_counter()
+        groups = sorted(set(suite.groups.values())) or [""]
+        collections[suite.name] = {
+            group: f"{suite.name}-{number}" for number, group in enumerate(groups)
+        }
+        chunks = 0
+        for group, collection in collections[suite.name].items():
+            folder = tmp / "docs" / collection
+            folder.mkdir(parents=True)
+            files = []
+            for name, text in suite.documents:
+                if suite.groups.get(name, "") == group:
+                    (folder / name).write_text(text, encoding="utf-8")
+                    files.append((folder / name, name))
+            ingest = resources.knowledge.ingest(collection, files)
+            assert not ingest.errors, ingest.errors[:1]
+            chunks += ingest.chunks_added
+        unanswerable = sum(q.unanswerable for q in suite.questions)
+        info[suite.name] = {
+            "split": suite.split,
+            "notes": suite.notes,
+            "documents": len(suite.documents),
+            "characters": suite.characters,
+            "collections": len(collections[suite.name]),
+            "chunks": chunks,
+            "answerable": len(suite.questions) - unanswerable,
+            "unanswerable": unanswerable,
+            "ingest_s": round(time.perf_counter() - started, 1),
+        }
+        log(f"{suite.name}: {info[suite.name]}")
+        if save:
+            save()
+    return collections
+
+
 def run_suites(names: list[str], args: argparse.Namespace) -> None:
     """Every variant on every suite of `names`, `args.per_suite` questions each."""
     import torch
@@ -469,39 +512,7 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / "reader_suites.json").write_text(json.dumps(result, indent=1) + "\n")
 
-        collections: dict[str, dict[str, str]] = {}
-        for suite in suites:
-            started = time.perf_counter()
-            groups = sorted(set(suite.groups.values())) or [""]
-            collections[suite.name] = {
-                group: f"{suite.name}-{number}" for number, group in enumerate(groups)
-            }
-            chunks = 0
-            for group, collection in collections[suite.name].items():
-                folder = Path(tmp) / "docs" / collection
-                folder.mkdir(parents=True)
-                files = []
-                for name, text in suite.documents:
-                    if suite.groups.get(name, "") == group:
-                        (folder / name).write_text(text, encoding="utf-8")
-                        files.append((folder / name, name))
-                ingest = resources.knowledge.ingest(collection, files)
-                assert not ingest.errors, ingest.errors[:1]
-                chunks += ingest.chunks_added
-            unanswerable = sum(q.unanswerable for q in suite.questions)
-            info[suite.name] = {
-                "split": suite.split,
-                "notes": suite.notes,
-                "documents": len(suite.documents),
-                "characters": suite.characters,
-                "collections": len(collections[suite.name]),
-                "chunks": chunks,
-                "answerable": len(suite.questions) - unanswerable,
-                "unanswerable": unanswerable,
-                "ingest_s": round(time.perf_counter() - started, 1),
-            }
-            log(f"{suite.name}: {info[suite.name]}")
-            save()
+        collections = ingest_suites(resources, suites, Path(tmp), info, save)
 
         for variant in args.variants.split(","):
             reader, sentences = variant.rsplit("-", 1)

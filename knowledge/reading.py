@@ -31,6 +31,8 @@ REWRITE_SYSTEM = (
 # Chosen on SQuAD train articles (gold answer among the top 2 sentences: 0.66 with
 # similarity alone, 0.74 with 0.3); the dev articles were not looked at for it.
 LEXICAL_WEIGHT = 0.3
+# How much a match of the question with a sentence's section (its headings) adds.
+SECTION_WEIGHT = 0.5
 
 # A question after several things ("which days", "who ... and in which year", "all the
 # fees") is often answered by several list items, rows or sentences: it reads one more.
@@ -107,13 +109,25 @@ def embed_by_length(embedder: Embeddings, texts: list[str], group: int = 8) -> l
     return vectors
 
 
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def _names_a_section(candidate: Candidate) -> bool:
+    return bool(candidate.location) and not candidate.location.startswith("row ")
+
+
 def _share_held(wanted: set[str], sentence: str) -> float:
     """The share of the question's content words (`wanted`) that the sentence holds too."""
     return len(wanted & terms(sentence)) / len(wanted) if wanted else 0.0
 
 
 def select_evidence(
-    embedder: Embeddings, question: str, hits: Sequence[Hit], count: int = 2
+    embedder: Embeddings,
+    question: str,
+    hits: Sequence[Hit],
+    count: int = 2,
+    section_weight: float = SECTION_WEIGHT,
 ) -> list[Evidence]:
     """The `count` sentences of `hits` that best match `question`, best first: embedding
     similarity (the same model as the chunks), plus a share for the question's words they
@@ -128,13 +142,24 @@ def select_evidence(
     candidates = evidence_candidates(hits)
     if not candidates:
         return []
-    question_vector, *vectors = embed_by_length(embedder, [question, *[c.text for c in candidates]])
-    similarity = [sum(a * b for a, b in zip(question_vector, v, strict=True)) for v in vectors]
+    texts = [c.text for c in candidates]
+    named = {c.location for c in candidates if _names_a_section(c)}
+    sections = sorted(named) if section_weight else []
+    question_vector, *vectors = embed_by_length(embedder, [question, *texts, *sections])
+    similarity = [_dot(question_vector, v) for v in vectors[: len(texts)]]
+    section_similarity = {
+        section: _dot(question_vector, v)
+        for section, v in zip(sections, vectors[len(texts) :], strict=True)
+    }
     # Questions are worded unlike their answers, but they usually share their rare words:
     # those break ties that similarity alone gets wrong.
     wanted = terms(question)
+    # A section whose headings match the question lifts its sentences above those of other
+    # sections; within a section, the sentence's own match decides.
     rank = [
-        score + LEXICAL_WEIGHT * _share_held(wanted, candidate.text)
+        score
+        + LEXICAL_WEIGHT * _share_held(wanted, candidate.text)
+        + section_weight * section_similarity.get(candidate.location, 0.0)
         for score, candidate in zip(similarity, candidates, strict=True)
     ]
     chosen: list[Evidence] = []

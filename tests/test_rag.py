@@ -71,6 +71,18 @@ def test_follow_up_questions_retrieve_with_the_history(resources: Resources, fac
     assert Path(reply.sources[0]["source"]).name == "lake.md"
 
 
+def test_a_follow_up_that_leaves_out_its_subject_finds_the_document_talked_about(
+    resources: Resources, facts: str
+) -> None:
+    history = [
+        {"role": "user", "content": "When does the zorblax festival happen?"},
+        {"role": "assistant", "content": "Every March [1]."},
+    ]
+    reply = ask(resources, "And in which town?", history, collection=facts, k=1)
+    assert Path(reply.sources[0]["source"]).name == "quillby.txt"
+    assert "zorblax" in reply.searched.lower()
+
+
 def test_unknown_or_missing_collection_is_a_clear_error(resources: Resources, facts: str) -> None:
     with pytest.raises(BackendError, match=r"Unknown collection 'nope'\. Existing: .*rag-facts"):
         ask(resources, "hi", collection="nope")
@@ -123,3 +135,23 @@ def test_a_follow_ups_rewrite_counts_only_as_one_question(output: str, kept: boo
     from bot.backends.rag import is_rewrite
 
     assert is_rewrite(output.strip(), "And what does an extra hour cost?") is kept
+
+
+@pytest.mark.parametrize(
+    ("question", "leans"),
+    [
+        ("What colour is it?", True),
+        ("What should I do then?", True),
+        ("And on Sundays?", True),
+        ("What about coaches?", True),
+        ("How much?", True),
+        ("Who is the keeper of the Korrin lighthouse?", False),
+        ("When does the last ferry leave the quay on Fridays?", False),
+    ],
+)
+def test_a_follow_up_that_leaves_out_its_subject_is_searched_with_the_last_question(
+    question: str, leans: bool
+) -> None:
+    from bot.backends.rag import refers_back
+
+    assert refers_back(question) is leans

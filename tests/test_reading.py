@@ -166,6 +166,19 @@ def test_a_heading_that_matches_the_question_does_not_stand_for_its_section(
     assert any("Ilsa Morrow" in e.text for e in evidence), evidence
 
 
+def test_the_section_a_sentence_stands_in_counts_towards_it(embedder: Embeddings) -> None:
+    hits = [
+        Hit("kettles.md", "## Copper kettles\n\nThey usually live for 30 years.", 0.5),
+        Hit("owls.md", "## Saffron owls\n\nThey can reach 15 years of age.", 0.5),
+    ]
+    question = "How long do saffron owls live?"
+    (best,) = select_evidence(embedder, question, hits, 1)
+    assert (best.text, best.location) == ("They can reach 15 years of age.", "Saffron owls")
+    # Matched alone, the sentence that shares a word with the question wins.
+    (alone,) = select_evidence(embedder, question, hits, 1, section_weight=0)
+    assert alone.text == "They usually live for 30 years."
+
+
 def test_count_zero_gives_the_whole_chunks(embedder: Embeddings) -> None:
     hits = [Hit("a.md", "First chunk.", 0.9), Hit("b.md", "Second chunk.", 0.8)]
     evidence = select_evidence(embedder, "anything", hits, 0)

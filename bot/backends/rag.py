@@ -43,6 +43,9 @@ class RagOptions(BaseModel):
 
 # The messages a follow-up is rewritten with: the last two exchanges.
 REWRITE_HISTORY = 4
+# A standalone question is a sentence: a model that rambles on instead (an answer, the
+# conversation again) is cut off here and its output refused (`is_rewrite`), in seconds.
+REWRITE_TOKENS = 48
 
 
 def history_text(history: list[Any]) -> str:
@@ -55,13 +58,22 @@ def history_text(history: list[Any]) -> str:
 
 _REFERRING = frozenset(
     {"it", "its", "they", "them", "their", "this", "that", "these", "those"}
-    | {"he", "him", "his", "she", "her", "there"}
+    | {"he", "him", "his", "she", "her", "there", "then"}
 )
+# A follow-up that leaves out what it is about: "And on Sundays?", "What about coaches?".
+_ELLIPTICAL = re.compile(r"^\W*(?:and|or|but|also|what about|how about)\b", re.I)
+_FRAGMENT_WORDS = 3  # "On Sundays?", "How much?": too short to stand alone
 
 
 def refers_back(question: str) -> bool:
-    """Whether the question leans on the conversation ("What colour is it?")."""
-    return any(word.strip("?,.!'\"").lower() in _REFERRING for word in question.split())
+    """Whether the question leans on the conversation: a word that points back ("What colour
+    is it?", "What should I do then?"), or what it is about left out ("And on Sundays?")."""
+    words = [word.strip("?,.!'\"").lower() for word in question.split()]
+    return (
+        any(word in _REFERRING for word in words)
+        or bool(_ELLIPTICAL.match(question))
+        or len([w for w in words if w]) <= _FRAGMENT_WORDS
+    )
 
 
 @dataclass(frozen=True)
@@ -165,9 +177,11 @@ class RagBackend(Backend):
             return convert_to_messages(rewrite_messages(inputs["conversation"], inputs["question"]))
 
         model = (
-            resources.reader_model()
+            resources.reader_model(max_new_tokens=REWRITE_TOKENS)
             if resources.settings.rewriter == "reader"
-            else resources.chat_model(repetition_penalty=1.0)  # rewriting is not reading
+            else resources.chat_model(  # rewriting is not reading
+                repetition_penalty=1.0, max_new_tokens=REWRITE_TOKENS
+            )
         )
         condense = RunnableLambda(prompt) | model | StrOutputParser()
         return standalone_question(condense)
