@@ -14,6 +14,7 @@ from gradio.components.chatbot import ExampleMessage
 from bot.access import Access, page_scope
 from bot.admission import Busy
 from bot.backends.summary import SummaryBackend
+from bot.evaluation.scoring import normalize_answer
 from bot.jobs import Jobs
 from bot.model import ModelBusy
 from bot.provenance import (
@@ -159,6 +160,15 @@ def _evidence_markdown(evidence: list[dict[str, Any]]) -> str:
     return f"\n\n{EVIDENCE_HEADING}\n" + "\n>\n".join(lines) if lines else ""
 
 
+def supporting(answer: str, evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sentences an answer was taken from: those that hold it word for word, where any do
+    (the reader copies a phrase), else all that were read (an answer in other words). The
+    reply's provenance keeps every sentence read."""
+    said = normalize_answer(answer)
+    holding = [e for e in evidence if said and f" {said} " in f" {normalize_answer(e['text'])} "]
+    return holding or evidence
+
+
 def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
     """While streaming: the text so far. At the end: the answer, then a small info line
     naming the backend (with the sources, when there are any, folded inside it)."""
@@ -173,7 +183,8 @@ def render_reply(reply: Reply, backend_name: str) -> str | list[dict[str, Any]]:
     }
     # A refusal rests on nothing: the statements read are not shown as if they supported it.
     declined = reply.answer.strip() == NOT_IN_DOCUMENTS
-    answer = reply.answer + ("" if declined else _evidence_markdown(reply.evidence))
+    shown = [] if declined else supporting(reply.answer, reply.evidence)
+    answer = reply.answer + _evidence_markdown(shown)
     return [{"role": "assistant", "content": answer}, info]
 
 

@@ -44,6 +44,24 @@ def test_the_answer_is_short_and_shows_its_evidence(resources: Resources, facts:
     assert Path(reply.sources[best["passage"] - 1]["source"]).name == "lake.md"
 
 
+def test_the_chat_shows_as_evidence_the_sentences_the_answer_was_taken_from(
+    resources: Resources, facts: str
+) -> None:
+    from bot.app import render_reply
+
+    reply = ask(resources, "Who is the captain of the Marigold?", collection=facts)
+    assert "Ada Quenby" in reply.answer
+    assert len(reply.evidence) >= 2  # the reader read more than one sentence
+    answer, _ = render_reply(reply, "RAG")
+    shown = answer["content"].split("\n", 1)[1]
+    holding = [e["text"] for e in reply.evidence if "Ada Quenby" in e["text"]]
+    others = [e["text"] for e in reply.evidence if "Ada Quenby" not in e["text"]]
+    assert holding and all(t.split(";")[0] in shown for t in holding)
+    assert not any(t.split(";")[0] in shown for t in others), "only what the answer rests on"
+    # Provenance (export, API) keeps every sentence the reader read.
+    assert len(reply.provenance["evidence"]) == len(reply.evidence)
+
+
 def test_what_the_documents_do_not_hold_gets_said_so(resources: Resources, facts: str) -> None:
     reply = ask(resources, "What is the capital of Peru?", collection=facts)
     assert reply.answer == NOT_IN_DOCUMENTS
