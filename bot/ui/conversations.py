@@ -70,6 +70,11 @@ def first_question(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def kept_in_browser(store: Conversations, in_browser: bool) -> Any:
+    """The browser's copy after a change: the conversations, where they live there."""
+    return store.records if in_browser else gr.skip()
+
+
 def continued(store: Conversations, open_id: str | None, question: str) -> Conversation:
     """The conversation a chat that began with `question` continues: the open one, unless that
     began otherwise (a save that comes late, after "New conversation", must not write one
@@ -213,7 +218,7 @@ class ConversationList:
             saved_id = conversation.id if conversation else None  # cleared: the next one is new
             return [
                 saved_id,
-                store.records if in_browser else gr.skip(),
+                kept_in_browser(store, in_browser),
                 self.listed(store, saved_id),
                 *self.shown(conversation),
             ]
@@ -260,7 +265,7 @@ class ConversationList:
             # save that follows the answer.
             store, in_browser, _ = kept(history, backend_id, chosen, open_id, browser, request)
             return [
-                store.records if in_browser else gr.skip(),
+                kept_in_browser(store, in_browser),
                 *opened(store.get(listed), request),
             ]
 
@@ -297,7 +302,7 @@ class ConversationList:
                 [],
                 [],
                 None,
-                store.records if in_browser else gr.skip(),
+                kept_in_browser(store, in_browser),
                 self.listed(store, None),
                 *self.shown(None),
             ]
@@ -314,7 +319,7 @@ class ConversationList:
             store, in_browser = self.store(request, browser)
             conversation = store.rename(open_id, title)
             return [
-                store.records if in_browser else gr.skip(),
+                kept_in_browser(store, in_browser),
                 self.listed(store, conversation.id),
                 gr.Textbox(value=conversation.title),
             ]
@@ -339,7 +344,7 @@ class ConversationList:
                 [],
                 [],
                 None,
-                store.records if in_browser else gr.skip(),
+                kept_in_browser(store, in_browser),
                 self.listed(store, None),
                 *self.shown(None),
             ]
