@@ -3,9 +3,11 @@ format) put to the model exactly as RAG puts them, with the sentences retrieval 
 collection of the articles, and the short answer as the target.
 
 A share of questions is asked with their own article's passages taken away (distractors
-only) and taught to answer "The documents do not say.": the reader learns to say so rather
-than guess. A question whose chosen sentences miss its answer although its article is there
-is left out (counted as `not_found`).
+only), and another share over their own passages with every statement that holds the answer
+left out (`withheld`: on the right topic, still without the answer, as the questions that only
+look answerable are); both are taught to answer "The documents do not say.": the reader learns
+to say so rather than guess. A question whose chosen sentences miss its answer although its
+article is there is left out (counted as `not_found`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +31,7 @@ from knowledge.reading import (
 )
 
 if TYPE_CHECKING:
+    from bot.model import LoadedModel
     from knowledge.results import Hit
 
 Progress = Callable[[float, str], None]
@@ -111,13 +115,22 @@ def join_parts(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def _normal(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def _holds_any_answer(text: str, question: ReadingQuestion) -> bool:
+    """Whether `text` holds one of the question's answers or parts."""
+    return any(_normal(span) in _normal(text) for span in (*question.answers, *question.parts))
+
+
 def _holds_answer(texts: Sequence[str], question: ReadingQuestion) -> str | None:
     """The target if the texts hold what it needs (every part; else any answer, the shortest
     span first), or None."""
-    joined = " ".join(" ".join(t.split()) for t in texts).lower()
+    joined = " ".join(map(_normal, texts))
 
     def held(span: str) -> bool:
-        return " ".join(span.split()).lower() in joined
+        return _normal(span) in joined
 
     if question.parts:
         return (
@@ -144,17 +157,19 @@ def reader_records(
     k: int = 4,
     sentences: int = 2,
     unanswerable_share: float = 0.2,
+    withheld_share: float = 0.0,
     seed: int = 42,
     progress: Progress | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Chat records `{"messages": [system, user, assistant]}` for training, and counts of
     the questions by what they teach: an answer, "do not say" (`distractors_only`: asked
-    without its own documents; `unanswerable`: its documents do not say), or nothing
-    (`not_found`, left out)."""
+    without its own documents; `withheld`: asked of its own documents without the statements
+    that hold the answer; `unanswerable`: its documents do not say), or nothing (`not_found`,
+    left out). Both shares are of the questions that teach an answer."""
     embedder = CachedEmbeddings(knowledge.embedder)
     chooser = random.Random(seed)
     records: list[dict[str, Any]] = []
-    counts = {"answer": 0, "not_found": 0, "distractors_only": 0}
+    counts = {"answer": 0, "not_found": 0, "distractors_only": 0, "withheld": 0}
     if any(q.unanswerable for q in questions):
         counts["unanswerable"] = 0
     texts = [q.question for q in questions]
@@ -176,14 +191,29 @@ def reader_records(
         answer = None if question.unanswerable else _holds_answer(own, question)
         # The share is of the questions that teach an answer, so that a set whose answers
         # retrieval often misses (tables) does not teach mostly declining.
-        distractors_only = bool(answer) and chooser.random() < unanswerable_share
+        draw = chooser.random()
+        distractors_only = bool(answer) and draw < unanswerable_share
+        withheld = (
+            bool(answer) and not distractors_only and draw < unanswerable_share + withheld_share
+        )
         if distractors_only:
             others = [h for h in hits if _not_its_own(h, question)][:k]
             evidence = select_evidence(embedder, question.question, others, sentences)
             answer = None
+        elif withheld:
+            evidence = select_evidence(
+                embedder,
+                question.question,
+                hits[:k],
+                sentences,
+                leave_out=partial(_holds_any_answer, question=question),
+            )
+            answer = None
         kind = (
             "distractors_only"
             if distractors_only
+            else "withheld"
+            if withheld
             else "unanswerable"
             if question.unanswerable
             else "answer"
@@ -201,3 +231,45 @@ def reader_records(
         if progress and (number % 50 == 0 or number == len(questions)):
             progress(number / len(questions), f"question {number} of {len(questions)}")
     return records, counts
+
+
+def decline_margins(
+    loaded: LoadedModel, adapter: str | None, records: Sequence[dict[str, Any]]
+) -> list[tuple[bool, float]]:
+    """For each reader record (`reader_records`' format): whether its target declines, and by
+    how much greedy decoding prefers "The documents do not say." to anything else at its
+    closest token (the least, over that reply's tokens, of its token's score minus the best
+    other's). A leaning of `b` (`GenerationParams.lean`) makes the reader decline exactly
+    where `b` + margin > 0; one forward pass a record, the reply given."""
+    import torch
+
+    reply = loaded.tokenizer.encode(NOT_IN_DOCUMENTS, add_special_tokens=False)
+    steps = torch.arange(len(reply))
+    found: list[tuple[bool, float]] = []
+    for record in records:
+        *asked, target = record["messages"]
+        prompt = loaded.encode_chat(asked, max_new_tokens=len(reply))
+        ids = torch.cat([prompt, torch.tensor([reply])], dim=1)
+        scores = loaded.logits(ids, adapter)[prompt.shape[1] - 1 : -1]
+        chosen = scores[steps, reply].clone()
+        scores[steps, reply] = float("-inf")
+        margin = float((chosen - scores.max(dim=1).values).min())
+        found.append((target["content"] == NOT_IN_DOCUMENTS, margin))
+    return found
+
+
+def calibrate_decline_bias(margins: Sequence[tuple[bool, float]], most_declined: float) -> float:
+    """The largest leaning towards declining under which at most `most_declined` of the
+    records whose target is an answer (their evidence holds it) are declined."""
+    needed = sorted(-margin for declines, margin in margins if not declines)
+    if not needed:
+        raise ValueError("no record with an answer to calibrate on")
+    # Declined where lean > -margin: leaning just to the (k+1)-th smallest declines k.
+    allowed = int(most_declined * len(needed))
+    return round(needed[min(allowed, len(needed) - 1)] - 0.01, 2)
+
+
+def declined_share(margins: Sequence[tuple[bool, float]], lean: float, declines: bool) -> float:
+    """The share of records (with a declining target, or an answer) declined at `lean`."""
+    chosen = [margin for target, margin in margins if target == declines]
+    return sum(lean + margin > 0 for margin in chosen) / len(chosen) if chosen else 0.0

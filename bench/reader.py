@@ -19,6 +19,8 @@ say", on SQuAD v1.1 dev articles that neither the reader nor anything else was t
 
 Usage: python bench/reader.py [--articles 6] [--questions 300] [--unanswerable 100]
                               [--lookalike 100] [--variants plain-2,reader-2] [--gate both]
+A variant is <reader>-<sentences read>[@<leaning towards declining>]: plain (no reader),
+reader (the packaged one) or a reader's folder; without @, the reader's calibrated leaning.
                               [--modes dense,hybrid] [--quick] [--record]
 Writes bench/results/reader.json (reader_modes.json with --modes) and prints the tables;
 --record also writes the packaged reader's figures into its metadata (`scores` in
@@ -105,6 +107,19 @@ def record_scores(result: dict, command: str) -> None:
 def reader_setting(reader: str) -> str:
     """A variant's reader as the `reader` setting: plain, reader (packaged) or a folder."""
     return {"plain": "none", "reader": "packaged"}.get(reader, reader)
+
+
+def variant_settings(variant: str) -> dict[str, Any]:
+    """A variant, `<reader>-<sentences>[@<leaning>]`, as settings: the reader, how many
+    sentences it reads, and how much it leans towards declining (`decline_bias`; without
+    `@`, the reader's calibrated leaning, as the app uses it)."""
+    reader_sentences, _, lean = variant.partition("@")
+    reader, sentences = reader_sentences.rsplit("-", 1)
+    return {
+        "reader": reader_setting(reader),
+        "evidence_sentences": int(sentences),
+        "decline_bias": float(lean) if lean else None,
+    }
 
 
 def variant_label(variant: str) -> str:
@@ -275,17 +290,16 @@ def main() -> None:
             for mode in modes
         ]
         for variant, gated, mode in runs:
-            reader, sentences = variant.rsplit("-", 1)
             label = variant_label(variant)
             name = f"{label}{' +gate' if gated else ''}{f' {mode}' if args.modes else ''}"
             resources.settings = base.model_copy(
                 update={
-                    "reader": reader_setting(reader),
-                    "evidence_sentences": int(sentences),
+                    **variant_settings(variant),
                     "min_evidence": threshold if gated else -1.0,
                 }
             )
-            resources.__dict__.pop("reader", None)  # re-read the setting
+            for setting in ("reader", "decline_bias"):
+                resources.__dict__.pop(setting, None)  # re-read the settings
             rows: dict[str, list] = {"answerable": [], "unanswerable": [], "lookalike": []}
             latencies = []
             for label, asked in (
@@ -515,14 +529,9 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
         collections = ingest_suites(resources, suites, Path(tmp), info, save)
 
         for variant in args.variants.split(","):
-            reader, sentences = variant.rsplit("-", 1)
-            resources.settings = base.model_copy(
-                update={
-                    "reader": reader_setting(reader),
-                    "evidence_sentences": int(sentences),
-                }
-            )
-            resources.__dict__.pop("reader", None)  # re-read the setting
+            resources.settings = base.model_copy(update=variant_settings(variant))
+            for setting in ("reader", "decline_bias"):
+                resources.__dict__.pop(setting, None)  # re-read the settings
             for suite in suites:
                 # Follow-ups are asked as they came, after their conversation, and as the
                 # human rewrote them, alone.

@@ -13,14 +13,17 @@ Sets (training splits only; what the reader bench evaluates on is never here):
              hours, timetables, price lists, rules, FAQs, manuals, tables, code, contacts,
              with exact (multi-part) answers and questions they do not answer
 A share of answerable questions (--unanswerable) is asked over distractors only, its own
-documents taken away, and taught to decline.
+documents taken away, and another (--withheld) over its own documents without the statements
+that hold its answer; both are taught to decline.
 
 Usage: python bench/reader_data.py --out FOLDER [--sets templates,tat-qa,tables,policies,squad]
            [--squad-articles 20] [--tat-qa 900] [--tables 900] [--policies 900]
-           [--templates 600] [--unanswerable 0.2] [--seed 42]
-Writes FOLDER/<set>.jsonl and .json (records and counts) for the sets named, then
-FOLDER/mix.jsonl: the records of every set in FOLDER, shuffled, and FOLDER/mix.json: each set's
-counts and the mix's fingerprint. Then train (on a GPU: bench/gpu_train.py; docs/BENCHMARKS.md):
+           [--templates 600] [--unanswerable 0.2] [--withheld 0.1] [--seed 42]
+Writes FOLDER/<set>.jsonl and .json (records and counts) for the sets named (none with
+--sets ""), then FOLDER/mix.jsonl: the records of every set in FOLDER, shuffled, less
+--calibration reader records held out to FOLDER/calibration.jsonl (for bench/decline_bias.py),
+and FOLDER/mix.json: each set's counts and the mix's fingerprint. Then train (on a GPU:
+bench/gpu_train.py; docs/BENCHMARKS.md):
   kbot train --method lora --name reader --data FOLDER/mix.jsonl ...
 """
 
@@ -43,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.reader import ReadingQuestion, reader_records, squad_question  # noqa: E402
 from bench.suites import DATA, Suite, jsonl, policyqa, spread, tat_qa, wikitablequestions  # noqa: E402
+from knowledge.reading import READER_SYSTEM  # noqa: E402
 
 # Documents generated from templates share a collection in folders of this many, as a user's
 # folder of notices would: the reader learns to pick the right one of similar facts.
@@ -58,6 +62,7 @@ class ReadingSet:
     collections: dict[str, list[tuple[str, str]]]
     questions: dict[str, list[ReadingQuestion]]
     unanswerable_share: float = 0.2
+    withheld_share: float = 0.0
 
 
 def squad_set(articles: int, unanswerable_share: float) -> ReadingSet:
@@ -190,6 +195,7 @@ def build(sets: Iterable[ReadingSet], seed: int) -> Iterator[tuple[ReadingSet, l
                     k=settings.top_k,
                     sentences=settings.evidence_sentences,
                     unanswerable_share=reading_set.unanswerable_share,
+                    withheld_share=reading_set.withheld_share,
                     seed=seed + number,
                 )
                 records += found
@@ -213,6 +219,12 @@ SETS = ("templates", "tat-qa", "tables", "policies", "squad", "rewrites")
 
 
 def reading_sets(names: Sequence[str], args: argparse.Namespace) -> Iterator[ReadingSet]:
+    for reading_set in _reading_sets(names, args):
+        reading_set.withheld_share = args.withheld
+        yield reading_set
+
+
+def _reading_sets(names: Sequence[str], args: argparse.Namespace) -> Iterator[ReadingSet]:
     share = args.unanswerable
     for name in names:
         if name == "templates":
@@ -245,12 +257,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--templates", type=int, default=600)
     parser.add_argument("--rewrites", type=int, default=1200)
     parser.add_argument("--unanswerable", type=float, default=0.2)
+    parser.add_argument("--withheld", type=float, default=0.1)
+    parser.add_argument("--calibration", type=int, default=300)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python bench/reader_data.py", *sys.argv[1:]])
-    names = args.sets.split(",")
+    names = [name for name in args.sets.split(",") if name]
     if "rewrites" in names:
         names.remove("rewrites")
         records = rewrite_records(args.rewrites)
@@ -269,9 +283,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     present = [name for name in SETS if (args.out / f"{name}.jsonl").is_file()]
     mix = [r for name in present for r in map(json.loads, (args.out / f"{name}.jsonl").open())]
     random.Random(args.seed).shuffle(mix)
+    reading = [i for i, r in enumerate(mix) if r["messages"][0]["content"] == READER_SYSTEM]
+    held_out = set(reading[: args.calibration])
+    write_atomically(args.out / "calibration.jsonl", jsonl_lines(mix[i] for i in sorted(held_out)))
+    mix = [r for i, r in enumerate(mix) if i not in held_out]
     write_atomically(args.out / "mix.jsonl", jsonl_lines(mix))
     summary = {
         "records": len(mix),
+        "calibration_records": len(held_out),
         "fingerprint": load_records(args.out / "mix.jsonl").fingerprint,
         "sets": {name: json.loads((args.out / f"{name}.json").read_text()) for name in present},
     }

@@ -51,6 +51,11 @@ class GenerationParams:
     # checked in one forward pass (prompt lookup decoding): greedy output is unchanged, and
     # answers copied from passages come faster. 0: off; used with greedy decoding only.
     prompt_lookup: int = 0
+    # Add `lean` to the logit of each next token of the reply `lean_towards` while the reply so
+    # far follows it: a calibrated leaning towards (or, negative, away from) one fixed reply,
+    # the reader's "The documents do not say." (`adapters/reader.py` calibrate_decline_bias).
+    lean_towards: str = ""
+    lean: float = 0.0
     # Longest wait for the compute thread before the request is given up as `ModelBusy`.
     max_wait_s: float = _setting("max_wait_s")
 
@@ -180,6 +185,18 @@ class LoadedModel:
             self.peft.set_adapter(adapter)
             yield self.peft
 
+    def logits(self, input_ids: Any, adapter: str | None = None) -> Any:
+        """The next token's scores after each position of `input_ids` (one sequence), with
+        `adapter` on: one forward pass on the compute thread."""
+        return compute.run(self._logits, input_ids, adapter)
+
+    def _logits(self, input_ids: Any, adapter: str | None) -> Any:
+        import torch
+
+        with self.lock, torch.inference_mode(), self._adapter(adapter) as model:
+            scores = model(input_ids=input_ids).logits[0]
+        return scores.float().clone()  # cloned outside inference mode: callers may change it
+
     @property
     def context_tokens(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 2048))
@@ -220,7 +237,12 @@ class LoadedModel:
     ) -> Iterator[str]:
         """Yield the reply to `messages` piece by piece. Closing the iterator stops generation."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import (
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+            TextIteratorStreamer,
+        )
 
         stats = stats if stats is not None else GenerationStats()
         stop = stop or threading.Event()
@@ -248,6 +270,11 @@ class LoadedModel:
             stopping_criteria=StoppingCriteriaList([_StopOnEvent()]),
             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         )
+        if params.lean_towards and params.lean:
+            reply = self.tokenizer.encode(params.lean_towards, add_special_tokens=False)
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [LeanTowards(reply, int(input_ids.shape[1]), params.lean)]
+            )
         if sampling:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)
         else:  # silence transformers' warnings about sampling knobs that greedy ignores
@@ -292,6 +319,24 @@ class LoadedModel:
                 stats.completion_tokens = len(generated)
         if "error" in outcome:
             raise outcome["error"]
+
+
+class LeanTowards:
+    """A logits processor (transformers' `LogitsProcessor` protocol) that adds `lean` to the
+    next token of `reply` (token ids) while every sequence generated so far follows it."""
+
+    def __init__(self, reply: list[int], prompt_tokens: int, lean: float) -> None:
+        self.reply = reply
+        self.prompt_tokens = prompt_tokens
+        self.lean = lean
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        done = input_ids.shape[1] - self.prompt_tokens
+        if done < len(self.reply):
+            for row in range(input_ids.shape[0]):
+                if input_ids[row, self.prompt_tokens :].tolist() == self.reply[:done]:
+                    scores[row, self.reply[done]] += self.lean
+        return scores
 
 
 def _pieces(streamer: Any, job: Any, give_up_at: float) -> Iterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import replace
@@ -17,6 +18,7 @@ from bot.model import GenerationParams, LoadedModel
 from bot.settings import Settings
 from bot.uploads import Uploads
 from common.errors import BadInput
+from knowledge.reading import NOT_IN_DOCUMENTS
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -135,6 +137,19 @@ class Resources:
             return None
         return folder
 
+    @cached_property
+    def decline_bias(self) -> float:
+        """How much the reader leans towards "The documents do not say.": the setting, else
+        the value calibrated for the reader (`decline_bias` in its metadata), else none."""
+        from adapters.meta import META_FILE
+
+        if self.settings.decline_bias is not None:
+            return self.settings.decline_bias
+        if self.reader is None:
+            return 0.0
+        meta = json.loads((self.reader / META_FILE).read_text())
+        return float(meta.get("decline_bias", 0.0))
+
     def load(self) -> Resources:
         """Load the base model now (at start) and find the reader, so a bad setting fails
         before serving."""
@@ -147,7 +162,13 @@ class Resources:
         for reading passages. No repetition penalty: it would punish copying facts from the
         passages; prompt lookup drafts those copies (13% less time per answer on the reader
         bench's questions)."""
-        params = _params(self.settings, {"repetition_penalty": 1.0, "prompt_lookup": 8} | overrides)
+        reading = {
+            "repetition_penalty": 1.0,
+            "prompt_lookup": 8,
+            "lean_towards": NOT_IN_DOCUMENTS,
+            "lean": self.decline_bias,
+        }
+        params = _params(self.settings, reading | overrides)
         return self.engine.chat_model(params, adapter=self.reader)
 
     def hypothetical_answer(self, question: str) -> str:

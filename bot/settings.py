@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         "comprehension, shipped with the app), the name of a trained adapter, a folder, or "
         "'none' for the plain model.",
     )
+    decline_bias: float | None = Field(
+        default=None,
+        ge=-20.0,
+        le=20.0,
+        description="How much the reader leans towards answering that the documents do not "
+        "say (added to that reply's token scores; negative leans away). Unset: the value "
+        "calibrated for the reader on held-out training questions (its kbot_meta.json).",
+    )
     min_evidence: float = Field(
         default=0.0,
         ge=-1.0,

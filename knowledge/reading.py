@@ -6,7 +6,7 @@ reader adapter is trained on it, so both see exactly the same text."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,18 +128,20 @@ def select_evidence(
     hits: Sequence[Hit],
     count: int = 2,
     section_weight: float = SECTION_WEIGHT,
+    leave_out: Callable[[str], bool] | None = None,
 ) -> list[Evidence]:
     """The `count` sentences of `hits` that best match `question`, best first: embedding
     similarity (the same model as the chunks), plus a share for the question's words they
     hold. Each keeps its similarity as `score`. `count` 0 gives the whole chunks; a question
-    after several things gets one more (`statements_wanted`)."""
+    after several things gets one more (`statements_wanted`). Statements for which
+    `leave_out` is true are never chosen."""
     count = statements_wanted(question, count)
     if count <= 0:
         return [
             Evidence(hit.text, hit.source, number, hit.score, hit.location)
             for number, hit in enumerate(hits, start=1)
         ]
-    candidates = evidence_candidates(hits)
+    candidates = [c for c in evidence_candidates(hits) if not (leave_out and leave_out(c.text))]
     if not candidates:
         return []
     texts = [c.text for c in candidates]

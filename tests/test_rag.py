@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from adapters.reader import decline_margins
 from bot.backends import BackendError
+from bot.model import GenerationParams
 from bot.resources import Resources
 from bot.service import ChatService
-from knowledge.reading import NOT_IN_DOCUMENTS
+from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages
 from tests.documents import write_facts
 
 
@@ -65,6 +67,30 @@ def test_the_chat_shows_as_evidence_the_sentences_the_answer_was_taken_from(
 def test_what_the_documents_do_not_hold_gets_said_so(resources: Resources, facts: str) -> None:
     reply = ask(resources, "What is the capital of Peru?", collection=facts)
     assert reply.answer == NOT_IN_DOCUMENTS
+
+
+def test_the_readers_leaning_declines_exactly_where_its_calibration_margin_says(
+    resources: Resources,
+) -> None:
+    loaded = resources.engine.model
+    assert resources.reader is not None
+    adapter = loaded.add_adapter(resources.reader)
+    evidence = [Evidence("The Tallow ferry leaves at 9:15 every morning.", "ferry.md", 1, 0.8)]
+    messages = reader_messages("When does the Tallow ferry leave?", evidence)
+    [(declines, margin)] = decline_margins(
+        loaded, adapter, [{"messages": [*messages, {"role": "assistant", "content": "9:15"}]}]
+    )
+    assert not declines
+
+    def reply(lean: float) -> str:
+        params = GenerationParams(
+            temperature=0.0, repetition_penalty=1.0, max_new_tokens=12, prompt_lookup=8,
+            lean_towards=NOT_IN_DOCUMENTS, lean=lean,
+        )  # fmt: skip
+        return "".join(loaded.stream(messages, params, adapter=adapter)).strip()
+
+    assert "9:15" in reply(-margin - 0.5)
+    assert reply(-margin + 0.5) == NOT_IN_DOCUMENTS
 
 
 def test_instructions_inside_a_document_do_not_take_over_the_answer(

@@ -237,7 +237,7 @@ def test_reader_records_are_the_rag_prompt_with_the_short_answer(
     records, counts = reader_records(
         knowledge, "articles", questions, k=2, sentences=1, unanswerable_share=0.0
     )
-    assert counts == {"answer": 3, "not_found": 0, "distractors_only": 0}
+    assert counts == {"answer": 3, "not_found": 0, "distractors_only": 0, "withheld": 0}
     first = records[0]["messages"]
     assert first[:2] == reader_messages(
         "Who keeps the Korrin lighthouse?",
@@ -257,6 +257,27 @@ def test_reader_records_are_the_rag_prompt_with_the_short_answer(
     assert "Elspeth" not in without_article[0]["messages"][1]["content"]
 
 
+def test_reader_records_withheld_ask_the_own_document_without_the_answer(
+    embedder: Embeddings, tmp_path: Path
+) -> None:
+    (tmp_path / "ferry.md").write_text(
+        "# Tallow ferry\n\nThe Tallow ferry leaves at 9:15.\n\n"
+        "The Tallow ferry carries bicycles free of charge.\n\n"
+        "Tickets for the Tallow ferry are sold on board.\n"
+    )
+    knowledge = KnowledgeBase(tmp_path / "kb", embedder)
+    knowledge.ingest("notices", [tmp_path / "ferry.md"])
+    asked = [ReadingQuestion("When does the Tallow ferry leave?", ("9:15",), "ferry.md")]
+    records, counts = reader_records(
+        knowledge, "notices", asked, k=2, sentences=2, unanswerable_share=0.0, withheld_share=1.0
+    )
+    assert counts == {"answer": 0, "not_found": 0, "distractors_only": 0, "withheld": 1}
+    prompt, target = records[0]["messages"][1]["content"], records[0]["messages"][2]["content"]
+    # On the ferry's own notice, about the ferry, and still without the answer: decline.
+    assert "Tallow ferry" in prompt and "9:15" not in prompt
+    assert target == NOT_IN_DOCUMENTS
+
+
 def test_reader_records_take_the_answer_only_from_the_questions_own_document(
     embedder: Embeddings, tmp_path: Path
 ) -> None:
@@ -272,7 +293,7 @@ def test_reader_records_take_the_answer_only_from_the_questions_own_document(
         knowledge, "notices", asked, k=2, sentences=2, unanswerable_share=0.0
     )
     # "closed" stands only in the museum's notice: no answer is taught for the bakery.
-    assert counts == {"answer": 1, "not_found": 1, "distractors_only": 0}
+    assert counts == {"answer": 1, "not_found": 1, "distractors_only": 0, "withheld": 0}
     assert records[0]["messages"][2]["content"] == "Mondays"
 
 

@@ -43,3 +43,22 @@ def test_out_of_range_values_are_refused_with_the_setting_named(
     with pytest.raises(ValidationError) as error:
         Settings()
     assert name.removeprefix("KBOT_").lower() in str(error.value)
+
+
+def test_the_reader_leans_as_calibrated_unless_the_setting_says(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from adapters.meta import META_FILE
+    from adapters.reader import PACKAGED_READER
+    from bot.resources import Resources
+
+    reader = tmp_path / "reader"
+    shutil.copytree(PACKAGED_READER, reader)
+    meta = json.loads((reader / META_FILE).read_text())
+    (reader / META_FILE).write_text(json.dumps(meta | {"decline_bias": 1.25}))
+    home = tmp_path / "home"
+    assert Resources(load_settings(home=home, reader=str(reader))).decline_bias == 1.25
+    chosen = load_settings(home=home, reader=str(reader), decline_bias=-0.5)
+    assert Resources(chosen).decline_bias == -0.5
+    assert Resources(load_settings(home=home, reader="none")).decline_bias == 0.0

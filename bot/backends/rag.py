@@ -177,7 +177,7 @@ class RagBackend(Backend):
             return convert_to_messages(rewrite_messages(inputs["conversation"], inputs["question"]))
 
         model = (
-            resources.reader_model(max_new_tokens=REWRITE_TOKENS)
+            resources.reader_model(max_new_tokens=REWRITE_TOKENS, lean=0.0)
             if resources.settings.rewriter == "reader"
             else resources.chat_model(  # rewriting is not reading
                 repetition_penalty=1.0, max_new_tokens=REWRITE_TOKENS
