@@ -47,6 +47,13 @@ def reader_records(path: Path) -> list[dict]:
     return [r for r in records if r["messages"][0]["content"] == READER_SYSTEM]
 
 
+def label(folder: Path) -> str:
+    """A reader folder as results name it: within the project, else its last two parts."""
+    folder = folder.resolve()
+    kept = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else Path(*folder.parts[-2:])
+    return str(kept)
+
+
 def calibrate(folder: Path, records: list[dict], most_declined: float) -> dict:
     from bot.resources import Resources
     from bot.settings import load_settings
@@ -64,7 +71,7 @@ def calibrate(folder: Path, records: list[dict], most_declined: float) -> dict:
         for lean in sorted({*LEANINGS, bias})
     }
     return {
-        "reader": str(folder),
+        "reader": label(folder),
         "records": len(margins),
         "answers": sum(not declines for declines, _ in margins),
         "declines": sum(declines for declines, _ in margins),
@@ -107,7 +114,9 @@ def main() -> None:
             }
             write_atomically(meta_file, json.dumps(meta, indent=1) + "\n")
     out = ROOT / "bench" / "results" / "decline_bias.json"
-    write_atomically(out, json.dumps({"records": str(args.records), "readers": results}, indent=1))
+    command = " ".join(["python bench/decline_bias.py", *sys.argv[1:]])
+    summary = {"command": command, "records": label(args.records), "readers": results}
+    write_atomically(out, json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
