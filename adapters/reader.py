@@ -258,9 +258,33 @@ def decline_margins(
     return found
 
 
-def calibrate_decline_bias(margins: Sequence[tuple[bool, float]], most_declined: float) -> float:
+# A kind of document with fewer held-out answers than this says too little to calibrate on.
+FEWEST_TO_CALIBRATE = 10
+
+
+def calibrate_decline_bias(
+    margins: Sequence[tuple[bool, float]],
+    most_declined: float,
+    groups: Sequence[str] | None = None,
+) -> float:
     """The largest leaning towards declining under which at most `most_declined` of the
-    records whose target is an answer (their evidence holds it) are declined."""
+    records whose target is an answer (their evidence holds it) are declined; with `groups`
+    (each record's kind of document), in every group of at least `FEWEST_TO_CALIBRATE` such
+    records, so that no kind of document is declined more."""
+    if groups is None:
+        return _calibrated(margins, most_declined)
+    by_group: dict[str, list[tuple[bool, float]]] = {}
+    for group, found in zip(groups, margins, strict=True):
+        by_group.setdefault(group, []).append(found)
+    enough = [
+        found
+        for found in by_group.values()
+        if sum(not declines for declines, _ in found) >= FEWEST_TO_CALIBRATE
+    ]
+    return min(_calibrated(found, most_declined) for found in enough or [list(margins)])
+
+
+def _calibrated(margins: Sequence[tuple[bool, float]], most_declined: float) -> float:
     needed = sorted(-margin for declines, margin in margins if not declines)
     if not needed:
         raise ValueError("no record with an answer to calibrate on")

@@ -5,7 +5,7 @@ For each record (a question put as RAG puts it, its target an answer found in th
 the decline) one forward pass gives the margin by which greedy decoding prefers the decline;
 a leaning `b` makes the reader decline exactly where `b` + margin > 0. The calibrated leaning
 is the largest that declines at most --most-declined of the records whose evidence holds the
-answer.
+answer, in each set of documents (templates, tables, ...) with enough such records.
 
 Usage: python bench/decline_bias.py --records CALIBRATION.jsonl [--reader FOLDER ...]
            [--most-declined 0.05] [--write]
@@ -62,7 +62,21 @@ def calibrate(folder: Path, records: list[dict], most_declined: float) -> dict:
     loaded = resources.engine.model
     adapter = loaded.add_adapter(folder)
     margins = decline_margins(loaded, adapter, records)
-    bias = calibrate_decline_bias(margins, most_declined)
+    groups = [r.get("set", "") for r in records]
+    bias = calibrate_decline_bias(margins, most_declined, groups)
+    by_set: dict[str, list[tuple[bool, float]]] = {}
+    for group, found in zip(groups, margins, strict=True):
+        by_set.setdefault(group, []).append(found)
+    alone = {
+        group: {
+            "answers": sum(not declines for declines, _ in found),
+            "declines": sum(declines for declines, _ in found),
+            "calibrated_alone": calibrate_decline_bias(found, most_declined)
+            if not all(declines for declines, _ in found)
+            else None,
+        }
+        for group, found in sorted(by_set.items())
+    }
     shares = {
         f"{lean:+.2f}": {
             "declined_answer": round(declined_share(margins, lean, declines=False), 3),
@@ -77,6 +91,7 @@ def calibrate(folder: Path, records: list[dict], most_declined: float) -> dict:
         "declines": sum(declines for declines, _ in margins),
         "most_declined": most_declined,
         "decline_bias": bias,
+        "by_set": alone,
         "shares": shares,
     }
 

@@ -13,12 +13,13 @@ Sets (training splits only; what the reader bench evaluates on is never here):
              hours, timetables, price lists, rules, FAQs, manuals, tables, code, contacts,
              with exact (multi-part) answers and questions they do not answer
 A share of answerable questions (--unanswerable) is asked over distractors only, its own
-documents taken away, and another (--withheld) over its own documents without the statements
-that hold its answer; both are taught to decline.
+documents taken away, and another (--withheld; not for SQuAD) over its own documents without
+the statements that hold its answer; both are taught to decline.
 
 Usage: python bench/reader_data.py --out FOLDER [--sets templates,tat-qa,tables,policies,squad]
            [--squad-articles 20] [--tat-qa 900] [--tables 900] [--policies 900]
-           [--templates 600] [--unanswerable 0.2] [--withheld 0.1] [--seed 42]
+           [--templates 600] [--unanswerable 0.2] [--withheld 0.1] [--calibration 300]
+           [--seed 42]
 Writes FOLDER/<set>.jsonl and .json (records and counts) for the sets named (none with
 --sets ""), then FOLDER/mix.jsonl: the records of every set in FOLDER, shuffled, less
 --calibration reader records held out to FOLDER/calibration.jsonl (for bench/decline_bias.py),
@@ -220,7 +221,9 @@ SETS = ("templates", "tat-qa", "tables", "policies", "squad", "rewrites")
 
 def reading_sets(names: Sequence[str], args: argparse.Namespace) -> Iterator[ReadingSet]:
     for reading_set in _reading_sets(names, args):
-        reading_set.withheld_share = args.withheld
+        # Not SQuAD's: its paragraphs without the answer's sentence taught declining answers
+        # in prose (F1 -0.07 on SQuAD dev; docs/BENCHMARKS.md), and it has the most records.
+        reading_set.withheld_share = 0.0 if reading_set.name == "squad" else args.withheld
         yield reading_set
 
 
@@ -282,10 +285,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     present = [name for name in SETS if (args.out / f"{name}.jsonl").is_file()]
     mix = [r for name in present for r in map(json.loads, (args.out / f"{name}.jsonl").open())]
-    random.Random(args.seed).shuffle(mix)
+    sets = [name for name in present for _ in (args.out / f"{name}.jsonl").open()]
+    order = list(range(len(mix)))
+    random.Random(args.seed).shuffle(order)
+    mix, sets = [mix[i] for i in order], [sets[i] for i in order]
     reading = [i for i, r in enumerate(mix) if r["messages"][0]["content"] == READER_SYSTEM]
     held_out = set(reading[: args.calibration])
-    write_atomically(args.out / "calibration.jsonl", jsonl_lines(mix[i] for i in sorted(held_out)))
+    # Calibration records name their set: the leaning is calibrated on each kind of document.
+    calibration = ({**mix[i], "set": sets[i]} for i in sorted(held_out))
+    write_atomically(args.out / "calibration.jsonl", jsonl_lines(calibration))
     mix = [r for i, r in enumerate(mix) if i not in held_out]
     write_atomically(args.out / "mix.jsonl", jsonl_lines(mix))
     summary = {

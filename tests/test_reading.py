@@ -10,7 +10,13 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from adapters.data import load_records
-from adapters.reader import ReadingQuestion, reader_records, write_squad_paragraphs
+from adapters.reader import (
+    ReadingQuestion,
+    calibrate_decline_bias,
+    declined_share,
+    reader_records,
+    write_squad_paragraphs,
+)
 from bot.app import _evidence_markdown, escape_markdown
 from bot.service import history_messages
 from bot.settings import Settings
@@ -330,3 +336,19 @@ def test_reader_training_command_publishes_an_adapter(resources, tmp_path: Path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     meta = resources.artifacts.meta("tiny-reader")
     assert meta.steps == 2 and meta.data.fingerprint == summary["fingerprint"]
+
+
+def test_the_leaning_is_calibrated_so_that_no_kind_of_document_declines_more() -> None:
+    # Twenty answers of each kind: prose the reader answers by a wide margin (negative: it
+    # prefers answering), tables by a narrow one; declines never limit the leaning.
+    prose = [(False, -3.0 - i / 10) for i in range(20)] + [(True, 1.0)] * 5
+    tables = [(False, -0.5 - i / 10) for i in range(20)] + [(True, -1.0)] * 5
+    margins = prose + tables
+    groups = ["prose"] * len(prose) + ["tables"] * len(tables)
+    # 5% of 20 answers: one may be declined, so the leaning stops short of the second.
+    assert calibrate_decline_bias(prose, 0.05) == 3.09
+    assert calibrate_decline_bias(margins, 0.05, groups) == 0.59
+    assert declined_share(margins, 0.59, declines=False) == 1 / 40
+    # A kind of document with too few answers to say anything is left out.
+    few = margins + [(False, 5.0)] * 3
+    assert calibrate_decline_bias(few, 0.05, groups + ["notes"] * 3) == 0.59
