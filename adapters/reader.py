@@ -31,7 +31,6 @@ from knowledge.reading import (
 )
 
 if TYPE_CHECKING:
-    from bot.model import LoadedModel
     from knowledge.results import Hit
 
 Progress = Callable[[float, str], None]
@@ -46,6 +45,16 @@ class Searchable(Protocol):
     def search_many(
         self, name: str, queries: Sequence[str], k: int, mode: str | None = None
     ) -> Iterator[list[Hit]]: ...
+
+
+class ScoresTokens(Protocol):
+    """What calibrating a reader needs of a loaded model (the app's `bot.model.LoadedModel`)."""
+
+    tokenizer: Any
+
+    def encode_chat(self, messages: list[dict[str, str]], max_new_tokens: int) -> Any: ...
+
+    def logits(self, input_ids: Any, adapter: str | None = None) -> Any: ...
 
 
 # The reader shipped with the app: a LoRA adapter trained by `kbot reader-data` and
@@ -234,7 +243,7 @@ def reader_records(
 
 
 def decline_margins(
-    loaded: LoadedModel, adapter: str | None, records: Sequence[dict[str, Any]]
+    loaded: ScoresTokens, adapter: str | None, records: Sequence[dict[str, Any]]
 ) -> list[tuple[bool, float]]:
     """For each reader record (`reader_records`' format): whether its target declines, and by
     how much greedy decoding prefers "The documents do not say." to anything else at its
