@@ -41,7 +41,7 @@ from knowledge.reading import READER_SYSTEM  # noqa: E402
 LEANINGS = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 
 
-def reader_records(path: Path) -> list[dict]:
+def reading_records(path: Path) -> list[dict]:
     """The records of `path` that ask the reader (not the rewrites of follow-ups)."""
     records = [json.loads(line) for line in path.open(encoding="utf-8")]
     return [r for r in records if r["messages"][0]["content"] == READER_SYSTEM]
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
-    records = reader_records(args.records)
+    records = reading_records(args.records)
     results = []
     for folder in args.reader or [PACKAGED_READER]:
         log(f"{folder}: {len(records)} records")
