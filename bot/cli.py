@@ -458,6 +458,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_server(args: argparse.Namespace) -> int:
+    from bot.model_server import run_model_server
+
+    run_model_server(_settings(args), args.host, args.port)
+    return 0
+
+
 @dataclass(frozen=True)
 class Argument:
     """One argument of a command: its names and `add_argument`'s keywords."""
@@ -710,6 +717,17 @@ COMMANDS: tuple[Command, ...] = (
         cmd_serve,
         shared=("settings",),
         add_more=_add_server_flags,
+    ),
+    Command(
+        "model-server",
+        "serve the base model and its LoRA adapters to app servers (llama.cpp; the app's "
+        "KBOT_MODEL_URL points here)",
+        cmd_model_server,
+        (
+            argument("--host", default="127.0.0.1"),
+            argument("--port", type=int, default=8080),
+        ),
+        shared=("settings",),
     ),
 )
 

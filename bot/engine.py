@@ -6,14 +6,24 @@ a remote model server is another `Engine`, with no change to the backends."""
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
 from bot.llm import LocalChatModel
-from bot.model import CheckpointCache, GenerationParams, LoadedModel, load_model
+from bot.model import (
+    CheckpointCache,
+    GenerationParams,
+    LoadedModel,
+    ModelLoadError,
+    load_model,
+    model_location,
+)
+from bot.model_server import served_name
 from bot.settings import Settings
+from common.errors import NotFound
 
 
 class Engine(Protocol):
@@ -76,3 +86,99 @@ class LocalEngine:
 
     def load(self) -> None:
         _ = self.model
+
+
+class ServerEngine:
+    """An OpenAI-compatible model server answers (`KBOT_MODEL_URL`): `kbot model-server`
+    (llama.cpp), vLLM, or any server of the kind. Adapters are chosen per request by name, as
+    both serve them (the adapter is the request's model); fully fine-tuned checkpoints are
+    whole models of their own and still answer in this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.model_url, "ServerEngine needs KBOT_MODEL_URL"
+        self.settings = settings
+        self.url = settings.model_url.rstrip("/")
+        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb)
+        self._served: list[str] = []
+        self._lock = threading.Lock()
+
+    def served(self, refresh: bool = False) -> list[str]:
+        """The names the server answers to, its base model first."""
+        import httpx
+
+        with self._lock:
+            if refresh or not self._served:
+                key = self.settings.model_api_key.get_secret_value()
+                try:
+                    reply = httpx.get(
+                        f"{self.url}/models", headers={"Authorization": f"Bearer {key}"}, timeout=10
+                    )
+                    reply.raise_for_status()
+                    self._served = [entry["id"] for entry in reply.json()["data"]]
+                except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+                    raise ModelLoadError(
+                        f"KBOT_MODEL_URL={self.settings.model_url!r}: no model server answers "
+                        f"there ({error}). Start one (`kbot model-server`) or unset the setting."
+                    ) from error
+            return self._served
+
+    def served_name(self, adapter: Path | None) -> str:
+        if adapter is None:
+            return self.served()[0]
+        name = served_name(adapter)
+        if name not in self.served() and name not in self.served(refresh=True):
+            raise NotFound(
+                f"The model server has no adapter {name!r}: restart `kbot model-server` after "
+                f"training (vLLM: --lora-modules {name}=FOLDER). It serves: "
+                f"{', '.join(self.served())}."
+            )
+        return name
+
+    def chat_model(
+        self,
+        params: GenerationParams,
+        adapter: Path | None = None,
+        checkpoint: Path | None = None,
+    ) -> BaseChatModel:
+        from langchain_openai import ChatOpenAI
+
+        if checkpoint is not None:
+            return LocalChatModel(loaded=self.checkpoints.get(checkpoint), params=params)
+        return ChatOpenAI(
+            model=self.served_name(adapter),
+            base_url=self.url,
+            api_key=self.settings.model_api_key,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_completion_tokens=params.max_new_tokens,
+            # llama.cpp and vLLM name the repetition penalty differently; each ignores the other.
+            extra_body={
+                "repeat_penalty": params.repetition_penalty,
+                "repetition_penalty": params.repetition_penalty,
+            },
+            streaming=True,
+            stream_usage=True,
+            timeout=params.max_wait_s,
+            max_retries=0,
+        )
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(model_location(self.settings))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": "server", "url": self.url, "model": self.served()[0]}
+
+    def load(self) -> None:
+        self.served(refresh=True)
+        _ = self.tokenizer
+
+
+def make_engine(settings: Settings) -> Engine:
+    """The engine the settings ask for: a model server at KBOT_MODEL_URL, else this process."""
+    return ServerEngine(settings) if settings.model_url else LocalEngine(settings)

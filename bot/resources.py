@@ -13,7 +13,7 @@ from langchain_core.language_models import BaseChatModel
 
 from bot.access import Scope
 from bot.admission import Admission
-from bot.engine import Engine, LocalEngine
+from bot.engine import Engine, LocalEngine, make_engine
 from bot.model import GenerationParams, LoadedModel
 from bot.settings import Settings
 from bot.uploads import Uploads
@@ -49,7 +49,7 @@ class Resources:
         """`engine` generates the answers; by default the model of `settings`, in this process.
         The model and the embedder load on first use; `load()` forces the model at start."""
         self.settings = settings
-        self.engine: Engine = engine or LocalEngine(settings)
+        self.engine: Engine = engine or make_engine(settings)
         if settings.torch_threads:
             import torch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from knowledge.embeddings import PACKAGED_EMBEDDER
@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     model: str = Field(
         default=PACKAGED_MODEL,
         description="Base model: the packaged default, a Hugging Face model id, or a local folder.",
+    )
+    model_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible model server that answers instead of the model in "
+        "this process (`kbot model-server`, vLLM, llama.cpp), e.g. http://127.0.0.1:8080/v1; "
+        "KBOT_MODEL still names the model, for counting its tokens.",
+    )
+    model_api_key: SecretStr = Field(
+        default=SecretStr("none"), description="The key the model server asks for (KBOT_MODEL_URL)."
     )
     system_prompt: str = "You are a helpful assistant. Answer clearly and concisely."
     max_new_tokens: int = Field(default=256, ge=1, le=4096)

@@ -1,0 +1,122 @@
+"""`kbot model-server`: llama.cpp's OpenAI-compatible server (llama-cpp-python) on the base
+model's GGUF, with the reader and every trained LoRA adapter converted to GGUF beside it. The
+app reaches it through KBOT_MODEL_URL (`bot.engine.ServerEngine`).
+
+Each adapter is a model name of its own on the server (`served_name`), as vLLM serves LoRA
+modules, so one request names one adapter. The server keeps one model loaded and loads the
+next one a request names; adapters trained after the start are served after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.settings import PACKAGED_MODEL, Settings
+from common.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+BASE_NAME = "base"
+PACKAGED_READER_NAME = "packaged-reader"
+
+
+def served_name(adapter: Path) -> str:
+    """The model name an adapter has on a model server: its folder's name (the packaged
+    reader's is not a name users can give an adapter of theirs)."""
+    from adapters.reader import PACKAGED_READER
+
+    return PACKAGED_READER_NAME if adapter.resolve() == PACKAGED_READER.resolve() else adapter.name
+
+
+def base_gguf(settings: Settings) -> Path:
+    """The GGUF file of the base model: the packaged one, or KBOT_MODEL naming a .gguf file."""
+    from bot.model import PACKAGED_GGUF, packaged_gguf_dir
+
+    if settings.model == PACKAGED_MODEL:
+        return packaged_gguf_dir() / PACKAGED_GGUF
+    if settings.model.endswith(".gguf") and Path(settings.model).is_file():
+        return Path(settings.model)
+    raise BadInput(
+        f"kbot model-server serves GGUF files: KBOT_MODEL={settings.model!r} is neither the "
+        "packaged model nor a .gguf file. For other models run a server that loads them "
+        "(e.g. vLLM: `vllm serve MODEL --enable-lora --lora-modules NAME=FOLDER`)."
+    )
+
+
+@dataclass(frozen=True)
+class Served:
+    name: str
+    lora: Path | None
+
+
+def served_models(settings: Settings) -> list[Served]:
+    """The base model first, then every LoRA adapter trained on it, in GGUF."""
+    from adapters.gguf_lora import base_shape, converted_lora
+    from adapters.meta import META_FILE, ArtifactMeta
+    from adapters.reader import PACKAGED_READER
+    from adapters.registry import ArtifactRegistry
+
+    gguf_file = base_gguf(settings)
+    shape = base_shape(gguf_file)
+    cache = settings.home / "gguf-adapters"
+    registry = ArtifactRegistry(settings.adapters_dir)
+    folders = [PACKAGED_READER] + [
+        registry.path(name) for name, meta in registry.all() if meta.method == "lora"
+    ]
+    served = [Served(BASE_NAME, None)]
+    for folder in folders:
+        meta = ArtifactMeta.model_validate_json((folder / META_FILE).read_text())
+        if meta.base_model != settings.model:
+            log.warning("%s was trained on %s: not served", folder.name, meta.base_model)
+            continue
+        served.append(Served(served_name(folder), converted_lora(folder, shape, cache)))
+    return served
+
+
+def llama_cpp_app(settings: Settings, models: list[Served], host: str, port: int) -> Any:
+    """llama-cpp-python's FastAPI app serving `models`."""
+    try:
+        from llama_cpp.server.app import create_app
+        from llama_cpp.server.settings import ModelSettings, ServerSettings
+    except ImportError as error:
+        raise BadInput(
+            "kbot model-server needs llama-cpp-python's server: "
+            "pip install 'knowledge-bot[model-server]' (or `make install`)."
+        ) from error
+    gguf_file = str(base_gguf(settings))
+    threads = settings.torch_threads or os.cpu_count() or 1
+    return create_app(
+        server_settings=ServerSettings(
+            host=host,
+            port=port,
+            # A new request must not cut off another conversation's reply.
+            interrupt_requests=False,
+            api_key=settings.model_api_key.get_secret_value()
+            if settings.model_api_key.get_secret_value() != "none"
+            else None,
+        ),
+        model_settings=[
+            ModelSettings(
+                model=gguf_file,
+                model_alias=model.name,
+                lora_path=str(model.lora) if model.lora else None,
+                n_ctx=8192,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+            for model in models
+        ],
+    )
+
+
+def run_model_server(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    models = served_models(settings)
+    log.warning("Serving %s on http://%s:%d/v1", ", ".join(m.name for m in models), host, port)
+    uvicorn.run(llama_cpp_app(settings, models, host, port), host=host, port=port)
