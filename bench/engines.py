@@ -73,16 +73,17 @@ def start_model_server(home: str, port: int) -> subprocess.Popen:
     raise SystemExit("kbot model-server did not start")
 
 
-def timed(model: Any, messages: Any) -> dict[str, float]:
+def timed(model: Any, messages: list[tuple[str, str]], count_tokens: Any) -> dict[str, float]:
     started = time.perf_counter()
-    first, tokens = None, 0
+    first, text = None, ""
     for chunk in model.stream(messages):
         if chunk.text and first is None:
             first = time.perf_counter() - started
-        if chunk.usage_metadata:
-            tokens = chunk.usage_metadata["output_tokens"]
+        text += chunk.text
     total = time.perf_counter() - started
     first = first if first is not None else total
+    # Counted from the text: llama-cpp-python's server streams no token usage.
+    tokens = count_tokens(text)
     return {
         "ttft_s": first,
         "decode_tok_s": (tokens - 1) / (total - first) if tokens > 1 else 0.0,
@@ -90,17 +91,28 @@ def timed(model: Any, messages: Any) -> dict[str, float]:
     }
 
 
+def varied(messages: list[tuple[str, str]], run: int) -> list[tuple[str, str]]:
+    """The prompt with a different first line per run: llama.cpp reuses the cached prefix
+    of the previous prompt, which would time a repeated prompt's prefill as free."""
+    *earlier, (role, content) = messages
+    if len(earlier) and earlier[0][0] == "system":
+        earlier = [("system", f"Request {run}. {earlier[0][1]}"), *earlier[1:]]
+        return [*earlier, (role, content)]
+    return [*earlier, (role, f"Request {run}.\n{content}")]
+
+
 def measure(resources: Any, runs: int, new_tokens: int) -> dict[str, Any]:
     chat = resources.chat_model(max_new_tokens=new_tokens, repetition_penalty=1.0)
     reader = resources.reader_model(lean=0.0, prompt_lookup=0)
+    count = resources.engine.count_tokens
     prompts = {
-        "chat, ~1000-token prompt": (chat, [("human", long_prompt(resources.engine.count_tokens))]),
+        "chat, ~1000-token prompt": (chat, [("human", long_prompt(count))]),
         "reader, RAG prompt": (reader, reader_prompt()),
     }
     out: dict[str, Any] = {}
     for name, (model, messages) in prompts.items():
-        timed(model, messages)  # warm-up (and, on the server, the adapter's load)
-        rows = [timed(model, messages) for _ in range(runs)]
+        timed(model, varied(messages, -1), count)  # warm-up (on the server: the adapter's load)
+        rows = [timed(model, varied(messages, run), count) for run in range(runs)]
         out[name] = {
             "ttft_s_median": round(statistics.median(r["ttft_s"] for r in rows), 3),
             "decode_tok_s_median": round(statistics.median(r["decode_tok_s"] for r in rows), 1),

@@ -151,8 +151,11 @@ class ServerEngine:
             temperature=params.temperature,
             top_p=params.top_p,
             max_completion_tokens=params.max_new_tokens,
-            # llama.cpp and vLLM name the repetition penalty differently; each ignores the other.
+            # ChatOpenAI sends only `max_completion_tokens`, which llama-cpp-python's server
+            # ignores; and llama.cpp and vLLM name the repetition penalty differently. Each
+            # server ignores the names it does not know.
             extra_body={
+                "max_tokens": params.max_new_tokens,
                 "repeat_penalty": params.repetition_penalty,
                 "repetition_penalty": params.repetition_penalty,
             },

@@ -145,6 +145,11 @@ def test_rag_reads_with_the_reader_on_the_server(
     assert reply.sources
 
 
+def test_a_reply_through_the_server_stops_at_the_longest_answer(served: Resources) -> None:
+    answer = served.chat_model(max_new_tokens=8).invoke("Tell me a long story about the sea.")
+    assert 4 <= served.engine.count_tokens(answer.text) <= 9
+
+
 def test_an_adapter_the_server_does_not_have_is_a_clear_error(
     served: Resources, tmp_path: Path
 ) -> None:
