@@ -189,6 +189,11 @@ def main() -> None:
     parser.add_argument(
         "--record", action="store_true", help="write the reader's scores into its metadata"
     )
+    parser.add_argument(
+        "--model-url",
+        help="answer through this model server (KBOT_MODEL_URL, e.g. `kbot model-server`) "
+        "instead of the model in this process",
+    )
     args = parser.parse_args()
     if args.suite:
         from bench.suites import SUITES
@@ -224,7 +229,9 @@ def main() -> None:
     )
 
     with tempfile.TemporaryDirectory() as tmp:
-        base = load_settings(home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0)
+        base = load_settings(
+            home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0, model_url=args.model_url
+        )
         resources = Resources(base).load()
         folder = Path(tmp) / "docs"
         folder.mkdir()
@@ -498,13 +505,16 @@ def run_suites(names: list[str], args: argparse.Namespace) -> None:
     info: dict[str, dict] = {}
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        base = load_settings(home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0)
+        base = load_settings(
+            home=Path(tmp) / "home", max_new_tokens=32, temperature=0.0, model_url=args.model_url
+        )
         resources = Resources(base).load()
         service = ChatService(resources)
         result = {
             "command": command_line(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
             "threads": args.threads,
+            "engine": "model server (llama.cpp)" if args.model_url else "in-process",
             "per_suite": args.per_suite,
             "variants": [variant_label(v) for v in args.variants.split(",")],
             "settings": {

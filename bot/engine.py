@@ -144,6 +144,9 @@ class ServerEngine:
 
         if checkpoint is not None:
             return LocalChatModel(loaded=self.checkpoints.get(checkpoint), params=params)
+        extra: dict[str, Any] = {}
+        if params.lean_towards and params.lean:
+            extra["logit_bias"] = self.leaning(params.lean_towards, params.lean)
         return ChatOpenAI(
             model=self.served_name(adapter),
             base_url=self.url,
@@ -158,12 +161,20 @@ class ServerEngine:
                 "max_tokens": params.max_new_tokens,
                 "repeat_penalty": params.repetition_penalty,
                 "repetition_penalty": params.repetition_penalty,
+                **extra,
             },
             streaming=True,
             stream_usage=True,
             timeout=params.max_wait_s,
             max_retries=0,
         )
+
+    def leaning(self, reply: str, lean: float) -> dict[str, float]:
+        """The in-process leaning towards `reply` (`bot.model.LeanTowards`) as far as a server
+        takes it: a bias on the reply's first two tokens wherever they come, not only while
+        the answer follows the reply. Where it counts, at an answer's start, both agree."""
+        first_two = self.tokenizer.encode(reply, add_special_tokens=False)[:2]
+        return {str(token): lean for token in first_two}
 
     @cached_property
     def tokenizer(self) -> Any:

@@ -145,6 +145,23 @@ def test_rag_reads_with_the_reader_on_the_server(
     assert reply.sources
 
 
+def test_the_readers_leaning_applies_through_the_server(
+    served: Resources, resources: Resources
+) -> None:
+    """Here the reader prefers declining by about 1.5 in log-probability: leaning away by 3
+    answers, in this process and on the server alike."""
+    evidence = [
+        Evidence("Prices > Cars: 2 euros per hour, at most 10 euros a day.", "notice.md", 1, 0.5),
+        Evidence("Prices > Motorcycles: 1 euro per hour.", "notice.md", 1, 0.5),
+    ]
+    messages = reader_messages("How much does it cost to park a car?", evidence)
+    asked = [(m["role"].replace("user", "human"), m["content"]) for m in messages]
+    for lean, expected in ((0.0, NOT_IN_DOCUMENTS), (-3.0, "2 euros per hour")):
+        here = resources.reader_model(lean=lean).invoke(asked).text
+        there = served.reader_model(lean=lean).invoke(asked).text
+        assert expected in here and expected in there, (lean, here, there)
+
+
 def test_a_reply_through_the_server_stops_at_the_longest_answer(served: Resources) -> None:
     answer = served.chat_model(max_new_tokens=8).invoke("Tell me a long story about the sea.")
     assert 4 <= served.engine.count_tokens(answer.text) <= 9
