@@ -162,6 +162,25 @@ def test_the_readers_leaning_applies_through_the_server(
         assert expected in here and expected in there, (lean, here, there)
 
 
+def test_concurrent_conversations_on_the_server_answer_as_they_would_alone(
+    served: Resources, lora: str
+) -> None:
+    """Conversations with different adapters at once: the server takes them in turn,
+    loading each one's adapter, and nobody gets another's answer or a cut-off reply."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    asks = [(adapter, question) for question, _ in FACT_QA[:3] for adapter in (lora, None)]
+
+    def answer(ask: tuple[str | None, str]) -> str:
+        adapter, question = ask
+        return served.chat_model(adapter=adapter).invoke(question).text
+
+    alone = [answer(ask) for ask in asks]
+    with ThreadPoolExecutor(len(asks)) as pool:
+        together = list(pool.map(answer, asks))
+    assert together == alone
+
+
 def test_a_reply_through_the_server_stops_at_the_longest_answer(served: Resources) -> None:
     answer = served.chat_model(max_new_tokens=8).invoke("Tell me a long story about the sea.")
     assert 4 <= served.engine.count_tokens(answer.text) <= 9
