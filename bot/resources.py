@@ -89,6 +89,7 @@ class Resources:
                 questions_max_chunks=s.questions_max_chunks,
                 embedder_name=s.embedder,
                 load_embedder=lambda spec: load_embedder(spec, s.embed_dtype, s.embed_batch_size),
+                chroma_url=s.chroma_url,
             )
 
     @cached_property

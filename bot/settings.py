@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         "natively (about twice as fast, same retrieval quality), else float32 (bfloat16 is "
         "emulated there, about 5 times slower).",
     )
+    chroma_url: str | None = Field(
+        default=None,
+        description="A Chroma server (`chroma run`) that stores the collections' chunks and "
+        "vectors instead of KBOT_HOME, e.g. http://127.0.0.1:8000; manifests and indexes stay "
+        "in KBOT_HOME.",
+    )
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     chunk_size: int = Field(
         default=1000,

@@ -42,6 +42,7 @@ class KnowledgeBase:
         questions_max_chunks: int = 500,
         embedder_name: str = "",
         load_embedder: Callable[[str], Embeddings] | None = None,
+        chroma_url: str | None = None,
     ) -> None:
         self.root = root
         self.embedder = embedder
@@ -52,7 +53,7 @@ class KnowledgeBase:
         # Writes the questions a chunk answers, for the questions mode.
         self.write_questions = write_questions
         self.questions_max_chunks = questions_max_chunks
-        self.store = ChromaStore(root / "chroma", embedder)
+        self.store = ChromaStore(root / "chroma", embedder, url=chroma_url)
         self.lexical = LexicalIndexes(self._folder, self.store)
         self.writer = CollectionWriter(
             self.store, self.embedders.of, chunk_size, chunk_overlap, file_limits, embed_batch_size

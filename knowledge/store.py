@@ -20,15 +20,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import chromadb
+from chromadb.api import ClientAPI
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
-from common.errors import NotFound
+from common.errors import BadInput, NotFound
 from common.files import write_atomically
 
 # Chunks read per request when reading a whole collection.
@@ -48,9 +50,12 @@ class StoredChunk:
 
 
 class ChromaStore:
-    def __init__(self, path: Path, embedder: Embeddings) -> None:
+    def __init__(self, path: Path, embedder: Embeddings, url: str | None = None) -> None:
+        """The store in folder `path`, or on the Chroma server at `url` (`chroma run`); the
+        folder keeps the generation token either way."""
         path.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._url = url
         self._generation_file = path / "generation"
         self._embedder = embedder
         self._lock = threading.RLock()
@@ -58,9 +63,11 @@ class ChromaStore:
 
     def _open(self) -> None:
         self._seen = self._read_generation()
-        self._client = chromadb.PersistentClient(
-            path=str(self._path), settings=ChromaSettings(anonymized_telemetry=False)
-        )
+        settings = ChromaSettings(anonymized_telemetry=False)
+        if self._url:
+            self._client = _server_client(self._url, settings)
+        else:
+            self._client = chromadb.PersistentClient(path=str(self._path), settings=settings)
         self._max_batch = self._client.get_max_batch_size()
 
     def _read_generation(self) -> str:
@@ -224,6 +231,25 @@ class ChromaStore:
         with self._using(writes=True):
             if name in {c.name for c in self._client.list_collections()}:
                 self._client.delete_collection(name)
+
+
+def _server_client(url: str, settings: ChromaSettings) -> ClientAPI:
+    """A client of the Chroma server at `url`; an unreachable server is a clear error."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(f"KBOT_CHROMA_URL={url!r} is not an http(s) URL of a Chroma server.")
+    try:
+        return chromadb.HttpClient(
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            settings=settings,
+        )
+    except Exception as error:  # chromadb raises ValueError, httpx errors...
+        raise BadInput(
+            f"KBOT_CHROMA_URL={url!r}: no Chroma server answers there ({error}). Start one "
+            "(`chroma run --path FOLDER --port PORT`) or unset the setting."
+        ) from error
 
 
 def _column(found: Mapping[str, Any], key: str) -> list:

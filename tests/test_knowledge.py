@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,14 +58,53 @@ def counting(embedder: Embeddings) -> CountingEmbedder:
 
 
 @pytest.fixture
-def kb(tmp_path: Path, counting: CountingEmbedder) -> KnowledgeBase:
-    return KnowledgeBase(tmp_path / "kb", counting, chunk_size=400, chunk_overlap=50)
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real Chroma server (`chroma run`, shipped with chromadb) on loopback, of its own."""
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(tmp_path / "db")]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("chroma run did not start")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.fixture
+def kb(request: pytest.FixtureRequest, tmp_path: Path, counting: CountingEmbedder) -> KnowledgeBase:
+    """A knowledge base storing in KBOT_HOME (embedded Chroma) or, for the tests that
+    parametrize it with "server", in a Chroma server: both keep the same contract."""
+    url = request.getfixturevalue("chroma_server") if getattr(request, "param", "") else None
+    return KnowledgeBase(
+        tmp_path / "kb", counting, chunk_size=400, chunk_overlap=50, chroma_url=url
+    )
+
+
+# The store's contract, on the embedded store and on a Chroma server.
+both_stores = pytest.mark.parametrize(
+    "kb", ["", "server"], indirect=True, ids=["embedded", "server"]
+)
 
 
 def top_source(kb: KnowledgeBase, query: str, name: str = "facts") -> str:
     return Path(kb.search(name, query, 1)[0].source).name
 
 
+@both_stores
 def test_every_format_is_ingested_with_its_metadata(kb: KnowledgeBase, tmp_path: Path) -> None:
     paths = write_facts(tmp_path / "docs")
     result = kb.ingest("facts", paths)
@@ -82,6 +124,33 @@ def test_every_format_is_ingested_with_its_metadata(kb: KnowledgeBase, tmp_path:
     assert any(s and "Saffron owls" in s for s in sections)
 
 
+def test_with_a_chroma_server_the_chunks_live_in_the_server(
+    chroma_server: str, counting: CountingEmbedder, tmp_path: Path
+) -> None:
+    import chromadb
+
+    kb = KnowledgeBase(tmp_path / "kb", counting, chroma_url=chroma_server)
+    result = kb.ingest("facts", write_facts(tmp_path / "docs"))
+    port = int(chroma_server.rsplit(":", 1)[1])
+    stored = chromadb.HttpClient(host="127.0.0.1", port=port).get_collection("kb-facts")
+    assert stored.count() == result.chunks_added > 0
+    assert not list((tmp_path / "kb" / "chroma").glob("*.sqlite3"))
+    # Another knowledge base on the same server reads the same vectors.
+    other = KnowledgeBase(tmp_path / "kb", counting, chroma_url=chroma_server)
+    assert Path(other.search("facts", "glimmerfish at night", 1)[0].source).name == "lake.md"
+
+
+def test_an_unreachable_chroma_server_is_a_clear_error(
+    counting: CountingEmbedder, tmp_path: Path
+) -> None:
+    from common.errors import BadInput
+    from tests.conftest import free_port
+
+    with pytest.raises(BadInput, match="KBOT_CHROMA_URL=.*no Chroma server answers"):
+        KnowledgeBase(tmp_path / "kb", counting, chroma_url=f"http://127.0.0.1:{free_port()}")
+
+
+@both_stores
 def test_scores_are_cosine_similarities_best_first(kb: KnowledgeBase, tmp_path: Path) -> None:
     kb.ingest("facts", write_facts(tmp_path / "docs"))
     hits = kb.search("facts", "zorblax festival in Quillby", 5)
@@ -90,6 +159,7 @@ def test_scores_are_cosine_similarities_best_first(kb: KnowledgeBase, tmp_path: 
     assert Path(hits[0].source).name == "quillby.txt" and scores[0] > 0.5
 
 
+@both_stores
 def test_reingesting_unchanged_files_embeds_nothing(
     kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path
 ) -> None:
@@ -102,6 +172,7 @@ def test_reingesting_unchanged_files_embeds_nothing(
     assert again.chunks_unchanged == first.chunks_added == kb.store.count("facts")
 
 
+@both_stores
 def test_stats_count_what_the_collection_costs(kb: KnowledgeBase, tmp_path: Path) -> None:
     paths = write_facts(tmp_path / "docs")
     result = kb.ingest("facts", paths)
@@ -115,6 +186,7 @@ def test_stats_count_what_the_collection_costs(kb: KnowledgeBase, tmp_path: Path
     assert kb.stats("facts")["ingest_seconds"] == stats["ingest_seconds"]
 
 
+@both_stores
 def test_a_changed_file_replaces_its_chunks_and_reuses_unchanged_ones(
     kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path
 ) -> None:
@@ -133,6 +205,7 @@ def test_a_changed_file_replaces_its_chunks_and_reuses_unchanged_ones(
     assert not any("topic number 5" in t for t in texts)
 
 
+@both_stores
 def test_forget_removes_a_source(kb: KnowledgeBase, tmp_path: Path) -> None:
     paths = write_facts(tmp_path / "docs")
     kb.ingest("facts", paths)
@@ -189,12 +262,14 @@ def test_bad_collection_names_are_refused(kb: KnowledgeBase, tmp_path: Path, nam
     assert not (tmp_path / "etc").exists()
 
 
+@both_stores
 def test_unknown_collections_are_named_in_the_error(kb: KnowledgeBase, tmp_path: Path) -> None:
     kb.ingest("facts", write_facts(tmp_path / "docs")[:1])
     with pytest.raises(UnknownCollectionError, match=r"Unknown collection 'nope'.*facts"):
         kb.search("nope", "anything", 3)
 
 
+@both_stores
 def test_an_exception_halfway_keeps_the_previous_version(
     kb: KnowledgeBase, counting: CountingEmbedder, tmp_path: Path
 ) -> None:
