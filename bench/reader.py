@@ -129,9 +129,14 @@ def variant_label(variant: str) -> str:
 
 
 def command_line() -> str:
+    """The command as run, its variants named as results name them."""
+    words = sys.argv[1:]
     return " ".join(
         ["python bench/reader.py"]
-        + [",".join(map(variant_label, a.split(","))) if "/" in a else a for a in sys.argv[1:]]
+        + [
+            ",".join(map(variant_label, word.split(","))) if earlier == "--variants" else word
+            for earlier, word in zip(["", *words], words, strict=False)
+        ]
     )
 
 
