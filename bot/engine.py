@@ -128,8 +128,8 @@ class ServerEngine:
         name = served_name(adapter)
         if name not in self.served() and name not in self.served(refresh=True):
             raise NotFound(
-                f"The model server has no adapter {name!r}: restart `kbot model-server` after "
-                f"training (vLLM: --lora-modules {name}=FOLDER). It serves: "
+                f"The model server has no adapter {name!r} (`kbot model-server` serves the "
+                f"adapters of its KBOT_HOME; vLLM: --lora-modules {name}=FOLDER). It serves: "
                 f"{', '.join(self.served())}."
             )
         return name

@@ -4,7 +4,8 @@ app reaches it through KBOT_MODEL_URL (`bot.engine.ServerEngine`).
 
 Each adapter is a model name of its own on the server (`served_name`), as vLLM serves LoRA
 modules, so one request names one adapter. The server keeps one model loaded and loads the
-next one a request names; adapters trained after the start are served after a restart.
+next one a request names. An adapter trained after the start is converted and served from
+the first request that names it; one trained again under its old name needs a restart.
 """
 
 from __future__ import annotations
@@ -53,34 +54,43 @@ class Served:
     lora: Path | None
 
 
-def served_models(settings: Settings) -> list[Served]:
-    """The base model first, then every LoRA adapter trained on it, in GGUF."""
-    from adapters.gguf_lora import base_shape, converted_lora
-    from adapters.meta import META_FILE, ArtifactMeta
+def adapter_folders(settings: Settings) -> list[Path]:
+    """The reader and every trained LoRA adapter."""
     from adapters.reader import PACKAGED_READER
     from adapters.registry import ArtifactRegistry
 
-    gguf_file = base_gguf(settings)
-    shape = base_shape(gguf_file)
-    cache = settings.home / "gguf-adapters"
     registry = ArtifactRegistry(settings.adapters_dir)
-    folders = [PACKAGED_READER] + [
-        registry.path(name) for name, meta in registry.all() if meta.method == "lora"
-    ]
-    served = [Served(BASE_NAME, None)]
-    for folder in folders:
-        meta = ArtifactMeta.model_validate_json((folder / META_FILE).read_text())
-        if meta.base_model != settings.model:
-            log.warning("%s was trained on %s: not served", folder.name, meta.base_model)
-            continue
-        served.append(Served(served_name(folder), converted_lora(folder, shape, cache)))
-    return served
+    trained = [registry.path(name) for name, meta in registry.all() if meta.method == "lora"]
+    return [PACKAGED_READER, *trained]
+
+
+def served_adapter(settings: Settings, folder: Path) -> Served | None:
+    """The adapter in `folder` as the server loads it (converted to GGUF once), or None
+    when it was trained on another base model."""
+    from adapters.gguf_lora import base_shape, converted_lora
+    from adapters.meta import META_FILE, ArtifactMeta
+
+    meta = ArtifactMeta.model_validate_json((folder / META_FILE).read_text())
+    if meta.base_model != settings.model:
+        log.warning("%s was trained on %s: not served", folder.name, meta.base_model)
+        return None
+    shape = base_shape(base_gguf(settings))
+    return Served(
+        served_name(folder), converted_lora(folder, shape, settings.home / "gguf-adapters")
+    )
+
+
+def served_models(settings: Settings) -> list[Served]:
+    """The base model first, then every LoRA adapter trained on it, in GGUF."""
+    adapters = (served_adapter(settings, folder) for folder in adapter_folders(settings))
+    return [Served(BASE_NAME, None), *(model for model in adapters if model)]
 
 
 def llama_cpp_app(settings: Settings, models: list[Served], host: str, port: int) -> Any:
-    """llama-cpp-python's FastAPI app serving `models`."""
+    """llama-cpp-python's FastAPI app serving `models`, and adapters trained later from the
+    first request that names them (or lists the models) on."""
     try:
-        from llama_cpp.server.app import create_app
+        from llama_cpp.server import app as server
         from llama_cpp.server.settings import ModelSettings, ServerSettings
     except ImportError as error:
         raise BadInput(
@@ -89,29 +99,42 @@ def llama_cpp_app(settings: Settings, models: list[Served], host: str, port: int
         ) from error
     gguf_file = str(base_gguf(settings))
     threads = settings.torch_threads or os.cpu_count() or 1
-    return create_app(
+    key = settings.model_api_key.get_secret_value()
+
+    def model_settings(model: Served) -> Any:
+        return ModelSettings(
+            model=gguf_file,
+            model_alias=model.name,
+            lora_path=str(model.lora) if model.lora else None,
+            n_ctx=8192,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+
+    app = server.create_app(
         server_settings=ServerSettings(
             host=host,
             port=port,
             # A new request must not cut off another conversation's reply.
             interrupt_requests=False,
-            api_key=settings.model_api_key.get_secret_value()
-            if settings.model_api_key.get_secret_value() != "none"
-            else None,
+            api_key=key if key != "none" else None,
         ),
-        model_settings=[
-            ModelSettings(
-                model=gguf_file,
-                model_alias=model.name,
-                lora_path=str(model.lora) if model.lora else None,
-                n_ctx=8192,
-                n_threads=threads,
-                n_threads_batch=threads,
-                verbose=False,
-            )
-            for model in models
-        ],
+        model_settings=[model_settings(model) for model in models],
     )
+
+    async def with_new_adapters() -> Any:
+        # Every route takes the model proxy through this dependency, holding its lock.
+        async for proxy in server.get_llama_proxy():
+            assert proxy is not None  # create_app set it
+            known = set(proxy)
+            for folder in adapter_folders(settings):
+                if served_name(folder) not in known and (model := served_adapter(settings, folder)):
+                    proxy[model.name] = model_settings(model)
+            yield proxy
+
+    app.dependency_overrides[server.get_llama_proxy] = with_new_adapters
+    return app
 
 
 def run_model_server(settings: Settings, host: str, port: int) -> None:

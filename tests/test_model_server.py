@@ -186,6 +186,18 @@ def test_a_reply_through_the_server_stops_at_the_longest_answer(served: Resource
     assert 4 <= served.engine.count_tokens(answer.text) <= 9
 
 
+def test_an_adapter_trained_after_the_server_started_is_served(
+    served: Resources, resources: Resources, facts_file: Path
+) -> None:
+    from tests.documents import train
+
+    train(resources, "lora", "late-lora", facts_file, max_steps=10)
+    question, answer = FACT_QA[1]
+    assert "bright orange" in answer
+    assert "bright orange" in served.chat_model(adapter="late-lora").invoke(question).text
+    assert "late-lora" in served.engine.served()
+
+
 def test_an_adapter_the_server_does_not_have_is_a_clear_error(
     served: Resources, tmp_path: Path
 ) -> None:
