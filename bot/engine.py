@@ -23,7 +23,7 @@ from bot.model import (
 )
 from bot.model_server import served_name
 from bot.settings import Settings
-from common.errors import NotFound
+from common.errors import BadInput, NotFound
 
 
 class Engine(Protocol):
@@ -126,6 +126,11 @@ class ServerEngine:
         if adapter is None:
             return self.served()[0]
         name = served_name(adapter)
+        if name == self.served()[0]:
+            raise BadInput(
+                f"An adapter named {name!r} cannot be told from the model server's base model: "
+                "rename the adapter to chat with it through the server."
+            )
         if name not in self.served() and name not in self.served(refresh=True):
             raise NotFound(
                 f"The model server has no adapter {name!r} (`kbot model-server` serves the "

@@ -17,7 +17,7 @@ from bot.model import GenerationParams, ModelLoadError
 from bot.resources import Resources
 from bot.service import ChatService
 from bot.settings import Settings
-from common.errors import NotFound
+from common.errors import BadInput, NotFound
 from knowledge.reading import NOT_IN_DOCUMENTS, Evidence, reader_messages
 from tests.cli import ROOT
 from tests.conftest import free_port
@@ -203,6 +203,9 @@ def test_an_adapter_the_server_does_not_have_is_a_clear_error(
 ) -> None:
     with pytest.raises(NotFound, match="model server has no adapter 'untrained'"):
         served.engine.chat_model(GenerationParams(), adapter=tmp_path / "untrained")
+    # An adapter named like the base model is not answered by the base model.
+    with pytest.raises(BadInput, match="adapter named 'base' cannot be told"):
+        served.engine.chat_model(GenerationParams(), adapter=tmp_path / "base")
 
 
 def test_no_server_at_the_url_is_a_clear_error(settings: Settings) -> None:
