@@ -140,6 +140,13 @@ def llama_cpp_app(settings: Settings, models: list[Served], host: str, port: int
 def run_model_server(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
+    from bot.access import is_loopback
+
+    if not is_loopback(host) and settings.model_api_key.get_secret_value() == "none":
+        raise BadInput(
+            f"kbot model-server on {host} would let anyone who reaches it generate: set "
+            "KBOT_MODEL_API_KEY (the app sends the same) or listen on 127.0.0.1."
+        )
     models = served_models(settings)
     log.warning("Serving %s on http://%s:%d/v1", ", ".join(m.name for m in models), host, port)
     uvicorn.run(llama_cpp_app(settings, models, host, port), host=host, port=port)

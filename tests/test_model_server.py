@@ -212,3 +212,11 @@ def test_no_server_at_the_url_is_a_clear_error(settings: Settings) -> None:
     nobody = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(ModelLoadError, match="KBOT_MODEL_URL=.*no model server answers"):
         Resources(settings.model_copy(update={"model_url": nobody})).load()
+
+
+def test_a_model_server_beyond_loopback_needs_a_key(kbot_home: Path) -> None:
+    from tests.cli import kbot
+
+    result = kbot("model-server", "--host", "0.0.0.0", "--port", "1", home=kbot_home)
+    assert result.returncode == 2
+    assert "set KBOT_MODEL_API_KEY" in result.stderr
