@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.gguf_lora import BaseShape, base_shape
 from bot.settings import PACKAGED_MODEL, Settings
 from common.errors import BadInput
 
@@ -54,41 +56,60 @@ class Served:
     lora: Path | None
 
 
-def adapter_folders(settings: Settings) -> list[Path]:
-    """The reader and every trained LoRA adapter."""
-    from adapters.reader import PACKAGED_READER
-    from adapters.registry import ArtifactRegistry
-
-    registry = ArtifactRegistry(settings.adapters_dir)
-    trained = [registry.path(name) for name, meta in registry.all() if meta.method == "lora"]
-    return [PACKAGED_READER, *trained]
-
-
-def served_adapter(settings: Settings, folder: Path) -> Served | None:
+def served_adapter(settings: Settings, folder: Path, shape: BaseShape) -> Served | None:
     """The adapter in `folder` as the server loads it (converted to GGUF once), or None
     when it was trained on another base model."""
-    from adapters.gguf_lora import base_shape, converted_lora
+    from adapters.gguf_lora import converted_lora
     from adapters.meta import META_FILE, ArtifactMeta
 
     meta = ArtifactMeta.model_validate_json((folder / META_FILE).read_text())
     if meta.base_model != settings.model:
         log.warning("%s was trained on %s: not served", folder.name, meta.base_model)
         return None
-    shape = base_shape(base_gguf(settings))
     return Served(
         served_name(folder), converted_lora(folder, shape, settings.home / "gguf-adapters")
     )
 
 
-def served_models(settings: Settings) -> list[Served]:
-    """The base model first, then every LoRA adapter trained on it, in GGUF."""
-    adapters = (served_adapter(settings, folder) for folder in adapter_folders(settings))
-    return [Served(BASE_NAME, None), *(model for model in adapters if model)]
+def new_adapters(settings: Settings, shape: BaseShape, seen: set[str]) -> list[Served]:
+    """The trained LoRA adapters not looked at before (each name is added to `seen`), as
+    served: an artifact's metadata is read once, not on every request."""
+    from adapters.registry import ArtifactRegistry
+
+    registry = ArtifactRegistry(settings.adapters_dir)
+    found = []
+    for name in registry.names():
+        if name in seen:
+            continue
+        seen.add(name)
+        if registry.meta(name).method == "lora" and (
+            model := served_adapter(settings, registry.path(name), shape)
+        ):
+            found.append(model)
+    return found
 
 
-def llama_cpp_app(settings: Settings, models: list[Served], host: str, port: int) -> Any:
-    """llama-cpp-python's FastAPI app serving `models`, and adapters trained later from the
-    first request that names them (or lists the models) on."""
+def served_models(settings: Settings, shape: BaseShape, seen: set[str]) -> list[Served]:
+    """The base model first, then the reader and every LoRA adapter trained on it, in GGUF."""
+    from adapters.reader import PACKAGED_READER
+
+    reader = served_adapter(settings, PACKAGED_READER, shape)
+    return [
+        Served(BASE_NAME, None),
+        *([reader] if reader else []),
+        *new_adapters(settings, shape, seen),
+    ]
+
+
+def llama_cpp_app(
+    settings: Settings,
+    models: list[Served],
+    trained_later: Callable[[], list[Served]],
+    host: str,
+    port: int,
+) -> Any:
+    """llama-cpp-python's FastAPI app serving `models`, and those that `trained_later` finds
+    from the first request that names them (or lists the models) on."""
     try:
         from llama_cpp.server import app as server
         from llama_cpp.server.settings import ModelSettings, ServerSettings
@@ -127,10 +148,8 @@ def llama_cpp_app(settings: Settings, models: list[Served], host: str, port: int
         # Every route takes the model proxy through this dependency, holding its lock.
         async for proxy in server.get_llama_proxy():
             assert proxy is not None  # create_app set it
-            known = set(proxy)
-            for folder in adapter_folders(settings):
-                if served_name(folder) not in known and (model := served_adapter(settings, folder)):
-                    proxy[model.name] = model_settings(model)
+            for model in trained_later():
+                proxy[model.name] = model_settings(model)
             yield proxy
 
     app.dependency_overrides[server.get_llama_proxy] = with_new_adapters
@@ -147,6 +166,9 @@ def run_model_server(settings: Settings, host: str, port: int) -> None:
             f"kbot model-server on {host} would let anyone who reaches it generate: set "
             "KBOT_MODEL_API_KEY (the app sends the same) or listen on 127.0.0.1."
         )
-    models = served_models(settings)
+    shape = base_shape(base_gguf(settings))
+    seen: set[str] = set()
+    models = served_models(settings, shape, seen)
     log.warning("Serving %s on http://%s:%d/v1", ", ".join(m.name for m in models), host, port)
-    uvicorn.run(llama_cpp_app(settings, models, host, port), host=host, port=port)
+    app = llama_cpp_app(settings, models, lambda: new_adapters(settings, shape, seen), host, port)
+    uvicorn.run(app, host=host, port=port)
