@@ -16,7 +16,8 @@ backends, one adapter trained for 2 steps). Then:
     all there and whole, the half-added document is all there or not at all, and no
     training process outlives its server.
 
-Usage: python bench/load.py [--sessions 8] [--seconds 300] [--faults] [--results PATH]
+Usage: python bench/load.py [--sessions 8] [--seconds 300] [--batch-rows N] [--faults]
+                            [--results PATH]
 Writes bench/results/load.json and prints a table.
 """
 
@@ -502,6 +503,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument(
+        "--batch-rows", type=int, help="replies generated together (KBOT_BATCH_ROWS; 1: in turn)"
+    )
+    parser.add_argument(
         "--model-cache", type=Path, help="a data folder's models/ to copy (skips converting)"
     )
     args = parser.parse_args(argv)
@@ -513,6 +517,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     server = prepare(home, backends, free_port())
     env = {"KBOT_MAX_NEW_TOKENS": str(args.max_new_tokens)}
+    if args.batch_rows:
+        env["KBOT_BATCH_ROWS"] = str(args.batch_rows)
     server.start(env)
     try:
         results: dict[str, Any] = {
@@ -521,6 +527,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": args.seconds,
             "backends": backends,
             "max_new_tokens": args.max_new_tokens,
+            "batch_rows": args.batch_rows or "default",
             "load": run_load(server, args.sessions, args.seconds, backends, args.alone),
         }
         if args.faults:

@@ -124,7 +124,8 @@ def server_options(access: Access, uploads: Uploads) -> dict[str, Any]:
 def _info_line(reply: Reply, backend_name: str) -> str:
     # A reply the model did not write (a summary of stored sentences) has no token count.
     tokens = f" · {counted(reply.tokens, 'token')}" if reply.tokens else ""
-    return f"{backend_name}{tokens} · {reply.latency_s:.1f} s"
+    waited = f" (waited {reply.queue_s:.1f} s for the model)" if reply.queue_s >= 0.5 else ""
+    return f"{backend_name}{tokens} · {reply.latency_s:.1f} s{waited}"
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")

@@ -57,7 +57,7 @@ class LocalEngine:
         self.settings = settings
         self._lock = threading.Lock()
         self._model: LoadedModel | None = None
-        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb)
+        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb, settings.batch_rows)
 
     @property
     def model(self) -> LoadedModel:
@@ -98,7 +98,7 @@ class ServerEngine:
         assert settings.model_url, "ServerEngine needs KBOT_MODEL_URL"
         self.settings = settings
         self.url = settings.model_url.rstrip("/")
-        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb)
+        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb, settings.batch_rows)
         self._served: list[str] = []
         self._lock = threading.Lock()
 

@@ -75,7 +75,11 @@ class LocalChatModel(BaseChatModel):
                     "output_tokens": stats.completion_tokens,
                     "total_tokens": stats.prompt_tokens + stats.completion_tokens,
                 },
-                response_metadata={"seconds": stats.seconds, "first_token_s": stats.first_token_s},
+                response_metadata={
+                    "seconds": stats.seconds,
+                    "first_token_s": stats.first_token_s,
+                    "queue_s": stats.queue_s,
+                },
             )
         )
 

@@ -1,9 +1,9 @@
 """The one place that loads the base model and generates text with it.
 
-The model is loaded once per process and shared by every conversation. Generation holds a lock:
-one forward pass at a time is what a CPU can do anyway, and it keeps adapter switching and
-streaming safe when several conversations talk at once. Loading and generating run on the
-compute thread (`common/compute.py`), which keeps torch fast on few cores.
+The model is loaded once per process and shared by every conversation. Concurrent replies
+share its forward passes, each with its own adapter (`bot/batching.py`); every forward pass
+holds the model's lock. Loading and generating run on the compute thread
+(`common/compute.py`), which keeps torch fast on few cores.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.batching import Batcher, Reply
 from bot.settings import PACKAGED_MODEL, Settings
 from common import compute
 from common.errors import BadInput, OverLimit
@@ -82,6 +83,7 @@ class GenerationStats:
     completion_tokens: int = 0
     seconds: float = 0.0
     first_token_s: float | None = None
+    queue_s: float = 0.0  # of `seconds`, the wait before the model read the prompt
 
 
 def packaged_gguf_dir() -> Path:
@@ -134,15 +136,17 @@ def model_location(settings: Settings) -> str:
 
 
 class LoadedModel:
-    """A model with its tokenizer and the lock that serialises generation on it.
+    """A model with its tokenizer, the scheduler of its replies, and the lock that every
+    forward pass on it holds.
 
     LoRA adapters ride on the one base model: PEFT injects each adapter's small matrices
-    next to the base weights once, and a generation picks its adapter (or none) while it
-    holds the lock, so conversations never see each other's adapter and the base is never
-    reloaded or copied.
+    next to the base weights once, and each reply in a batch names its adapter (or none), so
+    conversations never see each other's adapter and the base is never reloaded or copied.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, load_seconds: float) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, name: str, load_seconds: float, batch_rows: int = 8
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -150,6 +154,7 @@ class LoadedModel:
         self.lock = threading.Lock()
         self.peft: Any = None  # the PeftModel around `model`, once an adapter is loaded
         self.adapters: dict[str, str] = {}  # adapter key -> folder
+        self.batcher = Batcher(self, batch_rows)
 
     def add_adapter(self, folder: Path) -> str:
         """Load the PEFT adapter in `folder` (once per version); returns its key."""
@@ -234,91 +239,68 @@ class LoadedModel:
         stats: GenerationStats | None = None,
         stop: threading.Event | None = None,
         adapter: str | None = None,
-    ) -> Iterator[str]:
-        """Yield the reply to `messages` piece by piece. Closing the iterator stops generation."""
-        import torch
-        from transformers import (
-            LogitsProcessorList,
-            StoppingCriteria,
-            StoppingCriteriaList,
-            TextIteratorStreamer,
-        )
+    ) -> Generator[str]:
+        """Yield the reply to `messages` piece by piece. Closing the iterator stops generation.
+        The reply shares forward passes with the other replies under way (`bot/batching.py`)."""
+        from transformers import TextIteratorStreamer
 
         stats = stats if stats is not None else GenerationStats()
-        stop = stop or threading.Event()
-        stopped = stop.is_set
-
-        class _StopOnEvent(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                # One flag for every sequence of the batch, as StoppingCriteria returns.
-                return torch.full((input_ids.shape[0],), stopped(), device=input_ids.device)
-
         input_ids = self.encode_chat(messages, params.max_new_tokens)
         # A short timeout only to look up now and then: how long a reply may wait for the
-        # compute thread is `max_wait_s`, and once it runs, its pieces come steadily.
+        # model is `max_wait_s`, and once it runs, its pieces come steadily.
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=1.0
         )
-        sampling = params.temperature > 0
-        kwargs: dict[str, Any] = dict(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=params.max_new_tokens,
-            do_sample=sampling,
-            repetition_penalty=params.repetition_penalty,
+        streamer.put(input_ids)  # the prompt, which the streamer skips: it decodes what follows
+        reply = Reply(
+            prompt=input_ids,
+            params=params,
+            adapter=adapter,
             streamer=streamer,
-            stopping_criteria=StoppingCriteriaList([_StopOnEvent()]),
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            stop=stop or threading.Event(),
+            processors=self._processors(params, int(input_ids.shape[1])),
         )
-        if params.lean_towards and params.lean:
-            reply = self.tokenizer.encode(params.lean_towards, add_special_tokens=False)
-            kwargs["logits_processor"] = LogitsProcessorList(
-                [LeanTowards(reply, int(input_ids.shape[1]), params.lean)]
-            )
-        if sampling:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p)
-        else:  # silence transformers' warnings about sampling knobs that greedy ignores
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-            if params.prompt_lookup:
-                kwargs.update(prompt_lookup_num_tokens=params.prompt_lookup)
-
-        outcome: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                with self.lock, torch.inference_mode(), self._adapter(adapter) as model:
-                    outcome["ids"] = model.generate(**kwargs)
-            except BaseException as error:  # re-raised in the consumer's thread
-                outcome["error"] = error
-                streamer.end()
-
         started = time.perf_counter()
-        job = compute.submit(run)
+        self.batcher.submit(reply)
         try:
-            for piece in _pieces(streamer, job, started + params.max_wait_s):
+            for piece in _pieces(reply, self.batcher, started + params.max_wait_s):
                 if piece:
                     if stats.first_token_s is None:
                         stats.first_token_s = time.perf_counter() - started
                     yield piece
         finally:
-            stop.set()
-            # A reply given up before the compute thread reached it (a client gone while it
-            # waited, or `ModelBusy`) leaves the queue; one under way stops at the next token.
-            if not job.cancel():
-                job.result()
+            reply.stop.set()
+            # A reply given up before its prompt was read (a client gone while it waited, or
+            # `ModelBusy`) leaves the line; one under way stops at its next token.
+            if not self.batcher.withdraw(reply):
+                reply.done.wait()
             stats.seconds = time.perf_counter() - started
+            stats.queue_s = reply.queue_s
             stats.prompt_tokens = int(input_ids.shape[1])
-            if "ids" in outcome:
-                generated = outcome["ids"][0, input_ids.shape[1] :].tolist()
-                # The end-of-sequence token that stops a reply is not part of the answer.
-                while generated and generated[-1] in (
-                    self.tokenizer.eos_token_id,
-                    self.tokenizer.pad_token_id,
-                ):
-                    generated.pop()
-                stats.completion_tokens = len(generated)
-        if "error" in outcome:
-            raise outcome["error"]
+            stats.completion_tokens = len(reply.tokens)
+        if reply.error is not None:
+            raise reply.error
+
+    def _processors(self, params: GenerationParams, prompt_tokens: int) -> Any:
+        """How one reply's scores become its next token: as `generate` would set them up."""
+        from transformers import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        processors = LogitsProcessorList()
+        if params.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+        if params.lean_towards and params.lean:
+            reply = self.tokenizer.encode(params.lean_towards, add_special_tokens=False)
+            processors.append(LeanTowards(reply, prompt_tokens, params.lean))
+        if params.temperature > 0:
+            processors.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_p < 1.0:
+                processors.append(TopPLogitsWarper(params.top_p))
+        return processors
 
 
 class LeanTowards:
@@ -339,17 +321,16 @@ class LeanTowards:
         return scores
 
 
-def _pieces(streamer: Any, job: Any, give_up_at: float) -> Iterator[str]:
-    """The streamer's text as it comes; `ModelBusy` if the job has not started by
-    `give_up_at` (it is then taken off the compute thread's queue)."""
+def _pieces(reply: Reply, batcher: Batcher, give_up_at: float) -> Iterator[str]:
+    """The reply's text as it comes; `ModelBusy` if its prompt has not been read by
+    `give_up_at` (it then leaves the waiting line)."""
     while True:
         try:
-            yield next(streamer)
+            yield next(reply.streamer)
         except StopIteration:
             return
         except queue.Empty:
-            waited_too_long = time.perf_counter() > give_up_at and not job.running()
-            if waited_too_long and job.cancel():  # cancel fails once the job has started
+            if time.perf_counter() > give_up_at and batcher.withdraw(reply):
                 raise ModelBusy(
                     "The server is too busy to answer now: this request waited for the "
                     "model longer than its limit (setting KBOT_MAX_WAIT_S). Please try "
@@ -389,30 +370,32 @@ def _load_model(settings: Settings) -> LoadedModel:
         tokenizer=tokenizer,
         name=settings.model,
         load_seconds=time.perf_counter() - started,
+        batch_rows=settings.batch_rows,
     )
 
 
-def load_checkpoint(folder: Path) -> LoadedModel:
+def load_checkpoint(folder: Path, batch_rows: int = 8) -> LoadedModel:
     """A fully fine-tuned checkpoint (`save_pretrained` folder) as a model of its own."""
-    return compute.run(_load_checkpoint, folder)
+    return compute.run(_load_checkpoint, folder, batch_rows)
 
 
-def _load_checkpoint(folder: Path) -> LoadedModel:
+def _load_checkpoint(folder: Path, batch_rows: int) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    return LoadedModel(model, tokenizer, folder.name, time.perf_counter() - started)
+    return LoadedModel(model, tokenizer, folder.name, time.perf_counter() - started, batch_rows)
 
 
 class CheckpointCache:
     """Full checkpoints are whole models: keep the most recently used ones under a memory cap
     (least recently used goes first; the one just asked for always stays)."""
 
-    def __init__(self, cap_mb: float) -> None:
+    def __init__(self, cap_mb: float, batch_rows: int = 8) -> None:
         self.cap_bytes = cap_mb * 2**20
+        self.batch_rows = batch_rows
         self._models: OrderedDict[str, tuple[LoadedModel, int]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -422,7 +405,7 @@ class CheckpointCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key][0]
-            loaded = load_checkpoint(folder)
+            loaded = load_checkpoint(folder, self.batch_rows)
             size = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
             self._models[key] = (loaded, size)
             while len(self._models) > 1 and self.resident_bytes > self.cap_bytes:

@@ -36,6 +36,7 @@ def answer_provenance(
         "model": resources.settings.model,
         "answered_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "latency_s": round(reply.latency_s, 3),
+        "queue_s": round(reply.queue_s, 3),
         "tokens": reply.tokens,
         "prompt_tokens": reply.prompt_tokens,
     }

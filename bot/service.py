@@ -39,6 +39,7 @@ class Reply:
     prompt_tokens: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)  # set on the final reply
     latency_s: float = 0.0
+    queue_s: float = 0.0  # of `latency_s`, the wait for the model (other replies before it)
     done: bool = False
 
     def as_json(self) -> dict[str, Any]:
@@ -46,6 +47,7 @@ class Reply:
             "answer": self.answer,
             "backend": self.backend,
             "latency_s": round(self.latency_s, 3),
+            "queue_s": round(self.queue_s, 3),
             "tokens": self.tokens,
             "prompt_tokens": self.prompt_tokens,
         }
@@ -155,6 +157,7 @@ class ChatService:
                 if piece.usage_metadata:
                     reply.tokens = piece.usage_metadata["output_tokens"]
                     reply.prompt_tokens = piece.usage_metadata["input_tokens"]
+                reply.queue_s += piece.response_metadata.get("queue_s", 0.0)
             reply.latency_s = time.perf_counter() - started
             yield replace(reply)  # a snapshot: consumers may keep earlier ones
         reply.answer = reply.answer.strip()

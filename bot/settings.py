@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         description="Chat requests one caller (user, API key, or address) may have running or "
         "waiting; more are turned away (429 on the API), so one caller cannot starve others.",
     )
+    batch_rows: int = Field(
+        default=8,
+        ge=1,
+        description="Replies generated together in one batch on the in-process model; more "
+        "wait for a place. 1 answers one request at a time.",
+    )
     max_wait_s: int = Field(
         default=600,
         ge=1,

@@ -40,6 +40,12 @@ def submit(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T
     return _executor.submit(fn, *args, **kwargs)
 
 
+def enqueue(fn: Callable[[], object]) -> None:
+    """Queue `fn` behind the jobs already waiting, even from the compute thread itself: a job
+    that works in steps (batched generation) lets other jobs run between its steps."""
+    _executor.submit(fn)
+
+
 def run(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)` on the compute thread; waits for it. Never call this while
     holding a lock that a compute job may take: the job would wait for the caller forever."""
