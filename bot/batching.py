@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ class Reply:
     submitted: float = field(default_factory=time.perf_counter)
     admitted: float | None = None
     tokens: list[int] = field(default_factory=list)
+    cached_tokens: int = 0  # of the prompt, taken from the prefix cache
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -56,9 +57,10 @@ class Batcher:
     """Schedules the replies of one model; every method but `submit`/`withdraw` runs on the
     compute thread, under the model's lock."""
 
-    def __init__(self, loaded: LoadedModel, max_rows: int) -> None:
+    def __init__(self, loaded: LoadedModel, max_rows: int, prefix_cache_mb: float = 256) -> None:
         self.loaded = loaded
         self.max_rows = max_rows
+        self.prefixes = PrefixCache(prefix_cache_mb * 2**20)
         self._waiting: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
@@ -125,11 +127,8 @@ class Batcher:
         if reply.stop.is_set():
             _finish(reply)
             return
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.loaded.model.config)
         try:
-            logits = self._forward(reply.prompt, None, None, cache, [reply.adapter])
+            cache, logits = self._read_prompt(reply)
             token = _choose(reply, logits[:, -1])
         except Exception as error:  # this reply's fault (an unknown adapter); others go on
             _finish(reply, error)
@@ -139,12 +138,31 @@ class Batcher:
             return
         self._join(reply, token, cache)
 
+    def _read_prompt(self, reply: Reply) -> tuple[Any, Any]:
+        """The reply's prompt in a cache of its own, and the scores after it. What an earlier
+        prompt with the same adapter began with is taken from the prefix cache."""
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        cache = DynamicCache(config=self.loaded.model.config)
+        self._mergeable = all(type(layer) is DynamicLayer for layer in cache.layers)
+        prompt = reply.prompt
+        known = self.prefixes.longest(reply.adapter, prompt[0]) if self._mergeable else []
+        for index, (keys, values) in enumerate(known):
+            cache.update(keys, values, index)
+        start = reply.cached_tokens = known[0][0].shape[2] if known else 0
+        positions = torch.arange(start, prompt.shape[1]).unsqueeze(0)
+        mask = torch.ones_like(prompt)
+        logits = self._forward(prompt[:, start:], mask, positions, cache, [reply.adapter])
+        if self._mergeable:
+            self.prefixes.keep(reply.adapter, prompt[0], cache)
+        return cache, logits
+
     def _join(self, reply: Reply, token: int, cache: Any) -> None:
         """Add a reply whose prompt was just read to the batch, padding the shorter side."""
         import torch
-        from transformers.cache_utils import DynamicLayer
 
-        self._mergeable = all(type(layer) is DynamicLayer for layer in cache.layers)
         if not self._rows:
             self._rows, self._cache, self._pads, self._newest = [reply], cache, [0], [token]
             return
@@ -257,6 +275,63 @@ class Batcher:
 
     def _reset(self) -> None:
         self._rows, self._cache, self._pads, self._newest = [], None, [], []
+
+
+class PrefixCache:
+    """The keys and values of recent prompts, per adapter, under a memory cap (least recently
+    used go first). A prompt that begins like one read before, as every prompt begins with its
+    system prompt and a conversation's next turn with the turns before it, reads only the rest."""
+
+    def __init__(self, max_bytes: float) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[int, tuple[str | None, Any, list[tuple[Any, Any]]]] = (
+            OrderedDict()
+        )
+        self._bytes: dict[int, int] = {}
+        self._next = 0
+
+    def longest(self, adapter: str | None, prompt: Any) -> list[tuple[Any, Any]]:
+        """Per layer, the keys and values of the longest beginning of `prompt` (token ids) read
+        before with `adapter`, always leaving its last token to read; [] when none."""
+        best, best_key = 0, None
+        for key, (their_adapter, ids, _) in self._entries.items():
+            if their_adapter != adapter:
+                continue
+            shared = min(len(ids), len(prompt) - 1)
+            differs = (ids[:shared] != prompt[:shared]).nonzero()
+            same = int(differs[0, 0]) if len(differs) else shared
+            if same > best:
+                best, best_key = same, key
+        if best_key is None:
+            return []
+        self._entries.move_to_end(best_key)
+        layers = self._entries[best_key][2]
+        return [(keys[:, :, :best], values[:, :, :best]) for keys, values in layers]
+
+    def keep(self, adapter: str | None, prompt: Any, cache: Any) -> None:
+        """Remember `cache`, the keys and values of `prompt` just read. An entry that is a
+        beginning of it goes: this one holds all it held."""
+        if self.max_bytes <= 0:
+            return
+        for key, (their_adapter, ids, _) in list(self._entries.items()):
+            within = their_adapter == adapter and len(ids) <= len(prompt)
+            if within and bool((ids == prompt[: len(ids)]).all()):
+                self._drop(key)
+        # The cache's tensors are never changed in place (each step makes new ones), so
+        # holding them is holding this prompt's keys and values.
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        self._entries[self._next] = (adapter, prompt.clone(), layers)
+        self._bytes[self._next] = sum(k.nbytes + v.nbytes for k, v in layers)
+        self._next += 1
+        while len(self._entries) > 1 and sum(self._bytes.values()) > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: int) -> None:
+        del self._entries[key], self._bytes[key]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes.clear()
 
 
 def _left_padded(tensors: list[Any], length: int) -> list[Any]:

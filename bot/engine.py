@@ -14,6 +14,7 @@ from langchain_core.language_models import BaseChatModel
 
 from bot.llm import LocalChatModel
 from bot.model import (
+    Batching,
     CheckpointCache,
     GenerationParams,
     LoadedModel,
@@ -57,7 +58,9 @@ class LocalEngine:
         self.settings = settings
         self._lock = threading.Lock()
         self._model: LoadedModel | None = None
-        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb, settings.batch_rows)
+        self.checkpoints = CheckpointCache(
+            settings.checkpoint_cache_mb, Batching.from_settings(settings)
+        )
 
     @property
     def model(self) -> LoadedModel:
@@ -98,7 +101,9 @@ class ServerEngine:
         assert settings.model_url, "ServerEngine needs KBOT_MODEL_URL"
         self.settings = settings
         self.url = settings.model_url.rstrip("/")
-        self.checkpoints = CheckpointCache(settings.checkpoint_cache_mb, settings.batch_rows)
+        self.checkpoints = CheckpointCache(
+            settings.checkpoint_cache_mb, Batching.from_settings(settings)
+        )
         self._served: list[str] = []
         self._lock = threading.Lock()
 

@@ -74,6 +74,7 @@ class LocalChatModel(BaseChatModel):
                     "input_tokens": stats.prompt_tokens,
                     "output_tokens": stats.completion_tokens,
                     "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+                    "input_token_details": {"cache_read": stats.cached_tokens},
                 },
                 response_metadata={
                     "seconds": stats.seconds,

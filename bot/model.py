@@ -71,6 +71,18 @@ class GenerationParams:
         )
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How replies share the model: how many at once, and the memory for prompts read before."""
+
+    rows: int = _setting("batch_rows")
+    prefix_cache_mb: float = _setting("prefix_cache_mb")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Batching:
+        return cls(rows=settings.batch_rows, prefix_cache_mb=settings.prefix_cache_mb)
+
+
 class ModelBusy(OverLimit):
     """The model did not get to a request within its longest wait (`max_wait_s`)."""
 
@@ -80,6 +92,7 @@ class GenerationStats:
     """Filled in while a reply streams; read it once the stream is exhausted."""
 
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of `prompt_tokens`, read before (`bot/batching.py` PrefixCache)
     completion_tokens: int = 0
     seconds: float = 0.0
     first_token_s: float | None = None
@@ -145,7 +158,12 @@ class LoadedModel:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, name: str, load_seconds: float, batch_rows: int = 8
+        self,
+        model: Any,
+        tokenizer: Any,
+        name: str,
+        load_seconds: float,
+        batching: Batching | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -154,7 +172,8 @@ class LoadedModel:
         self.lock = threading.Lock()
         self.peft: Any = None  # the PeftModel around `model`, once an adapter is loaded
         self.adapters: dict[str, str] = {}  # adapter key -> folder
-        self.batcher = Batcher(self, batch_rows)
+        batching = batching or Batching()
+        self.batcher = Batcher(self, batching.rows, batching.prefix_cache_mb)
 
     def add_adapter(self, folder: Path) -> str:
         """Load the PEFT adapter in `folder` (once per version); returns its key."""
@@ -277,6 +296,7 @@ class LoadedModel:
             stats.seconds = time.perf_counter() - started
             stats.queue_s = reply.queue_s
             stats.prompt_tokens = int(input_ids.shape[1])
+            stats.cached_tokens = reply.cached_tokens
             stats.completion_tokens = len(reply.tokens)
         if reply.error is not None:
             raise reply.error
@@ -370,32 +390,32 @@ def _load_model(settings: Settings) -> LoadedModel:
         tokenizer=tokenizer,
         name=settings.model,
         load_seconds=time.perf_counter() - started,
-        batch_rows=settings.batch_rows,
+        batching=Batching.from_settings(settings),
     )
 
 
-def load_checkpoint(folder: Path, batch_rows: int = 8) -> LoadedModel:
+def load_checkpoint(folder: Path, batching: Batching | None = None) -> LoadedModel:
     """A fully fine-tuned checkpoint (`save_pretrained` folder) as a model of its own."""
-    return compute.run(_load_checkpoint, folder, batch_rows)
+    return compute.run(_load_checkpoint, folder, batching)
 
 
-def _load_checkpoint(folder: Path, batch_rows: int) -> LoadedModel:
+def _load_checkpoint(folder: Path, batching: Batching | None) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    return LoadedModel(model, tokenizer, folder.name, time.perf_counter() - started, batch_rows)
+    return LoadedModel(model, tokenizer, folder.name, time.perf_counter() - started, batching)
 
 
 class CheckpointCache:
     """Full checkpoints are whole models: keep the most recently used ones under a memory cap
     (least recently used goes first; the one just asked for always stays)."""
 
-    def __init__(self, cap_mb: float, batch_rows: int = 8) -> None:
+    def __init__(self, cap_mb: float, batching: Batching | None = None) -> None:
         self.cap_bytes = cap_mb * 2**20
-        self.batch_rows = batch_rows
+        self.batching = batching
         self._models: OrderedDict[str, tuple[LoadedModel, int]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -405,7 +425,7 @@ class CheckpointCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key][0]
-            loaded = load_checkpoint(folder, self.batch_rows)
+            loaded = load_checkpoint(folder, self.batching)
             size = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
             self._models[key] = (loaded, size)
             while len(self._models) > 1 and self.resident_bytes > self.cap_bytes:

@@ -198,6 +198,13 @@ class Settings(BaseSettings):
         description="Replies generated together in one batch on the in-process model; more "
         "wait for a place. 1 answers one request at a time.",
     )
+    prefix_cache_mb: float = Field(
+        default=256,
+        ge=0,
+        description="Memory for the keys and values of prompts read recently: a prompt that "
+        "begins like one of them (the system prompt, a conversation's earlier turns) reads "
+        "only the rest. 0: off.",
+    )
     max_wait_s: int = Field(
         default=600,
         ge=1,

@@ -127,3 +127,32 @@ def test_a_reply_alone_drafts_from_its_prompt_and_answers_the_same(resources: Re
     (drafted, fewer), (plain, every) = reply(8), reply(0)
     assert drafted == plain and len(plain.split()) >= 3 and plain.strip() in evidence[0].text
     assert fewer < every
+
+
+def test_a_conversations_next_turn_reads_only_what_is_new(resources: Resources) -> None:
+    """The earlier turns' keys and values are kept (the prefix cache): the next turn reads
+    only the new message, and answers as it does when it reads the whole prompt."""
+    loaded = resources.model
+    params = GenerationParams(max_new_tokens=16, temperature=0.0)
+    first = [{"role": "user", "content": "What is the capital of France?"}]
+    asked = GenerationStats()
+    answer = "".join(loaded.stream(first, params, asked)).strip()
+    second = [
+        *first,
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "And what is the capital of Italy?"},
+    ]
+    followed = GenerationStats()
+    kept = "".join(loaded.stream(second, params, followed))
+    assert followed.cached_tokens >= asked.prompt_tokens
+    assert followed.cached_tokens < followed.prompt_tokens
+    prefixes = loaded.batcher.prefixes
+    room = prefixes.max_bytes
+    prefixes.clear()
+    prefixes.max_bytes = 0
+    try:
+        whole = GenerationStats()
+        assert "".join(loaded.stream(second, params, whole)) == kept
+        assert whole.cached_tokens == 0
+    finally:
+        prefixes.max_bytes = room
