@@ -31,14 +31,23 @@ class ArtifactRegistry:
         self.root = root
 
     def path(self, name: str) -> Path:
+        """The artifact's folder. Between the two renames of a replacement (or after a crash
+        there) the old version is the one in, under its hidden name: readers find it there
+        and never move it, since another process may be in the middle of publishing."""
+        final = self._final(name)
+        trash = self._trash(name)
+        return trash if not final.exists() and trash.exists() else final
+
+    def _final(self, name: str) -> Path:
         return self.root / validate_name(name, "adapter")
 
     def _trash(self, name: str) -> Path:
         return self.root / f".replaced-{name}"
 
     def _recover(self, name: str) -> None:
-        """Finish a replacement that a crash interrupted between its two renames."""
-        trash, final = self._trash(name), self.path(name)
+        """Finish a replacement that a crash interrupted between its two renames (writers
+        only: they take turns under the training lock)."""
+        trash, final = self._trash(name), self._final(name)
         if trash.exists() and not final.exists():
             trash.rename(final)
         elif trash.exists():
@@ -47,14 +56,14 @@ class ArtifactRegistry:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        for trash in self.root.glob(".replaced-*"):
-            self._recover(trash.name.removeprefix(".replaced-"))
-        # Hidden folders are work in progress (staging, a replaced artifact), not artifacts.
-        return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if not p.name.startswith(".") and (p / META_FILE).is_file()
-        )
+        # Hidden folders are work in progress (staging), or an artifact's old version while
+        # it is being replaced, which stays its name's artifact until the new one is in.
+        names = set()
+        for folder in self.root.iterdir():
+            name = folder.name.removeprefix(".replaced-")
+            if not name.startswith(".") and (folder / META_FILE).is_file():
+                names.add(name)
+        return sorted(names)
 
     def names_of(self, method: str) -> list[str]:
         return [name for name in self.names() if self.meta(name).method == method]
@@ -76,7 +85,6 @@ class ArtifactRegistry:
         shutil.rmtree(self.path(name))
 
     def check_free(self, name: str, overwrite: bool) -> None:
-        self._recover(validate_name(name, "adapter"))
         if self.path(name).exists() and not overwrite:
             raise ArtifactExistsError(
                 f"An adapter or checkpoint named {name!r} exists; choose another name or "
@@ -97,8 +105,9 @@ class ArtifactRegistry:
 
     def publish(self, staging: Path, name: str, overwrite: bool) -> Path:
         """Move a complete artifact into place; the old one goes only once the new one is in."""
+        self._recover(name)
         self.check_free(name, overwrite)
-        final, trash = self.path(name), self._trash(name)
+        final, trash = self._final(name), self._trash(name)
         if final.exists():
             final.rename(trash)
         staging.rename(final)

@@ -145,8 +145,13 @@ def test_a_run_killed_halfway_leaves_the_earlier_adapter_intact(
     assert died.returncode == -9, died.stderr[-2000:]
     assert lora in resources.artifacts.names()
     assert not [name for name in resources.artifacts.names() if name.startswith(".")]
-    assert (folder / "adapter_model.safetensors").read_bytes() == before
+    kept = resources.artifacts.path(lora)  # its hidden name, if the swap was cut in two
+    assert (kept / "adapter_model.safetensors").read_bytes() == before
     assert resources.artifacts.meta(lora).steps == FIXTURE_STEPS
+    assert "Orla Fennimore" in answer(resources, "lora", adapter=lora)
+    # The next publish finishes (or undoes) the interrupted swap: listing never moves it.
+    train(resources, "lora", lora, facts_file, max_steps=FIXTURE_STEPS, overwrite=True)
+    assert resources.artifacts.path(lora) == folder
     assert not list(folder.parent.glob(".replaced-*")), "the interrupted swap was undone"
     assert "Orla Fennimore" in answer(resources, "lora", adapter=lora)
 
@@ -304,3 +309,26 @@ def test_a_reader_is_a_lora_adapter_and_needs_a_collection(tmp_path: Path) -> No
     )  # fmt: skip
     assert result.returncode != 0 and "--collection" in result.stderr
     assert not (tmp_path / "home" / "adapters" / "r").exists()
+
+
+def test_listing_adapters_during_a_replacement_moves_nothing(tmp_path: Path) -> None:
+    """Another process (a replica, the model server) may list adapters while one is being
+    replaced, between its two renames: it sees the old version, and the publish goes on."""
+    from adapters.meta import META_FILE
+    from adapters.registry import ArtifactRegistry
+
+    registry = ArtifactRegistry(tmp_path / "adapters")
+    old = registry.staging("notes")
+    (old / META_FILE).write_text("old")
+    registry.publish(old, "notes", overwrite=False)
+    registry.path("notes").rename(tmp_path / "adapters" / ".replaced-notes")  # the first rename
+
+    assert registry.names() == ["notes"]
+    assert (registry.path("notes") / META_FILE).read_text() == "old"
+    assert (tmp_path / "adapters" / ".replaced-notes").is_dir(), "listing moved it back"
+
+    new = registry.staging("notes")
+    (new / META_FILE).write_text("new")
+    registry.publish(new, "notes", overwrite=True)
+    assert (registry.path("notes") / META_FILE).read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == ["notes"]
