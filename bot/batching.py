@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from bot.model import GenerationParams, LoadedModel
 
 BASE = "__base__"  # PEFT's adapter name for "no adapter" in a mixed-adapter batch
+# Prompt tokens read in one step, beyond the first prompt: reading takes as long as a few
+# steps of decoding per 100 tokens on a CPU, which every reply under way waits for.
+READ_PER_STEP = 128
 
 
 @dataclass(eq=False)
@@ -105,7 +108,7 @@ class Batcher:
         try:
             with self.loaded.lock, torch.inference_mode():
                 self._drop_stopped()
-                self._admit_one()
+                self._admit()
                 if self._rows:
                     self._advance()
         except BaseException as error:  # every reply in the batch is told; the next step is clean
@@ -117,26 +120,37 @@ class Batcher:
                 self._scheduled = False
                 self._schedule()
 
-    def _admit_one(self) -> None:
+    def _admit(self) -> None:
+        """Read waiting prompts: one at least, and more while their new tokens (what the
+        prefix cache did not hold) stay within `READ_PER_STEP`, so the replies under way are
+        not held up for long, and short follow-ups start together."""
+        read = 0
+        while read < READ_PER_STEP and (tokens := self._admit_one()) is not None:
+            read += tokens
+
+    def _admit_one(self) -> int | None:
+        """Admit the first waiting reply, if there is room; how many prompt tokens it read."""
         full = len(self._rows) >= (self.max_rows if self._mergeable else 1)
         with self._lock:
             if full or not self._waiting:
-                return
+                return None
             reply = self._waiting.popleft()
         reply.admitted = time.perf_counter()
         if reply.stop.is_set():
             _finish(reply)
-            return
+            return 0
         try:
             cache, logits = self._read_prompt(reply)
             token = _choose(reply, logits[:, -1])
         except Exception as error:  # this reply's fault (an unknown adapter); others go on
             _finish(reply, error)
-            return
+            return 0
+        read = reply.prompt.shape[1] - reply.cached_tokens
         if _take(reply, token, self._eos):
             _finish(reply)
-            return
-        self._join(reply, token, cache)
+        else:
+            self._join(reply, token, cache)
+        return read
 
     def _read_prompt(self, reply: Reply) -> tuple[Any, Any]:
         """The reply's prompt in a cache of its own, and the scores after it. What an earlier
