@@ -16,8 +16,8 @@ backends, one adapter trained for 2 steps). Then:
     all there and whole, the half-added document is all there or not at all, and no
     training process outlives its server.
 
-Usage: python bench/load.py [--sessions 8] [--seconds 300] [--batch-rows N] [--faults]
-                            [--results PATH]
+Usage: [KBOT_BATCH_ROWS=1 ...] python bench/load.py [--sessions 8] [--seconds 300] [--faults]
+                                                   [--results PATH]
 Writes bench/results/load.json and prints a table.
 """
 
@@ -65,6 +65,7 @@ QUESTIONS = {
     "summary": "What is this collection about?",
 }
 WAYS = ("api-stream", "api", "gradio")
+ENGINE_SETTINGS = ("KBOT_BATCH_ROWS", "KBOT_PREFIX_CACHE_MB", "KBOT_MODEL_URL")
 
 
 @dataclass
@@ -503,9 +504,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument(
-        "--batch-rows", type=int, help="replies generated together (KBOT_BATCH_ROWS; 1: in turn)"
-    )
-    parser.add_argument(
         "--model-cache", type=Path, help="a data folder's models/ to copy (skips converting)"
     )
     args = parser.parse_args(argv)
@@ -517,8 +515,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     server = prepare(home, backends, free_port())
     env = {"KBOT_MAX_NEW_TOKENS": str(args.max_new_tokens)}
-    if args.batch_rows:
-        env["KBOT_BATCH_ROWS"] = str(args.batch_rows)
     server.start(env)
     try:
         results: dict[str, Any] = {
@@ -527,7 +523,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": args.seconds,
             "backends": backends,
             "max_new_tokens": args.max_new_tokens,
-            "batch_rows": args.batch_rows or "default",
+            # The server inherits this environment: KBOT_BATCH_ROWS=1 KBOT_PREFIX_CACHE_MB=0
+            # answers one request at a time, reading every prompt whole.
+            "settings": {k: os.environ[k] for k in ENGINE_SETTINGS if k in os.environ},
             "load": run_load(server, args.sessions, args.seconds, backends, args.alone),
         }
         if args.faults:
