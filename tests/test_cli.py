@@ -74,8 +74,8 @@ def test_every_json_command_prints_exactly_one_json_document(
     assert outputs["retrieve"][0][0]["source"].endswith("owls.html")
     asked = outputs["ask"][0]
     assert set(asked) == {
-        "answer", "backend", "latency_s", "tokens", "prompt_tokens", "sources", "evidence",
-        "provenance",
+        "answer", "backend", "latency_s", "queue_s", "tokens", "prompt_tokens", "sources",
+        "evidence", "provenance",
     }  # fmt: skip
     assert asked["provenance"]["collection"]["name"] == "cli-json"
     assert asked["provenance"]["sources"][0]["source"] == "owls.html"
