@@ -1,13 +1,14 @@
 """Continuous batching: concurrent replies share the model's forward passes.
 
-One step at a time runs on the compute thread: it admits at most one waiting reply (its
-prompt is read alone, since a long prompt costs a CPU the same batched or not) and then
-advances every admitted reply by one token in one forward pass. A reply joins and leaves the
-batch between steps, so a short reply never waits for a long one. Each reply keeps its own LoRA
-adapter in the shared batch (PEFT's mixed-adapter batches, `adapter_names`), its own sampling
-settings and its own stop. Replies of different lengths share one key/value cache, padded on
-the left and masked. Between steps, other compute jobs (embedding a question, loading an
-adapter) take their turn.
+One step at a time runs on the compute thread: it reads the prompts of waiting replies (at
+least one, more while they are short: a long prompt costs a CPU the same batched or not) and
+then advances every admitted reply by one token in one forward pass. A reply joins and leaves
+the batch between steps, so a short reply never waits for a long one. Each reply keeps its own
+LoRA adapter in the shared batch (PEFT's mixed-adapter batches, `adapter_names`), its own
+sampling settings and its own stop. Replies of different lengths share one key/value cache,
+padded on the left and masked. Recent prompts' keys and values are kept (`PrefixCache`), so
+what a prompt shares with an earlier one is not read again. Between steps, other compute jobs
+(embedding a question, loading an adapter) take their turn.
 
 transformers' `ContinuousBatchingManager` schedules requests the same way on paged attention,
 but cannot give each request its own adapter, which every LoRA and RAG conversation needs; hence
