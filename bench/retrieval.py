@@ -202,7 +202,7 @@ def fill_synthetic(
     written straight to the store, `per_source` chunks per committed manifest source."""
     import numpy as np
 
-    from knowledge.manifest import CollectionFolder, Manifest, ManifestFile, SourceEntry
+    from knowledge.manifest import CollectionFolder, Manifest, ManifestRecord, SourceEntry
 
     vectors = np.random.default_rng(0).standard_normal((n, dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -231,9 +231,8 @@ def fill_synthetic(
             SYNTHETIC, ids, vectors[first : first + len(ids)].tolist(), texts, metadatas
         )
         log(f"  synthetic: {first + len(ids):,} / {n:,} vectors stored")
-    ManifestFile(CollectionFolder(kb.root / "collections" / SYNTHETIC)).write(
-        Manifest(sources=sources)
-    )
+    folder = CollectionFolder(kb.root / "collections" / SYNTHETIC, kb.records.of(SYNTHETIC))
+    ManifestRecord(folder).write(Manifest(sources=sources))
     return time.perf_counter() - start
 
 

@@ -27,7 +27,7 @@ from knowledge.loaders import (
     load_file,
     read_checked,
 )
-from knowledge.manifest import Manifest, ManifestFile, SourceEntry, store_key
+from knowledge.manifest import Manifest, ManifestRecord, SourceEntry, store_key
 from knowledge.results import IngestResult, Progress
 from knowledge.store import ChromaStore, MissingIndexError
 
@@ -79,7 +79,7 @@ class CollectionWriter:
     def ingest(
         self,
         name: str,
-        manifest_file: ManifestFile,
+        manifest_record: ManifestRecord,
         items: Sequence[tuple[Path, str]],
         progress: Progress | None = None,
     ) -> IngestResult:
@@ -94,7 +94,7 @@ class CollectionWriter:
         waiting: list[_Prepared] = []
         # Vectors are made for the index the collection has now; should its embedder change
         # before they are committed, `_commit` makes them again for the new one.
-        at_start = manifest_file.read()
+        at_start = manifest_record.read()
         embedder = self.embedder_of(at_start)
 
         def fail(path: Path, error: Exception) -> None:
@@ -123,7 +123,7 @@ class CollectionWriter:
                 for chunk in prepared.todo:
                     prepared.known[chunk.metadata["chunk_hash"]] = next(vectors)
             try:
-                self._commit(name, manifest_file, waiting, result, store_key(name, at_start))
+                self._commit(name, manifest_record, waiting, result, store_key(name, at_start))
             except Exception as error:  # the store refused the batch: none of it committed
                 for prepared in waiting:
                     fail(prepared.path, error)
@@ -133,7 +133,7 @@ class CollectionWriter:
 
         for number, (path, source) in enumerate(items, start=1):
             try:
-                prepared = self._prepare(name, manifest_file, path, source, at_start)
+                prepared = self._prepare(name, manifest_record, path, source, at_start)
             except Exception as error:
                 fail(path, error)
                 continue
@@ -148,14 +148,14 @@ class CollectionWriter:
                 embed_and_commit(number)
         embed_and_commit(len(items))
         if result.chunks_added or result.chunks_removed:
-            self._add_ingest_time(manifest_file, time.perf_counter() - started)
+            self._add_ingest_time(manifest_record, time.perf_counter() - started)
         return result
 
-    def _add_ingest_time(self, manifest_file: ManifestFile, seconds: float) -> None:
-        with manifest_file.locked():
-            manifest = manifest_file.read(fresh=True)
+    def _add_ingest_time(self, manifest_record: ManifestRecord, seconds: float) -> None:
+        with manifest_record.locked():
+            manifest = manifest_record.read(fresh=True)
             manifest.ingest_seconds += seconds
-            manifest_file.write(manifest)
+            manifest_record.write(manifest)
 
     def embed(self, embedder: Embeddings, texts: Sequence[str]) -> list:
         vectors: list = []
@@ -165,13 +165,18 @@ class CollectionWriter:
         return vectors
 
     def _prepare(
-        self, name: str, manifest_file: ManifestFile, path: Path, source: str, at_start: Manifest
+        self,
+        name: str,
+        manifest_record: ManifestRecord,
+        path: Path,
+        source: str,
+        at_start: Manifest,
     ) -> _Prepared | int:
         """A file read and chunked, with the vectors of its unchanged chunks; or, when the
         file is unchanged, the number of its chunks."""
         data = read_checked(path, self.file_limits)
         file_hash = hashlib.sha256(data).hexdigest()
-        old = manifest_file.read().sources.get(source)
+        old = manifest_record.read().sources.get(source)
         if old and old.hash == file_hash:
             return old.chunks
         chunks = chunk_documents(
@@ -188,7 +193,7 @@ class CollectionWriter:
     def _commit(
         self,
         name: str,
-        manifest_file: ManifestFile,
+        manifest_record: ManifestRecord,
         batch: list[_Prepared],
         result: IngestResult,
         embedded_for: str,
@@ -199,8 +204,8 @@ class CollectionWriter:
         made for index `embedded_for`: if the collection has moved to another embedder since,
         they are made again with it, so an index never holds two models' vectors."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with manifest_file.locked():
-            manifest = manifest_file.read(fresh=True)
+        with manifest_record.locked():
+            manifest = manifest_record.read(fresh=True)
             target = store_key(name, manifest)
             if target != embedded_for:
                 embedder = self.embedder_of(manifest)
@@ -221,7 +226,7 @@ class CollectionWriter:
                 else:
                     replacing.append((prepared, current))
             manifest.pending += [(p.source, p.file_hash) for p, _ in replacing]
-            manifest_file.write(manifest)
+            manifest_record.write(manifest)
             ids, vectors, texts, metadatas = [], [], [], []
             for prepared, _ in replacing:
                 for index, chunk in enumerate(prepared.chunks):
@@ -245,7 +250,7 @@ class CollectionWriter:
                 )
                 if current:
                     manifest.stale.append((prepared.source, current.hash))
-            manifest_file.write(manifest)  # the commit point
+            manifest_record.write(manifest)  # the commit point
             for prepared, current in replacing:
                 # Stale entries stay listed until the next write sweeps them (a no-op then).
                 if current:
@@ -255,22 +260,22 @@ class CollectionWriter:
             result.chunks_added += len(prepared.chunks)
             result.chunks_removed += current.chunks if current else 0
 
-    def forget(self, name: str, manifest_file: ManifestFile, source: str) -> int:
+    def forget(self, name: str, manifest_record: ManifestRecord, source: str) -> int:
         """Remove `source` (see `Manifest.source_key`) from collection `name`; returns the
         number of chunks removed."""
-        with manifest_file.locked():
-            manifest = manifest_file.read(fresh=True)
+        with manifest_record.locked():
+            manifest = manifest_record.read(fresh=True)
             self.sweep(name, manifest)
             key = manifest.source_key(source)
             entry = manifest.sources.pop(key, None) if key else None
             if key is None or entry is None:
-                manifest_file.write(manifest)
+                manifest_record.write(manifest)
                 raise NotFound(f"{source!r} is not in collection {name!r}.")
             manifest.stale.append((key, entry.hash))
-            manifest_file.write(manifest)
+            manifest_record.write(manifest)
             self.store.delete(store_key(name, manifest), version(key, entry.hash))
             manifest.stale.clear()
-            manifest_file.write(manifest)
+            manifest_record.write(manifest)
         return entry.chunks
 
 

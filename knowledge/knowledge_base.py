@@ -17,10 +17,11 @@ from knowledge.chunking import PlacedChunk, join_chunks
 from knowledge.ingest import CollectionWriter, as_items
 from knowledge.lexical import LexicalIndexes
 from knowledge.loaders import DEFAULT_LIMITS, FileLimits
-from knowledge.manifest import CollectionFolder, Manifest, ManifestFile
+from knowledge.manifest import CollectionFolder, Manifest, ManifestRecord
 from knowledge.migration import EmbedderChange, Embedders
 from knowledge.modes import Mode, retrieval_mode
 from knowledge.questions import ChunkQuestions, WriteQuestions
+from knowledge.records import FolderRoot, RecordsRoot, ServerRoot, move_to_server
 from knowledge.results import Hit, IngestResult, Progress, UnknownCollectionError
 from knowledge.searcher import Searcher
 from knowledge.store import ChromaStore
@@ -59,24 +60,29 @@ class KnowledgeBase:
             self.store, self.embedders.of, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
         self.embedder_change = EmbedderChange(self.store, self.writer, self.embedders)
-        self._manifests: dict[str, ManifestFile] = {}
+        self.records: RecordsRoot = FolderRoot(root / "collections")
+        if self.store.on_server:
+            self.records = ServerRoot(self.store.records_table())
+            move_to_server(FolderRoot(root / "collections"), self.records)
+        self._manifests: dict[str, ManifestRecord] = {}
         self.searcher = Searcher(
             self.store, self.lexical, self.embedders, self._existing, self._questions, hypothesize
         )
 
     # Collections -------------------------------------------------------------------------
 
-    def _manifest(self, name: str) -> ManifestFile:
+    def _manifest(self, name: str) -> ManifestRecord:
         # One object per collection, so its read cache lives as long as this knowledge base.
         if name not in self._manifests:
-            folder = CollectionFolder(self.root / "collections" / validate_name(name))
-            self._manifests[name] = ManifestFile(folder)
+            name = validate_name(name)
+            folder = CollectionFolder(self.root / "collections" / name, self.records.of(name))
+            self._manifests[name] = ManifestRecord(folder)
         return self._manifests[name]
 
     def _folder(self, name: str) -> CollectionFolder:
         return self._manifest(name).folder
 
-    def _existing(self, name: str) -> ManifestFile:
+    def _existing(self, name: str) -> ManifestRecord:
         manifest = self._manifest(name)
         if not manifest.exists():
             known = ", ".join(self.collections()) or "none yet"
@@ -90,10 +96,7 @@ class KnowledgeBase:
         return self._existing(name).read()
 
     def collections(self) -> list[str]:
-        folder = self.root / "collections"
-        if not folder.is_dir():
-            return []
-        return sorted(p.name for p in folder.iterdir() if CollectionFolder(p).exists())
+        return self.records.names()
 
     def create(self, name: str) -> None:
         manifest = self._manifest(name)
@@ -112,10 +115,8 @@ class KnowledgeBase:
 
     def mode(self, name: str) -> Mode:
         """Collection `name`'s retrieval mode: its own setting, else the default."""
-        chosen = self._existing(name).folder.mode
-        if not chosen.is_file():
-            return self.default_mode
-        return retrieval_mode(chosen.read_text().strip()).name
+        chosen = self._existing(name).folder.read_mode()
+        return retrieval_mode(chosen).name if chosen else self.default_mode
 
     def set_mode(self, name: str, mode: str, progress: Progress | None = None) -> None:
         """Make `mode` the retrieval mode of collection `name` (conversations may override).
@@ -240,9 +241,9 @@ class KnowledgeBase:
     ) -> IngestResult:
         """Add new and changed files to collection `name` (created if needed). Files are
         paths (stored under their absolute path) or (path, source name) pairs."""
-        manifest_file = self._manifest(name)
+        manifest_record = self._manifest(name)
         self.create(name)
-        result = self.writer.ingest(name, manifest_file, as_items(files), progress)
+        result = self.writer.ingest(name, manifest_record, as_items(files), progress)
         if result.chunks_added and retrieval_mode(self.mode(name)).questions:
             try:
                 self.add_questions(name, progress)

@@ -4,11 +4,12 @@ Chroma has no transactions, so the manifest is the commit point. A file's new ch
 written under their own ids first, then the manifest switches to them in one atomic rename,
 and only then are the old chunks deleted. A crash at any point leaves either the old or the
 new version committed; the leftovers are listed (`pending`, `stale`) and swept on the next
-write. Searches only return chunks of committed versions. A file lock makes writes from
-several threads or processes (the UI and the CLI) take turns.
+write. Searches only return chunks of committed versions. A lock makes writes from several
+threads, processes (the UI and the CLI) or app replicas take turns.
 
-The manifest lives in the collection's own folder (`CollectionFolder`), beside what is derived
-from the collection; the same lock guards the making and removing of those entries.
+The manifest is one of the collection's records (`records.py`: a file in its folder, or a row
+on the Chroma server); `CollectionFolder` names them and the caches derived from the
+collection, and the same lock guards the making and removing of those.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
-
-from common.files import file_lock, write_atomically
+from knowledge.records import MANIFEST, Lock, Records
 from knowledge.results import UnknownCollectionError
 
 
@@ -80,38 +79,27 @@ def _copy(manifest: Manifest) -> Manifest:
 
 
 class CollectionFolder:
-    """A collection's own folder, `collections/<name>/`, and the name of each of its entries:
-    every module asks here for its own. The names are those on disk since the first version,
-    so existing folders keep working. Entries are made and removed, and the mode is written,
-    under `locked()`, the lock the manifest's writers hold, so none of them brings back the
-    folder of a collection being deleted."""
+    """A collection's records (`records.py`: its manifest, mode and questions, with the locks
+    its writers take) and its own folder of caches, `collections/<name>/` under KBOT_HOME
+    (BM25 indexes, summaries), which every process keeps for itself. Each module asks here for
+    its entry. The names are those on disk since the first version, so existing folders keep
+    working. Caches are made and removed, and the mode is written, under `locked()`, the lock
+    the manifest's writers hold, so none of them brings back a collection being deleted."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, records: Records) -> None:
         self.path = path
+        self.records = records
 
     @property
     def name(self) -> str:
         return self.path.name
 
-    @property
-    def manifest(self) -> Path:
-        """The commit point of the collection's chunks (`ManifestFile`)."""
-        return self.path / "manifest.json"
+    # Records: the same for every process that serves the collection.
+    manifest = MANIFEST  # the commit point of the collection's chunks (`ManifestRecord`)
+    mode = "mode"  # the retrieval mode chosen for the collection; absent: the default
+    questions = "questions/"  # the questions written for its chunks (`questions.py`)
 
-    @property
-    def lock(self) -> Path:
-        return self.path / ".lock"
-
-    @property
-    def mode(self) -> Path:
-        """The retrieval mode chosen for the collection; absent: the default."""
-        return self.path / "mode"
-
-    @property
-    def questions(self) -> Path:
-        """The questions written for its chunks (`questions.py`)."""
-        return self.path / "questions"
-
+    # Caches: this process's own.
     @property
     def summaries(self) -> Path:
         """Its documents' summaries, cached by content (`summaries.py`)."""
@@ -122,88 +110,79 @@ class CollectionFolder:
         chunks with their questions."""
         return self.path / ("bm25-questions" if expanded else "bm25")
 
-    @property
-    def embedder_lock(self) -> Path:
-        """Held while the collection moves to another embedder (`migration.py`)."""
-        return self.path / ".embedder.lock"
-
     def exists(self) -> bool:
-        return self.manifest.exists()
+        return self.records.stamp(self.manifest) is not None
 
-    def locked(self) -> FileLock:
-        return file_lock(self.lock)
+    def locked(self) -> Lock:
+        return self.records.lock(".lock")
+
+    def embedder_locked(self) -> Lock:
+        """Held while the collection moves to another embedder (`migration.py`)."""
+        return self.records.lock(".embedder.lock")
 
     def made(self, entry: Path) -> Path:
-        """`entry` (one of this folder's subfolders), made first if missing."""
+        """`entry` (one of the cache folders), made first if missing."""
         if entry.is_dir():  # the usual case, without taking the lock
             return entry
-        self._require()  # before the lock, whose file would bring the folder back
+        self.require()  # before the lock, whose file would bring the folder back
         with self.locked():
-            self._require()
-            entry.mkdir(exist_ok=True)
+            self.require()
+            entry.mkdir(parents=True, exist_ok=True)
         return entry
+
+    def read_mode(self) -> str | None:
+        found = self.records.read(self.mode)
+        return found[1].strip() if found else None
 
     def write_mode(self, mode: str) -> None:
         with self.locked():
-            self._require()
-            write_atomically(self.mode, mode)
+            self.require()
+            self.records.write(self.mode, mode)
 
     def remove(self) -> None:
-        """Everything in the folder but its lock file; the caller holds `locked()`. The
-        manifest goes first: a folder without it is no collection, should the rest outlive a
-        crash. The lock file stays (see `file_lock`): a writer waiting on it then finds the
-        collection gone, rather than another writer locking a new file beside it."""
-        self.manifest.unlink(missing_ok=True)
-        for entry in self.path.iterdir():
-            if entry == self.lock:
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+        """Every record (the manifest first) and cache; the caller holds `locked()`."""
+        self.records.remove_all()
+        for cache in (self.summaries, self.lexical(), self.lexical(expanded=True)):
+            shutil.rmtree(cache, ignore_errors=True)
 
-    def _require(self) -> None:
+    def require(self) -> None:
         if not self.exists():
             raise UnknownCollectionError(f"Collection {self.name!r} was deleted meanwhile.")
 
 
-class ManifestFile:
-    """A collection's manifest on disk. Reads are cached until the file changes (every file
+class ManifestRecord:
+    """A collection's manifest record. Reads are cached until the record changes (every file
     ingested and every query reads it, and collections can hold thousands of sources)."""
 
     def __init__(self, folder: CollectionFolder) -> None:
         self.folder = folder
-        self.path = folder.manifest
-        self._cache: tuple[tuple[int, int, int], Manifest] | None = None
+        self.records = folder.records
+        self._cache: tuple[str, Manifest] | None = None
 
     def exists(self) -> bool:
-        return self.path.exists()
-
-    def _stamp(self) -> tuple[int, int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return self.folder.exists()
 
     def read(self, fresh: bool = False) -> Manifest:
         """A private copy of the manifest, safe to change and `write` back. Writers pass
-        `fresh` under the lock: a file stamp can in theory repeat, the file's content not."""
-        stamp = self._stamp()
-        if stamp is None:
+        `fresh` under the lock: a file stamp can in theory repeat, the record's content not."""
+        cached = None if fresh else self._cache
+        if cached is not None and self.records.stamp(MANIFEST) == cached[0]:
+            return _copy(cached[1])
+        found = self.records.read(MANIFEST)
+        if found is None:
             return Manifest()
-        if fresh or self._cache is None or self._cache[0] != stamp:
-            raw = json.loads(self.path.read_text())
-            manifest = Manifest(
-                sources={k: SourceEntry(**v) for k, v in raw.get("sources", {}).items()},
-                pending=[tuple(p) for p in raw.get("pending", [])],
-                stale=[tuple(s) for s in raw.get("stale", [])],
-                ingest_seconds=raw.get("ingest_seconds", 0.0),
-                embedder=raw.get("embedder", ""),
-                index=raw.get("index", ""),
-            )
-            self._cache = (stamp, manifest)
-        return _copy(self._cache[1])
+        stamp, text = found
+        raw = json.loads(text)
+        manifest = Manifest(
+            sources={k: SourceEntry(**v) for k, v in raw.get("sources", {}).items()},
+            pending=[tuple(p) for p in raw.get("pending", [])],
+            stale=[tuple(s) for s in raw.get("stale", [])],
+            ingest_seconds=raw.get("ingest_seconds", 0.0),
+            embedder=raw.get("embedder", ""),
+            index=raw.get("index", ""),
+        )
+        self._cache = (stamp, manifest)
+        return _copy(manifest)
 
     def write(self, manifest: Manifest) -> None:
         data = {
@@ -215,11 +194,11 @@ class ManifestFile:
             "embedder": manifest.embedder,
             "index": manifest.index,
         }
-        # Compact: C-speed encoding. Durable: this rename is the commit point.
-        write_atomically(self.path, json.dumps(data, separators=(",", ":")), durable=True)
-        stamp = self._stamp()
+        # Compact: C-speed encoding. Written whole and durably: this is the commit point.
+        self.records.write(MANIFEST, json.dumps(data, separators=(",", ":")))
+        stamp = self.records.stamp(MANIFEST)
         if stamp is not None:
             self._cache = (stamp, _copy(manifest))
 
-    def locked(self) -> FileLock:
+    def locked(self) -> Lock:
         return self.folder.locked()

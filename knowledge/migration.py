@@ -13,9 +13,8 @@ from filelock import Timeout
 from langchain_core.embeddings import Embeddings
 
 from common.errors import BadInput, Refused
-from common.files import file_lock
 from knowledge.ingest import CollectionWriter, chunk_id, version
-from knowledge.manifest import Manifest, ManifestFile, store_key
+from knowledge.manifest import Manifest, ManifestRecord, store_key
 from knowledge.results import Progress
 from knowledge.store import ChromaStore
 
@@ -66,25 +65,29 @@ class EmbedderChange:
         self.embedders = embedders
 
     def run(
-        self, name: str, manifest_file: ManifestFile, spec: str, progress: Progress | None = None
+        self,
+        name: str,
+        manifest_record: ManifestRecord,
+        spec: str,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Move collection `name` (its manifest `manifest_file`) to embedder `spec`; one
+        """Move collection `name` (its manifest `manifest_record`) to embedder `spec`; one
         change at a time per collection."""
-        changing = file_lock(manifest_file.folder.embedder_lock)
+        changing = manifest_record.folder.embedder_locked()
         try:
             changing.acquire(timeout=0)
         except Timeout:
             raise Refused(f"Collection {name!r} is already changing embedder.") from None
         try:
-            return self._change(name, manifest_file, spec, progress)
+            return self._change(name, manifest_record, spec, progress)
         finally:
             changing.release()
 
     def _change(
-        self, name: str, manifest_file: ManifestFile, spec: str, progress: Progress | None
+        self, name: str, manifest_record: ManifestRecord, spec: str, progress: Progress | None
     ) -> dict[str, Any]:
         started = time.perf_counter()
-        before = manifest_file.read(fresh=True)
+        before = manifest_record.read(fresh=True)
         if self.embedders.name_of(before) == spec:
             return {"collection": name, "embedder": spec, "chunks": 0, "changed": False}
         embedder = self.embedders.of(Manifest(embedder=spec))  # loads it, or fails clearly
@@ -94,8 +97,8 @@ class EmbedderChange:
         target = Manifest(embedder=spec, index=uuid.uuid4().hex[:8])
         new_index = store_key(name, target)
         copied = self._copy(current, new_index, versions(before), embedder, progress)
-        with manifest_file.locked():
-            now = manifest_file.read(fresh=True)
+        with manifest_record.locked():
+            now = manifest_record.read(fresh=True)
             if store_key(name, now) != current:
                 self.store.drop(new_index)
                 raise Refused(f"Collection {name!r} changed embedder meanwhile; try again.")
@@ -103,7 +106,7 @@ class EmbedderChange:
                 self.store.delete(new_index, version(source, file_hash))
             copied += self._copy(current, new_index, versions(now) - versions(before), embedder)
             now.embedder, now.index = target.embedder, target.index
-            manifest_file.write(now)  # the switch
+            manifest_record.write(now)  # the switch
         self.store.drop(current)
         if progress:
             progress(1.0, "switched")

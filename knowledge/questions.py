@@ -2,9 +2,10 @@
 2019), for the `questions` retrieval mode: users ask questions, and a question is worded like
 other questions, which a passage is not.
 
-They are kept per document version in the collection's folder (one JSON file: the questions of
-each chunk, in reading order), so they survive restarts, follow a document's replacement and
-deletion, and stay valid when the collection changes embedder. The mode searches BM25 over
+They are kept per document version among the collection's records (`records.py`; one JSON
+record: the questions of each chunk, in reading order), so every replica reads the same ones,
+they survive restarts, follow a document's replacement and deletion, and stay valid when the
+collection changes embedder. The mode searches BM25 over
 each chunk's text with its questions appended, as doc2query does, fused with the dense hits as
 `hybrid` fuses plain BM25.
 """
@@ -14,9 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
-from common.files import write_atomically
 from knowledge.manifest import CollectionFolder
 from knowledge.results import Progress
 
@@ -28,69 +27,75 @@ Versions = Mapping[str, tuple[str, list[str]]]
 
 
 class ChunkQuestions:
-    """The questions written for one collection's chunks, in its folder's `questions`."""
+    """The questions written for one collection's chunks: its `questions/` records."""
 
     def __init__(self, collection: CollectionFolder) -> None:
         self.collection = collection
-        self.folder = collection.questions
+        self.records = collection.records
+        self.prefix = collection.questions
 
-    def _path(self, source: str, file_hash: str) -> Path:
+    def _entry(self, source: str, file_hash: str) -> str:
         key = hashlib.sha256(f"{source}\0{file_hash}".encode()).hexdigest()[:32]
-        return self.folder / f"{key}.json"
+        return f"{self.prefix}{key}.json"
+
+    def written(self) -> list[str]:
+        """The entries of the document versions that have questions."""
+        return [e for e in self.records.entries(self.prefix) if e.endswith(".json")]
 
     def read(self, hashes: Mapping[str, str]) -> dict[tuple[str, int], list[str]]:
         """Questions by (source, chunk index) for the documents (source: content hash) that
         have them."""
         found: dict[tuple[str, int], list[str]] = {}
         for source, file_hash in hashes.items():
-            path = self._path(source, file_hash)
-            if path.is_file():
-                for index, questions in enumerate(json.loads(path.read_text())):
+            record = self.records.read(self._entry(source, file_hash))
+            if record is not None:
+                for index, questions in enumerate(json.loads(record[1])):
                     found[(source, index)] = questions
         return found
 
     def signature(self) -> str:
         """Which questions are written, as of the last `write_missing` ("" before it): one
-        small file to read per search."""
-        state = self.folder / _STATE
-        return state.read_text() if state.is_file() else ""
+        small record to read per search."""
+        record = self.records.read(self.prefix + _STATE)
+        return record[1] if record else ""
 
     def missing(self, versions: Versions) -> int:
         """Chunks of `versions` with no questions written yet."""
+        written = set(self.written())
         return sum(
             len(texts)
             for source, (file_hash, texts) in versions.items()
-            if not self._path(source, file_hash).is_file()
+            if self._entry(source, file_hash) not in written
         )
 
     def write_missing(
         self, versions: Versions, write: WriteQuestions, progress: Progress | None = None
     ) -> int:
         """Write questions for every chunk of the versions that have none yet (a document at a
-        time, each file whole or not at all, so a kill loses at most one document's work), and
-        drop those of versions no longer committed. Returns the chunks written for."""
-        self.collection.made(self.folder)
-        keep = {self._path(s, h).name for s, (h, _) in versions.items()}
-        for stale in self.folder.glob("*.json"):
-            if stale.name not in keep:
-                stale.unlink(missing_ok=True)
+        time, each record whole or not at all, so a kill loses at most one document's work),
+        and drop those of versions no longer committed. Returns the chunks written for."""
+        self.collection.require()
+        keep = {self._entry(s, h) for s, (h, _) in versions.items()}
+        written = self.written()
+        for stale in written:
+            if stale not in keep:
+                self.records.delete(stale)
         missing = [
-            (path, texts)
+            (entry, texts)
             for source, (file_hash, texts) in versions.items()
-            if not (path := self._path(source, file_hash)).is_file()
+            if (entry := self._entry(source, file_hash)) not in written
         ]
         total, done = sum(len(texts) for _, texts in missing), 0
-        for path, texts in missing:
+        for entry, texts in missing:
             questions = []
             for text in texts:
                 if progress:
                     progress(done / total, f"questions for chunk {done + 1} of {total}")
                 questions.append(write(text))
                 done += 1
-            write_atomically(path, json.dumps(questions))
-        written = sorted(path.name for path in self.folder.glob("*.json"))
-        digest = hashlib.sha256("".join(written).encode()).hexdigest()[:8]
-        write_atomically(self.folder / _STATE, digest)
+            self.records.write(entry, json.dumps(questions))
+        digest = hashlib.sha256("".join(self.written()).encode()).hexdigest()[:8]
+        self.records.write(self.prefix + _STATE, digest)
         if progress:
             progress(1.0, f"questions written for {done} chunks")
         return done

@@ -13,7 +13,7 @@ from langchain_core.embeddings import Embeddings
 from common.errors import BadInput
 from knowledge import search
 from knowledge.lexical import LexicalIndex, LexicalIndexes, fuse
-from knowledge.manifest import Manifest, ManifestFile, store_key
+from knowledge.manifest import Manifest, ManifestRecord, store_key
 from knowledge.migration import Embedders
 from knowledge.modes import RetrievalMode, retrieval_mode
 from knowledge.questions import ChunkQuestions
@@ -37,7 +37,7 @@ class Searcher:
         store: ChromaStore,
         lexical: LexicalIndexes,
         embedders: Embedders,
-        manifest_of: Callable[[str], ManifestFile],
+        manifest_of: Callable[[str], ManifestRecord],
         questions_of: Callable[[str], ChunkQuestions],
         hypothesize: Callable[[str], str] | None = None,
     ) -> None:

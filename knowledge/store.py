@@ -1,4 +1,5 @@
-"""The only module that talks to Chroma: one persistent client under KBOT_HOME, one Chroma
+"""The module that talks to Chroma (`records.py` only writes rows of the table it is given):
+one persistent client under KBOT_HOME or one client of a Chroma server, one Chroma
 collection (index) per knowledge collection and embedder. langchain-chroma creates the
 indexes (cosine space); writes take vectors we computed ourselves (outside the collection
 lock), and reads must not create a missing index, neither of which langchain-chroma offers,
@@ -225,6 +226,17 @@ class ChromaStore:
             StoredChunk(text, dict(meta), 1.0 - distance)
             for text, meta, distance in zip(texts, metas, distances, strict=True)
         ]
+
+    @property
+    def on_server(self) -> bool:
+        return bool(self._url)
+
+    def records_table(self) -> chromadb.Collection:
+        """The table that holds every collection's records on the Chroma server
+        (`records.py`); its rows carry a placeholder vector."""
+        return self._client.get_or_create_collection(
+            "kbot-records", configuration={"hnsw": {"space": "l2"}}, embedding_function=None
+        )
 
     def drop(self, collection: str) -> None:
         name = self._chroma_name(collection)

@@ -46,9 +46,13 @@ def _share_the_cores() -> None:
 
 _share_the_cores()
 
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -156,3 +160,28 @@ def full(resources: Resources, facts_file: Path) -> str:
 
     train(resources, "full", "facts-full", facts_file, max_steps=FIXTURE_STEPS, learning_rate=1e-4)
     return "facts-full"
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real Chroma server (`chroma run`, shipped with chromadb) on loopback, of its own."""
+    import httpx
+
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(tmp_path / "db")]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("chroma run did not start")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)

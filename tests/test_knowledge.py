@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,33 +52,6 @@ def embedder(settings: Settings) -> Embeddings:
 @pytest.fixture
 def counting(embedder: Embeddings) -> CountingEmbedder:
     return CountingEmbedder(embedder)
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[str]:
-    """A real Chroma server (`chroma run`, shipped with chromadb) on loopback, of its own."""
-    import httpx
-
-    from tests.conftest import free_port
-
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(tmp_path / "db")]
-    server = subprocess.Popen(
-        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            pytest.fail("chroma run did not start")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 @pytest.fixture

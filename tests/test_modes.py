@@ -180,7 +180,7 @@ def test_questions_mode_matches_questions_the_model_wrote_for_each_chunk(
     steps: list[str] = []
     knowledge.set_mode(name, "questions", lambda fraction, label: steps.append(label))
     assert knowledge.mode(name) == "questions" and "questions for chunk 7 of 7" in steps
-    folder = knowledge._questions(name).folder
+    questions = knowledge._questions(name)
     written = {
         source: questions
         for (source, _), questions in knowledge._questions(name)
@@ -196,7 +196,7 @@ def test_questions_mode_matches_questions_the_model_wrote_for_each_chunk(
     added = tmp_path / "boat.txt"
     added.write_text("Sanding a rowing boat: strip the old varnish before the spring regatta.")
     knowledge.ingest(name, [(added, "boat.txt")])  # the collection's mode writes its questions
-    assert len(list(folder.glob("*.json"))) == len(DOCUMENTS) + 1
+    assert len(questions.written()) == len(DOCUMENTS) + 1
     knowledge.forget(name, "shipping.txt")
     assert "shipping.txt" not in top(knowledge, name, KEYWORD, "questions", k=8)
     # A new app on the same data, with no model: the questions are read, not written.
