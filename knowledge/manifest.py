@@ -83,8 +83,8 @@ class CollectionFolder:
     its writers take) and its own folder of caches, `collections/<name>/` under KBOT_HOME
     (BM25 indexes, summaries), which every process keeps for itself. Each module asks here for
     its entry. The names are those on disk since the first version, so existing folders keep
-    working. Caches are made and removed, and the mode is written, under `locked()`, the lock
-    the manifest's writers hold, so none of them brings back a collection being deleted."""
+    working. The mode is written and the collection removed under `locked()`, the lock the
+    manifest's writers hold, so no write brings back a collection being deleted."""
 
     def __init__(self, path: Path, records: Records) -> None:
         self.path = path
@@ -121,13 +121,16 @@ class CollectionFolder:
         return self.records.lock(".embedder.lock")
 
     def made(self, entry: Path) -> Path:
-        """`entry` (one of the cache folders), made first if missing."""
-        if entry.is_dir():  # the usual case, without taking the lock
+        """`entry` (one of the cache folders), made first if missing, never for a collection
+        deleted meanwhile. Without the writers' lock: a search that builds a cache must not
+        wait for a write (nor, on a server, for the lease of a writer that was killed)."""
+        if entry.is_dir():  # the usual case
             return entry
-        self.require()  # before the lock, whose file would bring the folder back
-        with self.locked():
+        self.require()
+        entry.mkdir(parents=True, exist_ok=True)
+        if not self.exists():  # deleted meanwhile: take back what was made
+            shutil.rmtree(entry, ignore_errors=True)
             self.require()
-            entry.mkdir(parents=True, exist_ok=True)
         return entry
 
     def read_mode(self) -> str | None:
