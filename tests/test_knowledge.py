@@ -267,7 +267,8 @@ def upsert_half_then_die(self, collection, ids, vectors, texts, metadatas):
     real_upsert(self, collection, ids[:half], vectors[:half], texts[:half], metadatas[:half])
     os.kill(os.getpid(), signal.SIGKILL)
 ChromaStore.upsert = upsert_half_then_die
-kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=200)
+url = sys.argv[3] if len(sys.argv) > 3 else None  # a Chroma server's
+kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=200, chroma_url=url)
 kb.ingest("facts", [Path(sys.argv[2])])
 """
 
@@ -300,7 +301,8 @@ from pathlib import Path
 from knowledge.knowledge_base import KnowledgeBase
 from knowledge.loaders import expand_paths
 from knowledge.embeddings import load_embedder
-kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=400)
+url = sys.argv[3] if len(sys.argv) > 3 else None  # a Chroma server's
+kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=400, chroma_url=url)
 print(kb.ingest("facts", expand_paths([Path(sys.argv[2])])).chunks_added)
 """
 

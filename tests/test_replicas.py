@@ -23,6 +23,7 @@ from knowledge.loaders import expand_paths
 from knowledge.results import UnknownCollectionError
 from tests.cli import kbot_process
 from tests.documents import write_facts
+from tests.test_knowledge import CONCURRENT_INGEST, KILL_DURING_WRITE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,17 +111,6 @@ def test_questions_written_by_one_replica_serve_the_other(
     assert [h.text for h in hits] == [h.text for h in a.search("facts", "shine like lamps", 1)]
 
 
-INGEST = """
-import sys
-from pathlib import Path
-from knowledge.knowledge_base import KnowledgeBase
-from knowledge.loaders import expand_paths
-from knowledge.embeddings import load_embedder
-kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=400, chroma_url=sys.argv[3])
-print(kb.ingest("facts", expand_paths([Path(sys.argv[2])])).chunks_added)
-"""
-
-
 @pytest.mark.slow
 def test_two_replicas_ingesting_at_once_lose_and_duplicate_nothing(
     chroma_server: str, embedder: Embeddings, tmp_path: Path
@@ -131,7 +121,14 @@ def test_two_replicas_ingesting_at_once_lose_and_duplicate_nothing(
         (docs / f"extra{i}.txt").write_text(f"Extra fact {i}: the number {i} is lucky in Quillby.")
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", INGEST, str(tmp_path / home), str(docs), chroma_server],
+            [
+                sys.executable,
+                "-c",
+                CONCURRENT_INGEST,
+                str(tmp_path / home),
+                str(docs),
+                chroma_server,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -149,24 +146,6 @@ def test_two_replicas_ingesting_at_once_lose_and_duplicate_nothing(
     keys = [(m["source"], m["chunk_index"]) for m in stored]
     assert len(keys) == len(set(keys))
     assert len(kb.documents("facts")) == len(expand_paths([docs]))
-
-
-KILL_DURING_WRITE = """
-import os, signal, sys
-from pathlib import Path
-from knowledge.knowledge_base import KnowledgeBase
-from knowledge.embeddings import load_embedder
-from knowledge.store import ChromaStore
-
-real_upsert = ChromaStore.upsert
-def upsert_half_then_die(self, collection, ids, vectors, texts, metadatas):
-    half = len(ids) // 2
-    real_upsert(self, collection, ids[:half], vectors[:half], texts[:half], metadatas[:half])
-    os.kill(os.getpid(), signal.SIGKILL)
-ChromaStore.upsert = upsert_half_then_die
-kb = KnowledgeBase(Path(sys.argv[1]), load_embedder(), chunk_size=200, chroma_url=sys.argv[3])
-kb.ingest("facts", [Path(sys.argv[2])])
-"""
 
 
 @pytest.mark.slow
