@@ -17,7 +17,9 @@ backends, one adapter trained for 2 steps). Then:
     training process outlives its server.
 
 Usage: [KBOT_BATCH_ROWS=1 ...] python bench/load.py [--sessions 8] [--seconds 300] [--faults]
-                                                   [--results PATH]
+                                                   [--results PATH] [--model-server]
+With `--model-server`, the app generates through `kbot model-server` (llama.cpp) started on the
+same data folder (`KBOT_MODEL_URL`).
 Writes bench/results/load.json and prints a table.
 """
 
@@ -506,6 +508,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--model-cache", type=Path, help="a data folder's models/ to copy (skips converting)"
     )
+    parser.add_argument(
+        "--model-server",
+        action="store_true",
+        help="generate through `kbot model-server` (llama.cpp) on the same data folder",
+    )
     args = parser.parse_args(argv)
     backends = args.backends.split(",")
     home = args.home or Path(tempfile.mkdtemp(prefix="kbot-load-", dir=Path.home() / ".cache"))
@@ -515,6 +522,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     server = prepare(home, backends, free_port())
     env = {"KBOT_MAX_NEW_TOKENS": str(args.max_new_tokens)}
+    model_server = None
+    if args.model_server:  # it serves the data folder's adapters, the one trained above too
+        from bench.engines import start_model_server
+
+        port = free_port()
+        model_server = start_model_server(str(home), port)
+        os.environ["KBOT_MODEL_URL"] = env["KBOT_MODEL_URL"] = f"http://127.0.0.1:{port}/v1"
     server.start(env)
     try:
         results: dict[str, Any] = {
@@ -532,6 +546,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["faults"] = run_faults(server, backends)
     finally:
         server.stop()
+        if model_server is not None:
+            model_server.terminate()
+            model_server.wait(60)
     print(table(results))
     if "faults" in results:
         print(json.dumps(results["faults"], indent=1))
