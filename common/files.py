@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-import threading
+import uuid
 from pathlib import Path
 
 from filelock import FileLock
@@ -15,8 +15,9 @@ def write_atomically(path: Path, data: str | bytes, *, durable: bool = False) ->
     file is replaced only once the new one is complete. `durable` also waits for the disk
     (for commit points, whose loss after a power cut would lose committed data)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # One staging name per writer, so concurrent writers never share a half-written file.
-    staging = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    # One staging name per write, so concurrent writers never share a half-written file, even
+    # processes of other machines or containers (whose process ids repeat) on a shared folder.
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         with staging.open("wb") as out:
