@@ -60,10 +60,11 @@ class KnowledgeBase:
             self.store, self.embedders.of, chunk_size, chunk_overlap, file_limits, embed_batch_size
         )
         self.embedder_change = EmbedderChange(self.store, self.writer, self.embedders)
-        self.records: RecordsRoot = FolderRoot(root / "collections")
+        folders = FolderRoot(root / "collections")
+        self.records: RecordsRoot = folders
         if self.store.on_server:
             self.records = ServerRoot(self.store.records_table())
-            move_to_server(FolderRoot(root / "collections"), self.records)
+            move_to_server(folders, self.records)
         self._manifests: dict[str, ManifestRecord] = {}
         self.searcher = Searcher(
             self.store, self.lexical, self.embedders, self._existing, self._questions, hypothesize

@@ -9,7 +9,7 @@ threads, processes (the UI and the CLI) or app replicas take turns.
 
 The manifest is one of the collection's records (`records.py`: a file in its folder, or a row
 on the Chroma server); `CollectionFolder` names them and the caches derived from the
-collection, and the same lock guards the making and removing of those.
+collection, and the same lock guards the writing of the mode and the collection's removal.
 """
 
 from __future__ import annotations
@@ -198,10 +198,8 @@ class ManifestRecord:
             "index": manifest.index,
         }
         # Compact: C-speed encoding. Written whole and durably: this is the commit point.
-        self.records.write(MANIFEST, json.dumps(data, separators=(",", ":")))
-        stamp = self.records.stamp(MANIFEST)
-        if stamp is not None:
-            self._cache = (stamp, _copy(manifest))
+        stamp = self.records.write(MANIFEST, json.dumps(data, separators=(",", ":")))
+        self._cache = (stamp, _copy(manifest))
 
     def locked(self) -> Lock:
         return self.folder.locked()

@@ -75,8 +75,8 @@ class Records(Protocol):
         """The entry's stamp (cheaper than reading it), or None if absent."""
         ...
 
-    def write(self, entry: str, text: str) -> None:
-        """Replace the entry, whole and durably."""
+    def write(self, entry: str, text: str) -> str:
+        """Replace the entry, whole and durably; returns its new stamp."""
         ...
 
     def entries(self, prefix: str) -> list[str]:
@@ -131,8 +131,11 @@ class FolderRecords:
             return None
         return f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
 
-    def write(self, entry: str, text: str) -> None:
+    def write(self, entry: str, text: str) -> str:
         write_atomically(self.path / entry, text, durable=True)
+        stamp = self.stamp(entry)
+        assert stamp is not None  # just written
+        return stamp
 
     def entries(self, prefix: str) -> list[str]:
         folder, _, start = prefix.rpartition("/")
@@ -204,11 +207,12 @@ class ServerRecords:
         found = self.table.get(ids=[self._id(entry)], include=["metadatas"])
         return found["metadatas"][0]["stamp"] if found["ids"] else None
 
-    def write(self, entry: str, text: str) -> None:
+    def write(self, entry: str, text: str) -> str:
         meta = {"collection": self.name, "entry": entry, "stamp": uuid.uuid4().hex}
         self.table.upsert(
             ids=[self._id(entry)], embeddings=[_NO_VECTOR], documents=[text], metadatas=[meta]
         )
+        return meta["stamp"]
 
     def _listed(self) -> list[str]:
         found = self.table.get(where={"collection": self.name}, include=["metadatas"])
