@@ -8,14 +8,13 @@ and renamed into place, so a killed run never leaves a half-written artifact und
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from adapters.meta import META_FILE, ArtifactMeta
 from common.errors import KbotError, NotFound
 from common.names import validate_name
-from common.processes import process_alive
+from common.processes import mark_gone, process_mark
 
 
 class UnknownArtifactError(NotFound):
@@ -94,11 +93,10 @@ class ArtifactRegistry:
     def staging(self, name: str) -> Path:
         """A fresh hidden folder to write artifact `name` into before `publish`."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(f".staging-{validate_name(name, 'adapter')}-*"):
-            pid = stale.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or not process_alive(int(pid)):
+        for stale in self.root.glob(f".staging-{validate_name(name, 'adapter')}@*"):
+            if mark_gone(stale.name.rsplit("@", 1)[-1]):
                 shutil.rmtree(stale, ignore_errors=True)
-        folder = self.root / f".staging-{name}-{os.getpid()}"
+        folder = self.root / f".staging-{name}@{process_mark()}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
         return folder

@@ -31,7 +31,7 @@ from bot.views import ResourcesView
 from common import compute
 from common.errors import BadInput, KbotError, NotFound
 from common.files import file_lock, write_atomically
-from common.processes import process_alive
+from common.processes import mark_gone, process_mark
 
 
 def training_data(
@@ -346,8 +346,7 @@ def stale_runs(runs_dir: Path) -> list[str]:
     stale = []
     for folder in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else ():
         owner = folder / _RUN_OWNER
-        pid = owner.read_text().strip() if owner.is_file() else ""
-        if pid and (not pid.isdigit() or not process_alive(int(pid))):
+        if owner.is_file() and mark_gone(owner.read_text()):
             stale.append(folder.name)
     return stale
 
@@ -440,7 +439,7 @@ def _train_child(
     _die_with_parent(parent)
     run_dir = settings.runs_dir / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / _RUN_OWNER).write_text(str(os.getpid()))
+    (run_dir / _RUN_OWNER).write_text(process_mark())
 
     if settings.torch_threads:
         import torch

@@ -311,6 +311,48 @@ def test_a_reader_is_a_lora_adapter_and_needs_a_collection(tmp_path: Path) -> No
     assert not (tmp_path / "home" / "adapters" / "r").exists()
 
 
+def _ended_process_id() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_work_left_by_an_ended_process_is_stale_here_and_another_machines_is_left_to_it(
+    tmp_path: Path,
+) -> None:
+    """Replicas share the adapters and runs folders, and process ids repeat across
+    containers: what a process of this machine left when it died is swept (a staging folder)
+    or told of (a run); another machine's, with the same process id, is left alone."""
+    from adapters.registry import ArtifactRegistry
+    from bot.training import stale_runs
+    from common.processes import process_mark
+
+    here, _, _ = process_mark().rpartition(".")
+    ended = _ended_process_id()
+    adapters = tmp_path / "adapters"
+    adapters.mkdir()
+    ours, theirs = (
+        adapters / f".staging-notes@{here}.{ended}",
+        adapters / f".staging-notes@b.{ended}",
+    )
+    ours.mkdir()
+    theirs.mkdir()
+    fresh = ArtifactRegistry(adapters).staging("notes")
+    assert not ours.exists() and theirs.is_dir() and fresh.is_dir()
+
+    runs = tmp_path / "runs"
+    for run, mark in {
+        "died": f"{here}.{ended}",
+        "elsewhere": f"b.{ended}",
+        "old": str(ended),
+    }.items():
+        (runs / run).mkdir(parents=True)
+        (runs / run / "kbot-run.pid").write_text(mark)
+    (runs / "running").mkdir()
+    (runs / "running" / "kbot-run.pid").write_text(process_mark())
+    assert stale_runs(runs) == ["died", "old"]
+
+
 def test_listing_adapters_during_a_replacement_moves_nothing(tmp_path: Path) -> None:
     """Another process (a replica, the model server) may list adapters while one is being
     replaced, between its two renames: it sees the old version, and the publish goes on."""
