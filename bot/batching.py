@@ -4,7 +4,7 @@ One step at a time runs on the compute thread: it reads the prompts of waiting r
 least one, more while they are short: a long prompt costs a CPU the same batched or not) and
 then advances every admitted reply by one token in one forward pass. A reply joins and leaves
 the batch between steps, so a short reply never waits for a long one. Each reply keeps its own
-LoRA adapter in the shared batch (PEFT's mixed-adapter batches, `adapter_names`), its own
+LoRA adapter in the shared batch (PEFT's mixed-adapter batches), its own
 sampling settings and its own stop. Replies of different lengths share one key/value cache,
 padded on the left and masked. Recent prompts' keys and values are kept (`PrefixCache`), so
 what a prompt shares with an earlier one is not read again. Between steps, other compute jobs
@@ -259,7 +259,8 @@ class Batcher:
         )
         if self.loaded.peft is not None:
             names = [adapter or BASE for adapter in adapters]
-            return self.loaded.peft(**inputs, adapter_names=names).logits
+            with self.loaded.rows_with_adapters(names) as model:
+                return model(**inputs).logits
         if any(adapters):
             raise KeyError(f"adapter {next(a for a in adapters if a)!r} is not loaded")
         return self.loaded.model(**inputs).logits

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.batching import Batcher, Reply
+from bot.batching import BASE, Batcher, Reply
 from bot.settings import PACKAGED_MODEL, Settings
 from common import compute
 from common.errors import BadInput, OverLimit
@@ -172,6 +172,8 @@ class LoadedModel:
         self.lock = threading.Lock()
         self.peft: Any = None  # the PeftModel around `model`, once an adapter is loaded
         self.adapters: dict[str, str] = {}  # adapter key -> folder
+        self._routed: set[Any] = set()  # LoRA layers given `_route_row_adapters`' hook
+        self._row_adapters: list[str] | None = None
         batching = batching or Batching()
         self.batcher = Batcher(self, batching.rows, batching.prefix_cache_mb)
 
@@ -192,8 +194,44 @@ class LoadedModel:
             else:
                 self.peft.load_adapter(folder, adapter_name=key)
             self.peft.eval()
+            self._route_row_adapters()
             self.adapters[key] = str(folder)
         return key
+
+    def _route_row_adapters(self) -> None:
+        """Give every LoRA layer, once, a hook that passes it the adapters of a batch's rows
+        while `rows_with_adapters` runs. PEFT's own `adapter_names=` argument does the same
+        per forward pass: it walks every module twice and adds and removes a hook on each
+        LoRA layer (210 on the packaged model), which made a mixed batch's decoding step 18%
+        slower on 2 CPUs."""
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper
+
+        def pass_row_adapters(_module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+            if self._row_adapters is not None:
+                kwargs["adapter_names"] = self._row_adapters
+            return args, kwargs
+
+        for module in self.peft.modules():
+            # The layers PEFT's own argument reaches; checked on the class, as `isinstance`
+            # would type `module` as PEFT's mixin, which has no torch hooks for the checker.
+            routed = issubclass(type(module), (LoraLayer, AuxiliaryTrainingWrapper))
+            if routed and module not in self._routed:
+                module.register_forward_pre_hook(pass_row_adapters, with_kwargs=True)
+                self._routed.add(module)
+
+    @contextmanager
+    def rows_with_adapters(self, names: list[str]) -> Iterator[Any]:
+        """The PEFT model, each row of the next forward passes with its adapter in `names`
+        (`BASE`: none). Hold the lock."""
+        unknown = set(names) - set(self.adapters) - {BASE}
+        if unknown:
+            raise KeyError(f"adapter {min(unknown)!r} is not loaded")
+        self._row_adapters = names
+        try:
+            yield self.peft
+        finally:
+            self._row_adapters = None
 
     @contextmanager
     def _adapter(self, adapter: str | None) -> Iterator[Any]:
