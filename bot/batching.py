@@ -257,13 +257,9 @@ class Batcher:
             cache=cache,
             use_cache=True,
         )
-        if self.loaded.peft is not None:
-            names = [adapter or BASE for adapter in adapters]
-            with self.loaded.rows_with_adapters(names) as model:
-                return model(**inputs).logits
-        if any(adapters):
-            raise KeyError(f"adapter {next(a for a in adapters if a)!r} is not loaded")
-        return self.loaded.model(**inputs).logits
+        names = [adapter or BASE for adapter in adapters]
+        with self.loaded.rows_with_adapters(names) as model:
+            return model(**inputs).logits
 
     def _drop_stopped(self) -> None:
         self._remove([row for row, reply in enumerate(self._rows) if reply.stop.is_set()])

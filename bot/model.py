@@ -222,11 +222,14 @@ class LoadedModel:
 
     @contextmanager
     def rows_with_adapters(self, names: list[str]) -> Iterator[Any]:
-        """The PEFT model, each row of the next forward passes with its adapter in `names`
-        (`BASE`: none). Hold the lock."""
+        """The module to run, each row of the next forward passes with its adapter in
+        `names` (`BASE`: none): the base model while no adapter is loaded. Hold the lock."""
         unknown = set(names) - set(self.adapters) - {BASE}
         if unknown:
             raise KeyError(f"adapter {min(unknown)!r} is not loaded")
+        if self.peft is None:
+            yield self.model
+            return
         self._row_adapters = names
         try:
             yield self.peft
